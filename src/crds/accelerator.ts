@@ -1,0 +1,109 @@
+// Accelerator: one device, published by its node agent; spec.owner is the controller's to write.
+import { z } from 'zod';
+import {
+  API_VERSION,
+  Bytes,
+  Conditions,
+  ExporterProfile,
+  ImporterKind,
+  LeaseRef,
+  ObjectMeta,
+  PodRef,
+  ResourceName,
+  Timestamp,
+  withRules,
+} from './common.ts';
+
+/**
+ * The desired owner: a lease and a fencing epoch. No lease means "owned by nobody" at that epoch,
+ * so that dropping ownership is itself an epoch change the device must honour.
+ */
+export const AcceleratorOwner = withRules(
+  z
+    .object({
+      lease: LeaseRef.optional(),
+      epoch: z.int().min(0),
+    })
+    .strict(),
+  [
+    {
+      rule: 'self.epoch >= oldSelf.epoch',
+      message: 'owner.epoch must never decrease: it is the fencing token devices compare',
+    },
+    {
+      rule: '(has(self.lease) == has(oldSelf.lease) && (!has(self.lease) || self.lease.uid == oldSelf.lease.uid)) || self.epoch > oldSelf.epoch',
+      message: 'owner.epoch must increase whenever owner.lease changes',
+    },
+  ],
+);
+export type AcceleratorOwner = z.infer<typeof AcceleratorOwner>;
+
+export const AcceleratorSpec = withRules(
+  z
+    .object({
+      node: ResourceName,
+      index: z.int().min(0),
+      model: z.string().min(1).max(63),
+      memoryBytes: Bytes.min(1),
+      exporterProfile: ExporterProfile.default('static'),
+      owner: AcceleratorOwner.optional(),
+    })
+    .strict(),
+  [
+    {
+      rule: '!has(oldSelf.owner) || has(self.owner)',
+      message:
+        'spec.owner cannot be removed once set: drop ownership by clearing spec.owner.lease and raising the epoch',
+    },
+    { rule: 'self.node == oldSelf.node', message: 'spec.node is immutable' },
+    { rule: 'self.index == oldSelf.index', message: 'spec.index is immutable' },
+  ],
+);
+export type AcceleratorSpec = z.infer<typeof AcceleratorSpec>;
+
+export const AcceleratorPhase = z.enum(['Free', 'Owned', 'Revoking', 'Stuck', 'Unhealthy']);
+export type AcceleratorPhase = z.infer<typeof AcceleratorPhase>;
+
+/** A reference that keeps the previous owner's memory alive, and who holds it. */
+export const Pin = z
+  .object({
+    export: z
+      .string()
+      .max(253)
+      .optional()
+      .describe('namespace/name of the DmaBufExport, when known'),
+    buffer: z.string().max(253).optional().describe('dma-buf name as the exporter set it'),
+    inode: z.int().min(0),
+    importer: z.string().max(63).optional().describe('importer name, for an attachment'),
+    kind: z.enum([...ImporterKind.options, 'fd']),
+    pod: PodRef.optional().describe(
+      'the pod whose process holds the pin; absent for a hidden holder',
+    ),
+    pid: z.int().min(1),
+    comm: z.string().max(64).optional(),
+    epoch: z.int().min(0).describe('the owner epoch whose memory the pin keeps alive'),
+    since: Timestamp,
+  })
+  .strict();
+export type Pin = z.infer<typeof Pin>;
+
+export const AcceleratorStatus = z
+  .object({
+    phase: AcceleratorPhase.optional(),
+    owner: AcceleratorOwner.optional().describe('the owner as enforced by the device'),
+    observedEpoch: z.int().min(0).optional(),
+    pins: z.array(Pin).max(1024).optional(),
+    conditions: Conditions.optional(),
+    heartbeatTime: Timestamp.optional(),
+  })
+  .strict();
+export type AcceleratorStatus = z.infer<typeof AcceleratorStatus>;
+
+export const Accelerator = z.object({
+  apiVersion: z.literal(API_VERSION),
+  kind: z.literal('Accelerator'),
+  metadata: ObjectMeta,
+  spec: AcceleratorSpec,
+  status: AcceleratorStatus.optional(),
+});
+export type Accelerator = z.infer<typeof Accelerator>;

@@ -1,0 +1,143 @@
+// The three CustomResourceDefinitions, built from the zod schemas: names, columns, categories.
+import type { z } from 'zod';
+import { AcceleratorSpec, AcceleratorStatus } from './accelerator.ts';
+import { GROUP, VERSION } from './common.ts';
+import { DmaBufExportSpec, DmaBufExportStatus } from './export.ts';
+import { AcceleratorLeaseSpec, AcceleratorLeaseStatus } from './lease.ts';
+import { toStructural, type JsonSchema } from './structural.ts';
+
+export const CATEGORY = 'dmabuf';
+
+interface PrinterColumn {
+  name: string;
+  type: 'string' | 'integer' | 'date' | 'number' | 'boolean';
+  jsonPath: string;
+  description?: string;
+  priority?: number;
+}
+
+interface Definition {
+  kind: string;
+  plural: string;
+  singular: string;
+  shortNames: string[];
+  scope: 'Namespaced' | 'Cluster';
+  description: string;
+  spec: z.ZodType;
+  status: z.ZodType;
+  columns: PrinterColumn[];
+}
+
+const AGE: PrinterColumn = { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' };
+
+export const DEFINITIONS: readonly Definition[] = [
+  {
+    kind: 'Accelerator',
+    plural: 'accelerators',
+    singular: 'accelerator',
+    shortNames: ['accel'],
+    scope: 'Cluster',
+    description:
+      'An accelerator device on a node: its exporter profile, its desired owner and fencing epoch (spec.owner), and what the device enforces and what pins it (status).',
+    spec: AcceleratorSpec,
+    status: AcceleratorStatus,
+    columns: [
+      { name: 'Node', type: 'string', jsonPath: '.spec.node' },
+      { name: 'Model', type: 'string', jsonPath: '.spec.model' },
+      { name: 'Profile', type: 'string', jsonPath: '.spec.exporterProfile' },
+      { name: 'Phase', type: 'string', jsonPath: '.status.phase' },
+      {
+        name: 'Owner',
+        type: 'string',
+        jsonPath: '.status.owner.lease.name',
+        description: 'lease the device enforces',
+      },
+      { name: 'Epoch', type: 'integer', jsonPath: '.status.observedEpoch' },
+      { name: 'Pinned-By', type: 'string', jsonPath: '.status.pins[*].pod.name' },
+      AGE,
+    ],
+  },
+  {
+    kind: 'AcceleratorLease',
+    plural: 'acceleratorleases',
+    singular: 'acceleratorlease',
+    shortNames: ['alease'],
+    scope: 'Namespaced',
+    description:
+      "A tenant's claim for exclusive ownership of an accelerator, queued per device by priority then age. Delete it to release the device.",
+    spec: AcceleratorLeaseSpec,
+    status: AcceleratorLeaseStatus,
+    columns: [
+      { name: 'Phase', type: 'string', jsonPath: '.status.phase' },
+      { name: 'Accelerator', type: 'string', jsonPath: '.status.accelerator' },
+      { name: 'Epoch', type: 'integer', jsonPath: '.status.epoch' },
+      { name: 'Queue', type: 'integer', jsonPath: '.status.queuePosition' },
+      { name: 'Blocked-By', type: 'string', jsonPath: '.status.blockedBy[*].pod.name' },
+      { name: 'Priority', type: 'integer', jsonPath: '.spec.priority', priority: 1 },
+      AGE,
+    ],
+  },
+  {
+    kind: 'DmaBufExport',
+    plural: 'dmabufexports',
+    singular: 'dmabufexport',
+    shortNames: ['dbx'],
+    scope: 'Namespaced',
+    description:
+      'A dma-buf exported from an accelerator under a lease, and the importers (peer devices, CPU mappings, RDMA memory regions) attached to it.',
+    spec: DmaBufExportSpec,
+    status: DmaBufExportStatus,
+    columns: [
+      { name: 'Accelerator', type: 'string', jsonPath: '.spec.accelerator' },
+      { name: 'Lease', type: 'string', jsonPath: '.spec.lease' },
+      { name: 'Size', type: 'integer', jsonPath: '.spec.sizeBytes' },
+      { name: 'Phase', type: 'string', jsonPath: '.status.phase' },
+      { name: 'Inode', type: 'integer', jsonPath: '.status.inode', priority: 1 },
+      AGE,
+    ],
+  },
+];
+
+/** The apiextensions.k8s.io/v1 CustomResourceDefinition object for one definition. */
+export function customResourceDefinition(def: Definition): JsonSchema {
+  return {
+    apiVersion: 'apiextensions.k8s.io/v1',
+    kind: 'CustomResourceDefinition',
+    metadata: { name: `${def.plural}.${GROUP}` },
+    spec: {
+      group: GROUP,
+      scope: def.scope,
+      names: {
+        kind: def.kind,
+        listKind: `${def.kind}List`,
+        plural: def.plural,
+        singular: def.singular,
+        shortNames: def.shortNames,
+        categories: [CATEGORY],
+      },
+      versions: [
+        {
+          name: VERSION,
+          served: true,
+          storage: true,
+          subresources: { status: {} },
+          additionalPrinterColumns: def.columns,
+          schema: {
+            openAPIV3Schema: {
+              type: 'object',
+              description: def.description,
+              required: ['spec'],
+              properties: {
+                apiVersion: { type: 'string' },
+                kind: { type: 'string' },
+                metadata: { type: 'object' },
+                spec: toStructural(def.spec),
+                status: toStructural(def.status),
+              },
+            },
+          },
+        },
+      ],
+    },
+  };
+}

@@ -1,0 +1,8 @@
+// The API of accel.dmabuf.io/v1alpha1 as zod schemas: TypeScript types, CRDs and runtime validation.
+export * from './common.ts';
+export * from './accelerator.ts';
+export * from './lease.ts';
+export * from './export.ts';
+export { InvalidObjectError, parseObject } from './validate.ts';
+export { CATEGORY, DEFINITIONS, customResourceDefinition } from './definitions.ts';
+export { renderCrdFiles, CRD_DIRS } from './generate.ts';

@@ -1,0 +1,133 @@
+// AcceleratorLease: a tenant's claim for exclusive ownership of one device, queued per device.
+import { z } from 'zod';
+import {
+  API_VERSION,
+  Conditions,
+  Duration,
+  ImporterKind,
+  LabelSelector,
+  ObjectMeta,
+  PodRef,
+  ResourceName,
+  Timestamp,
+  withRules,
+} from './common.ts';
+
+export const Revocation = z
+  .object({
+    gracePeriodSeconds: z
+      .int()
+      .min(0)
+      .max(86400)
+      .default(30)
+      .describe('how long a stuck handoff waits for pins to be released before evicting'),
+    maxEvictions: z
+      .int()
+      .min(0)
+      .max(1000)
+      .default(5)
+      .describe('at most this many pods are evicted to free the device for this lease'),
+  })
+  .strict();
+
+export const AcceleratorLeaseSpec = withRules(
+  z
+    .object({
+      accelerator: ResourceName.optional().describe('the Accelerator to own'),
+      selector: LabelSelector.optional().describe('any Accelerator matching these labels'),
+      holder: z
+        .object({ podSelector: LabelSelector })
+        .strict()
+        .describe("the tenant's pods that use the device, in the lease's namespace"),
+      priority: z.int().min(-1000000).max(1000000).default(0),
+      duration: Duration.optional().describe('maximum hold; the lease expires after it'),
+      revocation: Revocation.prefault({}),
+    })
+    .strict(),
+  [
+    {
+      rule: 'has(self.accelerator) != has(self.selector)',
+      message: 'exactly one of spec.accelerator or spec.selector must be set',
+      holds: (spec) => (spec.accelerator === undefined) !== (spec.selector === undefined),
+    },
+    {
+      rule: 'has(self.accelerator) == has(oldSelf.accelerator) && (!has(self.accelerator) || self.accelerator == oldSelf.accelerator) && has(self.selector) == has(oldSelf.selector) && (!has(self.selector) || self.selector == oldSelf.selector)',
+      message:
+        'spec.accelerator and spec.selector are immutable: delete the lease and create another to target a different device',
+    },
+  ],
+);
+export type AcceleratorLeaseSpec = z.infer<typeof AcceleratorLeaseSpec>;
+
+export const LeasePhase = z.enum([
+  'Pending',
+  'Granted',
+  'Releasing',
+  'Released',
+  'Expired',
+  'Failed',
+]);
+export type LeasePhase = z.infer<typeof LeasePhase>;
+
+/** One pin that stands between this lease and its device. */
+export const Blocker = z
+  .object({
+    accelerator: ResourceName,
+    export: z.string().max(253).optional(),
+    importer: z.string().max(63).optional(),
+    kind: z.enum([...ImporterKind.options, 'fd']),
+    pod: PodRef.optional(),
+    pid: z.int().min(1),
+    reason: z.string().max(1024).optional().describe('why it cannot be cleared, when it cannot'),
+  })
+  .strict();
+export type Blocker = z.infer<typeof Blocker>;
+
+export const EvictionResult = z.enum([
+  'Planned',
+  'Evicting',
+  'Evicted',
+  'Deleted',
+  'Refused',
+  'Failed',
+  'DryRun',
+]);
+
+/** One pod eviction made (or planned) to free this lease's device. */
+export const EvictionRecord = z
+  .object({
+    pod: PodRef,
+    uid: z.string().max(64),
+    reason: z.string().max(1024),
+    started: Timestamp.optional(),
+    finished: Timestamp.optional(),
+    result: EvictionResult,
+    message: z.string().max(1024).optional(),
+  })
+  .strict();
+export type EvictionRecord = z.infer<typeof EvictionRecord>;
+
+export const AcceleratorLeaseStatus = z
+  .object({
+    phase: LeasePhase.optional(),
+    accelerator: ResourceName.optional(),
+    epoch: z.int().min(0).optional(),
+    queuePosition: z.int().min(0).optional(),
+    grantedAt: Timestamp.optional(),
+    expiresAt: Timestamp.optional(),
+    blockedBy: z.array(Blocker).max(256).optional(),
+    evictions: z.array(EvictionRecord).max(1000).optional(),
+    conditions: Conditions.optional(),
+    observedGeneration: z.int().min(0).optional(),
+  })
+  .strict();
+export type AcceleratorLeaseStatus = z.infer<typeof AcceleratorLeaseStatus>;
+
+export const AcceleratorLease = z.object({
+  apiVersion: z.literal(API_VERSION),
+  kind: z.literal('AcceleratorLease'),
+  metadata: ObjectMeta,
+  spec: AcceleratorLeaseSpec,
+  status: AcceleratorLeaseStatus.optional(),
+});
+export type AcceleratorLease = z.infer<typeof AcceleratorLease>;
