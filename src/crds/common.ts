@@ -51,6 +51,17 @@ export const Duration = z
   .max(64)
   .regex(/^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$/, 'must be a duration like 30s, 15m, 2h or 1h30m');
 
+const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+
+/** Milliseconds in a duration that `Duration` accepted ("1h30m" -> 5400000). */
+export function parseDuration(text: string): number {
+  let total = 0;
+  for (const [, num, unit] of text.matchAll(/([0-9]+(?:\.[0-9]+)?)(ms|s|m|h)/g)) {
+    total += Number(num) * (UNIT_MS[unit ?? 's'] ?? 0);
+  }
+  return total;
+}
+
 /** Bytes: non-negative integers up to 2^53 (no JavaScript precision loss). */
 export const Bytes = z.int().min(0);
 

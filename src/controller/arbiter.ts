@@ -1,0 +1,423 @@
+// The handoff as a pure function: one accelerator and the leases queued on it -> the writes to make.
+import {
+  findCondition,
+  setConditions,
+  type Accelerator,
+  type AcceleratorLease,
+  type AcceleratorLeaseStatus,
+  type AcceleratorOwner,
+  type Blocker,
+  type ConditionInput,
+  type LeaseRef,
+  type Pin,
+  parseDuration,
+} from '../crds/index.ts';
+
+export const FINALIZER = 'accel.dmabuf.io/finalizer';
+
+/** A write the controller makes; executed in order, stopping at the first failure. */
+export type Action =
+  | { type: 'addFinalizer'; lease: AcceleratorLease }
+  | { type: 'removeFinalizer'; lease: AcceleratorLease }
+  | { type: 'setOwner'; accelerator: Accelerator; owner: AcceleratorOwner }
+  | { type: 'leaseStatus'; lease: AcceleratorLease; status: AcceleratorLeaseStatus }
+  | {
+      type: 'event';
+      regarding: Accelerator | AcceleratorLease;
+      eventType: 'Normal' | 'Warning';
+      reason: string;
+      note: string;
+    };
+
+export interface Decision {
+  actions: Action[];
+  /** Reconcile again after this long even if nothing changes (a lease expiring). */
+  requeueAfterMs?: number;
+}
+
+const keyOf = (l: AcceleratorLease) => `${l.metadata.namespace}/${l.metadata.name}`;
+const uidOf = (l: AcceleratorLease) => l.metadata.uid ?? '';
+const ms = (t: string | Date | undefined) => (t === undefined ? 0 : new Date(t).getTime());
+const iso = (t: number) => new Date(t).toISOString().replace(/\.\d{3}Z$/, 'Z');
+
+export const leaseRef = (l: AcceleratorLease): LeaseRef => ({
+  namespace: l.metadata.namespace ?? '',
+  name: l.metadata.name ?? '',
+  uid: uidOf(l),
+});
+
+/** The lease's expiry instant, once it has been granted and if it has a duration. */
+function expiresAt(lease: AcceleratorLease): number | undefined {
+  if (!lease.spec.duration || !lease.status?.grantedAt) return undefined;
+  return ms(lease.status.grantedAt) + parseDuration(lease.spec.duration);
+}
+
+function isFinished(lease: AcceleratorLease, now: number): boolean {
+  const phase = lease.status?.phase;
+  if (phase === 'Expired' || phase === 'Released' || phase === 'Failed') return true;
+  const exp = expiresAt(lease);
+  return exp !== undefined && now >= exp;
+}
+
+/** May this lease hold or wait for the device? */
+const isLive = (lease: AcceleratorLease, now: number) =>
+  !lease.metadata.deletionTimestamp && !isFinished(lease, now);
+
+/** Queue order: priority first, then age, then name so the order is total and deterministic. */
+export function queueOrder(a: AcceleratorLease, b: AcceleratorLease): number {
+  return (
+    b.spec.priority - a.spec.priority ||
+    ms(a.metadata.creationTimestamp) - ms(b.metadata.creationTimestamp) ||
+    keyOf(a).localeCompare(keyOf(b))
+  );
+}
+
+function describePin(p: Pin): string {
+  const holder = p.pod ? `pod ${p.pod.namespace}/${p.pod.name}` : 'a process outside any pod';
+  const what = p.kind === 'fd' ? 'an open fd' : `${p.kind} importer ${p.importer ?? '?'}`;
+  const buf = p.export ?? p.buffer ?? `ino ${p.inode}`;
+  return `${buf} is pinned by ${what} in ${holder} (pid ${p.pid})`;
+}
+
+export function blockersOf(accelerator: Accelerator, pins: readonly Pin[]): Blocker[] {
+  return pins.map((p) => ({
+    accelerator: accelerator.metadata.name ?? '',
+    ...(p.export !== undefined && { export: p.export }),
+    ...(p.importer !== undefined && { importer: p.importer }),
+    kind: p.kind,
+    ...(p.pod !== undefined && { pod: p.pod }),
+    pid: p.pid,
+  }));
+}
+
+interface Desired {
+  phase: NonNullable<AcceleratorLeaseStatus['phase']>;
+  epoch?: number;
+  queuePosition?: number;
+  grantedAt?: string;
+  expiresAt?: string;
+  blockedBy?: Blocker[];
+  conditions: ConditionInput[];
+}
+
+function cond(
+  lease: AcceleratorLease,
+  type: string,
+  status: 'True' | 'False',
+  reason: string,
+  message: string,
+): ConditionInput {
+  return { type, status, reason, message, observedGeneration: lease.metadata.generation ?? 0 };
+}
+
+/** Build the full status from the desired parts, keeping fields other controllers own (evictions). */
+function statusFor(
+  lease: AcceleratorLease,
+  accelerator: string | undefined,
+  want: Desired,
+  nowIso: string,
+): AcceleratorLeaseStatus {
+  const prev = lease.status ?? {};
+  const status: AcceleratorLeaseStatus = {
+    phase: want.phase,
+    ...(accelerator !== undefined && { accelerator }),
+    ...(want.epoch !== undefined && { epoch: want.epoch }),
+    ...(want.queuePosition !== undefined && { queuePosition: want.queuePosition }),
+    ...(want.grantedAt !== undefined && { grantedAt: want.grantedAt }),
+    ...(want.expiresAt !== undefined && { expiresAt: want.expiresAt }),
+    ...(want.blockedBy !== undefined && want.blockedBy.length > 0 && { blockedBy: want.blockedBy }),
+    ...(prev.evictions !== undefined && { evictions: prev.evictions }),
+    conditions: setConditions(prev.conditions, want.conditions, nowIso),
+    observedGeneration: lease.metadata.generation ?? 0,
+  };
+  return status;
+}
+
+/** Compare two statuses as the API server would store them (key order and undefined ignored). */
+export function sameStatus(a: unknown, b: unknown): boolean {
+  return JSON.stringify(canonical(a)) === JSON.stringify(canonical(b));
+}
+
+function canonical(v: unknown): unknown {
+  if (Array.isArray(v)) return v.map(canonical);
+  if (v !== null && typeof v === 'object') {
+    return Object.fromEntries(
+      Object.entries(v as Record<string, unknown>)
+        .filter(([, x]) => x !== undefined)
+        .sort(([a], [b]) => a.localeCompare(b))
+        .map(([k, x]) => [k, canonical(x)]),
+    );
+  }
+  return v;
+}
+
+const EVENT_FOR_PHASE: Partial<Record<Desired['phase'], { reason: string; type: 'Normal' }>> = {
+  Granted: { reason: 'Granted', type: 'Normal' },
+  Releasing: { reason: 'Releasing', type: 'Normal' },
+  Expired: { reason: 'Expired', type: 'Normal' },
+};
+
+/**
+ * Decide the writes for one accelerator. `leases` are every lease that targets it (by name, or
+ * placed on it by selector). Pure: the same inputs give the same actions.
+ * Ordering guarantees I1: a lease leaves Granted (status write) before the owner changes, and a
+ * lease becomes Granted only after the device reports it enforces that lease's epoch.
+ */
+export function decide(
+  accelerator: Accelerator,
+  leases: readonly AcceleratorLease[],
+  now: number,
+): Decision {
+  const nowIso = iso(now);
+  const name = accelerator.metadata.name ?? '';
+  const actions: Action[] = [];
+  const statusWrites: Action[] = [];
+  const events: Action[] = [];
+
+  const specOwner = accelerator.spec.owner;
+  const currentEpoch = specOwner?.epoch ?? 0;
+  const queue = leases.filter((l) => isLive(l, now)).sort(queueOrder);
+  const holder = specOwner?.lease && queue.find((l) => uidOf(l) === specOwner.lease?.uid);
+
+  // Step 2 of the handoff: the holder is gone (deleted, expired) -> the next in line, epoch + 1.
+  let owner: AcceleratorOwner | undefined = specOwner;
+  const next = holder ?? queue[0];
+  if (!holder && (next || specOwner?.lease)) {
+    owner = { ...(next && { lease: leaseRef(next) }), epoch: currentEpoch + 1 };
+  }
+  const ownerChanged = owner !== specOwner;
+
+  const status = accelerator.status;
+  const observed = status?.observedEpoch ?? -1;
+  const enforced =
+    owner !== undefined &&
+    !ownerChanged &&
+    observed === owner.epoch &&
+    status?.phase === 'Owned' &&
+    status.owner?.lease?.uid === owner.lease?.uid;
+  const stalePins = (status?.pins ?? []).filter((p) => p.epoch < (owner?.epoch ?? 0));
+  const waiting = queue.filter((l) => l !== next);
+
+  for (const lease of leases) {
+    if (!lease.metadata.deletionTimestamp && !lease.metadata.finalizers?.includes(FINALIZER)) {
+      actions.push({ type: 'addFinalizer', lease });
+    }
+    let want: Desired;
+    if (lease === next && owner?.lease) {
+      if (enforced) {
+        const grantedAt = lease.status?.grantedAt ?? nowIso;
+        const exp = lease.spec.duration
+          ? iso(ms(grantedAt) + parseDuration(lease.spec.duration))
+          : undefined;
+        want = {
+          phase: 'Granted',
+          epoch: owner.epoch,
+          queuePosition: 0,
+          grantedAt,
+          ...(exp !== undefined && { expiresAt: exp }),
+          conditions: [
+            cond(
+              lease,
+              'Granted',
+              'True',
+              'Granted',
+              `${name} is owned by this lease at epoch ${owner.epoch}`,
+            ),
+            cond(lease, 'Blocked', 'False', 'NotBlocked', 'nothing pins the device'),
+          ],
+        };
+      } else {
+        const stuck = status?.phase === 'Stuck' && observed === owner.epoch && stalePins.length > 0;
+        want = {
+          phase: 'Pending',
+          epoch: owner.epoch,
+          queuePosition: 0,
+          ...(stuck && { blockedBy: blockersOf(accelerator, stalePins) }),
+          conditions: [
+            cond(
+              lease,
+              'Granted',
+              'False',
+              'HandoffInProgress',
+              `waiting for the agent on ${accelerator.spec.node} to hand ${name} over at epoch ${owner.epoch}`,
+            ),
+            stuck
+              ? cond(
+                  lease,
+                  'Blocked',
+                  'True',
+                  'Pinned',
+                  `${name} cannot be granted at epoch ${owner.epoch}: ${stalePins.map(describePin).join('; ')}`,
+                )
+              : cond(lease, 'Blocked', 'False', 'NotBlocked', 'nothing pins the device'),
+          ],
+        };
+      }
+    } else if (lease.metadata.deletionTimestamp) {
+      const epoch = lease.status?.epoch;
+      const stillReferenced =
+        owner?.lease?.uid === uidOf(lease) ||
+        status?.owner?.lease?.uid === uidOf(lease) ||
+        (epoch !== undefined &&
+          (observed < (owner?.epoch ?? 0) || (status?.pins ?? []).some((p) => p.epoch === epoch)));
+      if (!stillReferenced) {
+        if (lease.metadata.finalizers?.includes(FINALIZER)) {
+          actions.push({ type: 'removeFinalizer', lease });
+        }
+        continue;
+      }
+      want = {
+        phase: 'Releasing',
+        ...(epoch !== undefined && { epoch }),
+        conditions: [
+          cond(
+            lease,
+            'Granted',
+            'False',
+            'Releasing',
+            `waiting for ${name} to drop epoch ${epoch ?? '?'}`,
+          ),
+        ],
+      };
+    } else if (isFinished(lease, now)) {
+      want = {
+        phase: lease.status?.phase === 'Failed' ? 'Failed' : 'Expired',
+        ...(lease.status?.epoch !== undefined && { epoch: lease.status.epoch }),
+        ...(lease.status?.grantedAt !== undefined && { grantedAt: lease.status.grantedAt }),
+        ...(lease.status?.expiresAt !== undefined && { expiresAt: lease.status.expiresAt }),
+        conditions: [
+          cond(
+            lease,
+            'Granted',
+            'False',
+            'Expired',
+            `held ${name} for its full duration ${lease.spec.duration ?? ''}`,
+          ),
+        ],
+      };
+    } else {
+      const position = waiting.indexOf(lease) + 1;
+      const held = next ? `held by ${keyOf(next)}` : 'free';
+      want = {
+        phase: 'Pending',
+        queuePosition: position,
+        conditions: [
+          cond(
+            lease,
+            'Granted',
+            'False',
+            'Queued',
+            `position ${position} in the queue for ${name} (${held})`,
+          ),
+        ],
+      };
+    }
+    const desired = statusFor(lease, name, want, nowIso);
+    if (!sameStatus(desired, lease.status)) {
+      statusWrites.push({ type: 'leaseStatus', lease, status: desired });
+      const ev = EVENT_FOR_PHASE[want.phase];
+      if (ev && lease.status?.phase !== want.phase) {
+        const note =
+          want.phase === 'Granted'
+            ? `granted ${name} at epoch ${want.epoch ?? '?'}`
+            : want.phase === 'Releasing'
+              ? `releasing ${name}: the device drops this lease's epoch before the next owner`
+              : `expired after ${lease.spec.duration ?? ''} on ${name}`;
+        events.push({
+          type: 'event',
+          regarding: lease,
+          eventType: ev.type,
+          reason: ev.reason,
+          note,
+        });
+      }
+      const blocked = want.conditions.find((c) => c.type === 'Blocked');
+      if (
+        blocked?.status === 'True' &&
+        findCondition(lease.status?.conditions, 'Blocked')?.status !== 'True'
+      ) {
+        events.push({
+          type: 'event',
+          regarding: lease,
+          eventType: 'Warning',
+          reason: 'Pinned',
+          note: blocked.message,
+        });
+      }
+      if (want.phase === 'Pending' && lease.status?.phase === undefined) {
+        events.push({
+          type: 'event',
+          regarding: lease,
+          eventType: 'Normal',
+          reason: 'Queued',
+          note: `queued for ${name} at position ${want.queuePosition ?? 0}`,
+        });
+      }
+    }
+  }
+
+  // Leases leaving Granted are written first; the new owner after; Granted only once enforced.
+  actions.push(...statusWrites);
+  if (ownerChanged && owner) {
+    actions.push({ type: 'setOwner', accelerator, owner });
+    const to = owner.lease ? `${owner.lease.namespace}/${owner.lease.name}` : 'nobody';
+    events.push({
+      type: 'event',
+      regarding: accelerator,
+      eventType: 'Normal',
+      reason: 'HandoffStarted',
+      note: `ownership moves to ${to} at epoch ${owner.epoch}`,
+    });
+  }
+  actions.push(...events);
+
+  const expiries = queue
+    .filter((l) => l === next && enforced)
+    .map((l) => expiresAt(l))
+    .filter((t): t is number => t !== undefined);
+  const decision: Decision = { actions };
+  if (expiries.length > 0) decision.requeueAfterMs = Math.max(0, Math.min(...expiries) - now);
+  return decision;
+}
+
+/**
+ * Leases that name an accelerator that does not exist: they wait, saying so, and never block
+ * their own deletion.
+ */
+export function decideMissing(
+  name: string,
+  leases: readonly AcceleratorLease[],
+  now: number,
+): Decision {
+  const nowIso = iso(now);
+  const actions: Action[] = [];
+  for (const lease of leases) {
+    if (lease.metadata.deletionTimestamp) {
+      if (lease.metadata.finalizers?.includes(FINALIZER))
+        actions.push({ type: 'removeFinalizer', lease });
+      continue;
+    }
+    if (!lease.metadata.finalizers?.includes(FINALIZER))
+      actions.push({ type: 'addFinalizer', lease });
+    const desired = statusFor(
+      lease,
+      undefined,
+      {
+        phase: 'Pending',
+        conditions: [
+          cond(
+            lease,
+            'Granted',
+            'False',
+            'AcceleratorNotFound',
+            `accelerator ${name} does not exist; the lease waits until a node agent publishes it (kubectl get accel)`,
+          ),
+        ],
+      },
+      nowIso,
+    );
+    if (!sameStatus(desired, lease.status))
+      actions.push({ type: 'leaseStatus', lease, status: desired });
+  }
+  return { actions };
+}
