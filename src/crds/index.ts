@@ -4,6 +4,7 @@ export * from './accelerator.ts';
 export * from './lease.ts';
 export * from './export.ts';
 export { InvalidObjectError, parseObject } from './validate.ts';
+export { matchesSelector, selectorToString } from './selector.ts';
 export { setConditions, findCondition, type ConditionInput } from './conditions.ts';
 export { CATEGORY, DEFINITIONS, customResourceDefinition } from './definitions.ts';
 export { renderCrdFiles, CRD_DIRS } from './generate.ts';
