@@ -155,6 +155,10 @@ function isCurrent(buf: BufferRec): boolean {
   return buf.device.owner === buf.owner && buf.device.epoch === buf.epoch;
 }
 
+function byName(a: { name: string }, b: { name: string }): number {
+  return a.name < b.name ? -1 : a.name > b.name ? 1 : 0;
+}
+
 function byPidFd(a: { pid: number; fd: number }, b: { pid: number; fd: number }): number {
   return a.pid - b.pid || a.fd - b.fd;
 }
@@ -170,6 +174,8 @@ export class Kernel {
   private nextIno = 1;
   private nextAttachmentId = 1;
 
+  /** An empty kernel: no devices, no processes. Without an injected clock it reads Date.now,
+   *  which is fine for an agent but not for a test or a demo that must replay exactly. */
   constructor(options: KernelOptions = {}) {
     this.now = options.now ?? Date.now;
     this.allocatePid = options.allocatePid;
@@ -483,37 +489,51 @@ export class Kernel {
 
   // ---- queries ------------------------------------------------------------------------------
 
-  /** Read-only views; each call builds fresh objects, so callers may keep or mutate them. */
+  // Queries never change the model and build fresh objects, so callers may keep or mutate them.
+
+  /** The device's owner, epoch and profile, or undefined for a name never added.
+   *  `owner` is what the device enforces: the agent publishes it as status.owner. */
   device(name: string): DeviceInfo | undefined {
     const dev = this.devicesByName.get(name);
     return dev && deviceInfo(dev);
   }
 
+  /** Every device, by name (the same order before and after a restore).
+   *  Devices are never removed, so the list only grows. */
   devices(): DeviceInfo[] {
-    return [...this.devicesByName.values()].map(deviceInfo);
+    return [...this.devicesByName.values()].sort(byName).map(deviceInfo);
   }
 
+  /** One live process with its fd table and attachment ids, or undefined once it exited.
+   *  Device fds carry `revoked` when the owner context they were opened under is gone. */
   process(pid: number): ProcessInfo | undefined {
     const proc = this.procs.get(pid);
     return proc && processInfo(proc);
   }
 
+  /** Every live process by pid, as /proc would list them.
+   *  Exited processes are gone at once: the kernel keeps no zombies. */
   processes(): ProcessInfo[] {
     return [...this.procs.values()].sort((a, b) => a.pid - b.pid).map(processInfo);
   }
 
+  /** One live buffer with its fd holders, attachments and state, or undefined once released.
+   *  Undefined is how the agent learns a DmaBufExport is Released. */
   buffer(ino: number): BufferInfo | undefined {
     const buf = this.buffersByIno.get(ino);
     return buf && this.bufferInfo(buf);
   }
 
-  /** Live buffers, optionally of one device, by inode. */
+  /** Live buffers by inode, of one device or all (bufinfo in debugfs, in effect).
+   *  Throws UnknownDeviceError for a device never added. */
   buffers(device?: string): BufferInfo[] {
     const source =
       device === undefined ? this.buffersByIno.values() : this.deviceRec(device).buffers.values();
     return [...source].sort((a, b) => a.ino - b.ino).map((b) => this.bufferInfo(b));
   }
 
+  /** One attachment in its current state, or undefined once detached or its holder exited.
+   *  The `detached` state only appears in what detach and exit return. */
   attachment(id: number): AttachmentInfo | undefined {
     const att = this.attachmentsById.get(id);
     return att && attachmentInfo(att);
@@ -530,17 +550,15 @@ export class Kernel {
       nextPid: this.nextPid,
       nextIno: this.nextIno,
       nextAttachmentId: this.nextAttachmentId,
-      devices: [...this.devicesByName.values()]
-        .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
-        .map((d) => ({
-          name: d.name,
-          memoryBytes: d.memoryBytes,
-          profile: d.profile,
-          owner: d.owner,
-          epoch: d.epoch,
-          heldEpoch: d.heldEpoch,
-          since: d.since,
-        })),
+      devices: [...this.devicesByName.values()].sort(byName).map((d) => ({
+        name: d.name,
+        memoryBytes: d.memoryBytes,
+        profile: d.profile,
+        owner: d.owner,
+        epoch: d.epoch,
+        heldEpoch: d.heldEpoch,
+        since: d.since,
+      })),
       processes: processes.map((p) => ({
         pid: p.pid,
         comm: p.comm,
