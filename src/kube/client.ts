@@ -1,0 +1,209 @@
+// How every component reaches the API server: kubeconfig loading, one JSON request helper on
+// client-node's transport (auth, TLS, exec plugins), and a per-KubeConfig request counter.
+import { existsSync } from 'node:fs';
+import {
+  HttpMethod,
+  IsomorphicFetchHttpLibrary,
+  KubeConfig,
+  RequestContext,
+} from '@kubernetes/client-node';
+import { KubeApiError, type ApiStatus } from './errors.ts';
+
+export interface LoadKubeConfigOptions {
+  /** Path from --kubeconfig; wins over KUBECONFIG and in-cluster config. */
+  kubeconfig?: string | undefined;
+  /** Context to use instead of the file's current-context. */
+  context?: string | undefined;
+}
+
+/**
+ * --kubeconfig, else $KUBECONFIG, else the in-cluster service account, else ~/.kube/config.
+ * Throws an error naming what was tried when none yields a cluster.
+ */
+export function loadKubeConfig(opts: LoadKubeConfigOptions = {}): KubeConfig {
+  const kc = new KubeConfig();
+  let source: string;
+  if (opts.kubeconfig) {
+    if (!existsSync(opts.kubeconfig)) {
+      throw new Error(`kubeconfig ${opts.kubeconfig} does not exist`);
+    }
+    kc.loadFromFile(opts.kubeconfig);
+    source = opts.kubeconfig;
+  } else if (process.env.KUBECONFIG) {
+    kc.loadFromDefault();
+    source = `KUBECONFIG=${process.env.KUBECONFIG}`;
+  } else if (process.env.KUBERNETES_SERVICE_HOST) {
+    kc.loadFromCluster();
+    source = 'in-cluster service account';
+  } else {
+    kc.loadFromDefault();
+    source = '~/.kube/config';
+  }
+  if (opts.context) kc.setCurrentContext(opts.context);
+  if (!kc.getCurrentCluster()) {
+    throw new Error(
+      `no cluster in ${source}: pass --kubeconfig, set KUBECONFIG, or run in a pod with a service account`,
+    );
+  }
+  return kc;
+}
+
+export type Verb = 'get' | 'list' | 'watch' | 'create' | 'update' | 'patch' | 'delete';
+
+/** Requests sent with one KubeConfig, by verb: what "API requests per handoff" counts. */
+export class RequestStats {
+  total = 0;
+  readonly byVerb: Record<Verb, number> = {
+    get: 0,
+    list: 0,
+    watch: 0,
+    create: 0,
+    update: 0,
+    patch: 0,
+    delete: 0,
+  };
+  /** Responses by HTTP code (0: no response). */
+  readonly byCode = new Map<number, number>();
+
+  record(verb: Verb, code: number): void {
+    this.total++;
+    this.byVerb[verb]++;
+    this.byCode.set(code, (this.byCode.get(code) ?? 0) + 1);
+  }
+
+  /** Writes only (create, update, patch, delete). */
+  writes(): number {
+    const v = this.byVerb;
+    return v.create + v.update + v.patch + v.delete;
+  }
+}
+
+const statsByConfig = new WeakMap<KubeConfig, RequestStats>();
+
+/** The counter shared by every KubeClient and Informer built on kc. */
+export function requestStats(kc: KubeConfig): RequestStats {
+  let s = statsByConfig.get(kc);
+  if (!s) {
+    s = new RequestStats();
+    statsByConfig.set(kc, s);
+  }
+  return s;
+}
+
+export interface RequestOptions {
+  method: HttpMethod;
+  /** Absolute API path, e.g. /apis/coordination.k8s.io/v1/namespaces/ns/leases/name. */
+  path: string;
+  query?: Record<string, string | number | boolean | undefined>;
+  /** Serialized as JSON (apply patches too: JSON is valid YAML). */
+  body?: unknown;
+  contentType?: string;
+  /** For the request counter; derived from the method when omitted. */
+  verb?: Verb;
+  signal?: AbortSignal;
+  /** Per-request timeout; defaults to the client's (30 s). Not applied to streams. */
+  timeoutMs?: number;
+}
+
+export interface KubeClientOptions {
+  requestTimeoutMs?: number;
+  userAgent?: string;
+}
+
+const defaultVerb: Record<string, Verb> = {
+  GET: 'get',
+  POST: 'create',
+  PUT: 'update',
+  PATCH: 'patch',
+  DELETE: 'delete',
+};
+
+export class KubeClient {
+  readonly kc: KubeConfig;
+  private readonly http = new IsomorphicFetchHttpLibrary();
+  private readonly timeoutMs: number;
+  private readonly userAgent: string;
+
+  constructor(kc: KubeConfig, opts: KubeClientOptions = {}) {
+    this.kc = kc;
+    this.timeoutMs = opts.requestTimeoutMs ?? 30_000;
+    this.userAgent = opts.userAgent ?? 'accel-lease';
+  }
+
+  /** Requests sent through kc so far (shared with informers on the same KubeConfig). */
+  get requests(): RequestStats {
+    return requestStats(this.kc);
+  }
+
+  /** Sends one request and parses the JSON reply; non-2xx replies throw KubeApiError. */
+  async request<T>(opts: RequestOptions): Promise<T> {
+    const timeout = AbortSignal.timeout(opts.timeoutMs ?? this.timeoutMs);
+    const signal = opts.signal ? AbortSignal.any([opts.signal, timeout]) : timeout;
+    const res = await this.send({ ...opts, signal });
+    const text = await res.body.text();
+    return parseJson(text) as T;
+  }
+
+  /**
+   * Opens a streaming GET (a watch). Resolves once the response headers arrive with 200;
+   * the caller reads the body and aborts through signal.
+   */
+  async stream(
+    opts: Omit<RequestOptions, 'method' | 'body' | 'timeoutMs'>,
+  ): Promise<ReadableStream<Uint8Array>> {
+    const res = await this.send({ ...opts, method: HttpMethod.GET });
+    const body = res.body.stream();
+    if (!body)
+      throw new KubeApiError('GET', opts.path, res.httpStatusCode, { message: 'empty body' });
+    return body;
+  }
+
+  /** The URL a request would go to (for logs; carries no credentials). */
+  url(path: string, query?: RequestOptions['query']): string {
+    const cluster = this.kc.getCurrentCluster();
+    if (!cluster) throw new Error('kubeconfig has no current cluster');
+    const url = new URL(cluster.server.replace(/\/+$/, '') + path);
+    for (const [k, v] of Object.entries(query ?? {})) {
+      if (v !== undefined) url.searchParams.set(k, String(v));
+    }
+    return url.toString();
+  }
+
+  private async send(opts: RequestOptions) {
+    const verb = opts.verb ?? defaultVerb[opts.method] ?? 'get';
+    const ctx = new RequestContext(this.url(opts.path, opts.query), opts.method);
+    ctx.setHeaderParam('Accept', 'application/json');
+    ctx.setHeaderParam('User-Agent', this.userAgent);
+    if (opts.body !== undefined) {
+      ctx.setHeaderParam('Content-Type', opts.contentType ?? 'application/json');
+      ctx.setBody(JSON.stringify(opts.body));
+    }
+    if (opts.signal) ctx.setSignal(opts.signal);
+    await this.kc.applySecurityAuthentication(ctx);
+    let res;
+    try {
+      res = await this.http.send(ctx).toPromise();
+    } catch (err) {
+      this.requests.record(verb, 0);
+      throw new KubeApiError(opts.method, opts.path, 0, undefined, err);
+    }
+    this.requests.record(verb, res.httpStatusCode);
+    if (res.httpStatusCode < 200 || res.httpStatusCode >= 300) {
+      const text = await res.body.text().catch(() => '');
+      const parsed = parseJson(text) as ApiStatus | undefined;
+      const status: ApiStatus =
+        parsed && typeof parsed === 'object' ? parsed : { message: text.slice(0, 500) };
+      throw new KubeApiError(opts.method, opts.path, res.httpStatusCode, status);
+    }
+    return res;
+  }
+}
+
+function parseJson(text: string): unknown {
+  if (!text) return undefined;
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
