@@ -1,0 +1,293 @@
+import { Registry } from 'prom-client';
+import { describe, expect, it } from 'vitest';
+import { FakeClock, flushMicrotasks } from './clock.ts';
+import { KubeApiError } from './errors.ts';
+import type { Lease, LeaseSpec } from './event-types.ts';
+import {
+  decideLeadership,
+  nextLeaseSpec,
+  releasedLeaseSpec,
+  type ElectionState,
+} from './leader-decision.ts';
+import { LeaderElector, type LeaseStore } from './leader-election.ts';
+
+const base: ElectionState = {
+  identity: 'me',
+  now: 100_000,
+  leaseDurationMs: 15_000,
+  renewDeadlineMs: 10_000,
+  observed: undefined,
+  observedAt: 100_000,
+  leading: false,
+  lastRenewAt: undefined,
+};
+const held = (holder: string, extra: LeaseSpec = {}): LeaseSpec => ({
+  holderIdentity: holder,
+  leaseDurationSeconds: 15,
+  ...extra,
+});
+
+describe('decideLeadership', () => {
+  it('creates the Lease when none exists', () => {
+    expect(decideLeadership(base)).toEqual({ action: 'create' });
+  });
+
+  it('waits while another holder renewed within the lease duration (by our clock)', () => {
+    const d = decideLeadership({ ...base, observed: held('other'), observedAt: 90_000 });
+    expect(d).toEqual({ action: 'wait', holder: 'other', expiresInMs: 5_000 });
+  });
+
+  it('acquires once the lease has not changed for a whole lease duration', () => {
+    expect(decideLeadership({ ...base, observed: held('other'), observedAt: 85_000 })).toEqual({
+      action: 'acquire',
+      previousHolder: 'other',
+    });
+  });
+
+  it("ignores the holder's own timestamps: a far-future renewTime does not extend the lease", () => {
+    const observed = held('other', { renewTime: '2999-01-01T00:00:00.000000Z' });
+    expect(decideLeadership({ ...base, observed, observedAt: 80_000 }).action).toBe('acquire');
+  });
+
+  it('uses the record leaseDurationSeconds over our own default', () => {
+    const observed = held('other', { leaseDurationSeconds: 60 });
+    expect(decideLeadership({ ...base, observed, observedAt: 60_000 }).action).toBe('wait');
+  });
+
+  it('acquires a released lease (no holder) at once', () => {
+    expect(decideLeadership({ ...base, observed: { leaseDurationSeconds: 1 } })).toEqual({
+      action: 'acquire',
+      previousHolder: '',
+    });
+  });
+
+  it('renews its own lease, and resumes one it held before a restart', () => {
+    const observed = held('me');
+    expect(decideLeadership({ ...base, observed, leading: true, lastRenewAt: 98_000 })).toEqual({
+      action: 'renew',
+    });
+    expect(decideLeadership({ ...base, observed })).toEqual({ action: 'renew' });
+  });
+
+  it('is lost when another identity holds the lease we think we lead', () => {
+    const d = decideLeadership({
+      ...base,
+      observed: held('thief'),
+      leading: true,
+      lastRenewAt: 99_000,
+    });
+    expect(d).toEqual({ action: 'lost', reason: 'lease is held by thief' });
+  });
+
+  it('is lost when the last successful renew is older than the renew deadline', () => {
+    const d = decideLeadership({
+      ...base,
+      observed: held('me'),
+      leading: true,
+      lastRenewAt: 89_999,
+    });
+    expect(d.action).toBe('lost');
+    const ok = decideLeadership({
+      ...base,
+      observed: held('me'),
+      leading: true,
+      lastRenewAt: 90_000,
+    });
+    expect(ok.action).toBe('renew');
+  });
+});
+
+describe('lease records', () => {
+  it('counts a transition only when the lease changes hands', () => {
+    const prev = held('other', { leaseTransitions: 4, acquireTime: 'then' });
+    expect(
+      nextLeaseSpec({ action: 'acquire', previousHolder: 'other' }, prev, 'me', 0, 15_000),
+    ).toEqual({
+      holderIdentity: 'me',
+      leaseDurationSeconds: 15,
+      acquireTime: '1970-01-01T00:00:00.000000Z',
+      renewTime: '1970-01-01T00:00:00.000000Z',
+      leaseTransitions: 5,
+    });
+    const renewed = nextLeaseSpec(
+      { action: 'renew' },
+      held('me', { leaseTransitions: 5, acquireTime: 'then' }),
+      'me',
+      1500,
+      15_000,
+    );
+    expect(renewed).toMatchObject({
+      leaseTransitions: 5,
+      acquireTime: 'then',
+      renewTime: '1970-01-01T00:00:01.500000Z',
+    });
+    expect(releasedLeaseSpec(renewed, 0)).toMatchObject({
+      leaseDurationSeconds: 1,
+      leaseTransitions: 5,
+    });
+    expect(releasedLeaseSpec(renewed, 0).holderIdentity).toBeUndefined();
+  });
+});
+
+/** A Lease store with the API server's optimistic concurrency on resourceVersion. */
+class MemoryLeaseStore implements LeaseStore {
+  lease: Lease | undefined;
+  private rv = 0;
+  failing = false;
+
+  find(): Promise<Lease | undefined> {
+    if (this.failing) return Promise.reject(new KubeApiError('GET', '/leases', 0));
+    return Promise.resolve(this.lease ? structuredClone(this.lease) : undefined);
+  }
+  create(lease: Lease): Promise<Lease> {
+    if (this.failing) return Promise.reject(new KubeApiError('POST', '/leases', 0));
+    if (this.lease)
+      return Promise.reject(new KubeApiError('POST', '/leases', 409, { reason: 'AlreadyExists' }));
+    this.lease = {
+      ...structuredClone(lease),
+      metadata: { ...lease.metadata, resourceVersion: String(++this.rv) },
+    };
+    return Promise.resolve(structuredClone(this.lease));
+  }
+  replace(lease: Lease): Promise<Lease> {
+    if (this.failing) return Promise.reject(new KubeApiError('PUT', '/leases', 0));
+    if (lease.metadata.resourceVersion !== this.lease?.metadata.resourceVersion) {
+      return Promise.reject(new KubeApiError('PUT', '/leases', 409, { reason: 'Conflict' }));
+    }
+    this.lease = {
+      ...structuredClone(lease),
+      metadata: { ...lease.metadata, resourceVersion: String(++this.rv) },
+    };
+    return Promise.resolve(structuredClone(this.lease));
+  }
+}
+
+function elector(
+  identity: string,
+  store: LeaseStore,
+  clock: FakeClock,
+  extra: { registry?: Registry; releaseOnCancel?: boolean } = {},
+) {
+  const log: string[] = [];
+  let signal: AbortSignal | undefined;
+  const e = new LeaderElector(undefined, {
+    namespace: 'ns',
+    name: 'accel-lease-controller',
+    identity,
+    store,
+    clock,
+    random: () => 0,
+    ...extra,
+    onStartedLeading: (s) => {
+      signal = s;
+      log.push('started');
+    },
+    onStoppedLeading: () => log.push('stopped'),
+  });
+  return { e, log, signal: () => signal };
+}
+
+async function tick(clock: FakeClock, ms: number): Promise<void> {
+  for (let t = 0; t < ms; t += 500) await clock.advanceAsync(500);
+}
+
+describe('LeaderElector', () => {
+  it('one of two candidates leads; when it stops, the other takes over after the lease expires', async () => {
+    const clock = new FakeClock(1_000_000);
+    const store = new MemoryLeaseStore();
+    const registry = new Registry();
+    const a = elector('a', store, clock, { registry });
+    const b = elector('b', store, clock);
+    void a.e.run();
+    await flushMicrotasks();
+    void b.e.run();
+    await tick(clock, 3000);
+    expect(a.e.isLeader()).toBe(true);
+    expect(b.e.isLeader()).toBe(false);
+    expect(b.e.leader()).toBe('a');
+    expect(b.e.ready()).toBe(true); // a healthy standby
+    expect(await registry.metrics()).toContain(
+      'leader_election_master_status{name="accel-lease-controller"} 1',
+    );
+
+    await a.e.stop();
+    expect(a.signal()?.aborted).toBe(true);
+    expect(a.log).toEqual(['started', 'stopped']);
+    expect(await registry.metrics()).toContain(
+      'leader_election_master_status{name="accel-lease-controller"} 0',
+    );
+    await tick(clock, 10_000);
+    expect(b.e.isLeader()).toBe(false); // the lease has not expired yet
+    await tick(clock, 8_000);
+    expect(b.e.isLeader()).toBe(true);
+    expect(store.lease?.spec).toMatchObject({ holderIdentity: 'b', leaseTransitions: 1 });
+    await b.e.stop();
+  });
+
+  it('releaseOnCancel lets the successor take over on its next try', async () => {
+    const clock = new FakeClock(1_000_000);
+    const store = new MemoryLeaseStore();
+    const a = elector('a', store, clock, { releaseOnCancel: true });
+    const b = elector('b', store, clock);
+    void a.e.run();
+    await flushMicrotasks();
+    void b.e.run();
+    await tick(clock, 2000);
+    expect(a.e.isLeader()).toBe(true);
+    await a.e.stop();
+    expect(store.lease?.spec?.holderIdentity).toBeUndefined();
+    await tick(clock, 5000);
+    expect(b.e.isLeader()).toBe(true);
+    await b.e.stop();
+  });
+
+  it('aborts the signal exactly at the renew deadline when renewals fail', async () => {
+    const clock = new FakeClock(1_000_000);
+    const store = new MemoryLeaseStore();
+    const a = elector('a', store, clock);
+    void a.e.run();
+    await tick(clock, 1000);
+    expect(a.e.isLeader()).toBe(true);
+    const lastRenew = clock.now() - 1000; // acquired at the start
+    store.failing = true;
+    let abortedAt: number | undefined;
+    a.signal()?.addEventListener('abort', () => (abortedAt = clock.now()));
+    await tick(clock, 15_000);
+    expect(a.e.isLeader()).toBe(false);
+    expect(abortedAt).toBeDefined();
+    expect(abortedAt! - lastRenew).toBeLessThanOrEqual(10_000);
+    expect(a.log).toEqual(['started', 'stopped']);
+    expect(a.e.ready()).toBe(false);
+    // When the server comes back, it campaigns again and (holding the lease still) resumes.
+    store.failing = false;
+    await tick(clock, 5000);
+    expect(a.e.isLeader()).toBe(true);
+    expect(a.log).toEqual(['started', 'stopped', 'started']);
+    await a.e.stop();
+  });
+
+  it('gives up at once when it sees another holder', async () => {
+    const clock = new FakeClock(1_000_000);
+    const store = new MemoryLeaseStore();
+    const a = elector('a', store, clock);
+    void a.e.run();
+    await tick(clock, 1000);
+    expect(a.e.isLeader()).toBe(true);
+    store.lease!.spec = { holderIdentity: 'usurper', leaseDurationSeconds: 15 };
+    await tick(clock, 2500);
+    expect(a.e.isLeader()).toBe(false);
+    expect(a.signal()?.aborted).toBe(true);
+    await a.e.stop();
+  });
+
+  it('rejects timings that cannot be safe', () => {
+    const store = new MemoryLeaseStore();
+    const opts = { namespace: 'ns', name: 'x', identity: 'a', store, onStartedLeading: () => {} };
+    expect(() => new LeaderElector(undefined, { ...opts, leaseDurationMs: 10_000 })).toThrow(
+      /greater than the renew deadline/,
+    );
+    expect(() => new LeaderElector(undefined, { ...opts, retryPeriodMs: 10_000 })).toThrow(
+      /greater than the retry period/,
+    );
+  });
+});

@@ -1,0 +1,292 @@
+// Leader election on a coordination.k8s.io/v1 Lease: only one replica leads, and the moment it
+// may no longer be the leader its AbortSignal fires so every write it has in flight stops.
+import { isDeepStrictEqual } from 'node:util';
+import type { Logger } from 'pino';
+import { Gauge, type Registry } from 'prom-client';
+import { realClock, type Clock, type TimerHandle } from './clock.ts';
+import type { KubeClient } from './client.ts';
+import { isAlreadyExists, isConflict } from './errors.ts';
+import { leaseSchema, type Lease, type LeaseSpec } from './event-types.ts';
+import { decideLeadership, nextLeaseSpec, releasedLeaseSpec } from './leader-decision.ts';
+import { ResourceClient, type ResourceType } from './resources.ts';
+
+export const LEASES: ResourceType = {
+  group: 'coordination.k8s.io',
+  version: 'v1',
+  plural: 'leases',
+  kind: 'Lease',
+  namespaced: true,
+};
+
+/** Where the elector reads and writes its Lease; a ResourceClient<Lease> is one. */
+export interface LeaseStore {
+  find(name: string, namespace?: string): Promise<Lease | undefined>;
+  create(lease: Lease): Promise<Lease>;
+  replace(lease: Lease): Promise<Lease>;
+}
+
+export interface LeaderElectionOptions {
+  /** Lease namespace and name. */
+  namespace: string;
+  name: string;
+  /** This replica, unique among candidates (pod name plus a random suffix, say). */
+  identity: string;
+  leaseDurationMs?: number;
+  renewDeadlineMs?: number;
+  retryPeriodMs?: number;
+  /** Clear the holder on stop() so a successor need not wait out the lease. */
+  releaseOnCancel?: boolean;
+  /** Called on becoming leader; signal aborts the moment leadership may be lost. */
+  onStartedLeading: (signal: AbortSignal) => void | Promise<void>;
+  /** Called after losing or giving up leadership (the signal has already aborted). */
+  onStoppedLeading?: () => void;
+  onNewLeader?: (identity: string) => void;
+  clock?: Clock;
+  logger?: Logger;
+  registry?: Registry;
+  /** Tests substitute an in-memory store. */
+  store?: LeaseStore;
+  random?: () => number;
+}
+
+const gauges = new WeakMap<Registry, Gauge<'name'>>();
+function masterStatusGauge(registry: Registry): Gauge<'name'> {
+  let g = gauges.get(registry);
+  if (!g) {
+    g = new Gauge({
+      name: 'leader_election_master_status',
+      help: 'Gauge of if the reporting system is master of the relevant lease, 0 indicates backup, 1 indicates master',
+      labelNames: ['name'],
+      registers: [registry],
+    });
+    gauges.set(registry, g);
+  }
+  return g;
+}
+
+export class LeaderElector {
+  private readonly opts: LeaderElectionOptions;
+  private readonly store: LeaseStore;
+  private readonly clock: Clock;
+  private readonly log: Logger | undefined;
+  private readonly gauge: Gauge<'name'> | undefined;
+  private readonly leaseDurationMs: number;
+  private readonly renewDeadlineMs: number;
+  private readonly retryPeriodMs: number;
+  private readonly random: () => number;
+
+  private observed: Lease | undefined;
+  private observedAt = 0;
+  private observedOk = false;
+  private lastRenewAt: number | undefined;
+  private leadership: AbortController | undefined;
+  private deadline: TimerHandle | undefined;
+  private knownLeader = '';
+  private readonly stopController = new AbortController();
+  private running: Promise<void> | undefined;
+
+  constructor(client: KubeClient | undefined, opts: LeaderElectionOptions) {
+    this.opts = opts;
+    this.leaseDurationMs = opts.leaseDurationMs ?? 15_000;
+    this.renewDeadlineMs = opts.renewDeadlineMs ?? 10_000;
+    this.retryPeriodMs = opts.retryPeriodMs ?? 2_000;
+    if (this.leaseDurationMs <= this.renewDeadlineMs) {
+      throw new Error('lease duration must be greater than the renew deadline');
+    }
+    if (this.renewDeadlineMs <= this.retryPeriodMs) {
+      throw new Error('renew deadline must be greater than the retry period');
+    }
+    if (!opts.store && !client) throw new Error('LeaderElector needs a KubeClient or a store');
+    this.store = opts.store ?? new ResourceClient(client!, LEASES, (o) => leaseSchema.parse(o));
+    this.clock = opts.clock ?? realClock;
+    this.random = opts.random ?? Math.random;
+    this.log = opts.logger?.child({
+      lease: `${opts.namespace}/${opts.name}`,
+      identity: opts.identity,
+    });
+    this.gauge = opts.registry ? masterStatusGauge(opts.registry) : undefined;
+    this.gauge?.set({ name: opts.name }, 0);
+  }
+
+  /** Campaigns, leads, and after a loss campaigns again, until stop(). */
+  run(): Promise<void> {
+    this.running ??= this.loop();
+    return this.running;
+  }
+
+  /** Stops campaigning; a leader aborts its signal first, then releases if configured. */
+  async stop(): Promise<void> {
+    if (!this.stopController.signal.aborted) {
+      this.stopController.abort();
+      const wasLeading = this.isLeader();
+      this.lose('stopping');
+      if (wasLeading && this.opts.releaseOnCancel) await this.release();
+    }
+    await this.running;
+  }
+
+  isLeader(): boolean {
+    return this.leadership !== undefined;
+  }
+
+  /** Holder of the lease as last observed ('' if none). */
+  leader(): string {
+    return this.knownLeader;
+  }
+
+  /** For /readyz: leading, or a standby that can read the Lease. */
+  ready(): boolean {
+    return this.isLeader() || this.observedOk;
+  }
+
+  private async loop(): Promise<void> {
+    while (!this.stopController.signal.aborted) {
+      await this.tryAcquireOrRenew();
+      // Candidates jitter their retries so they do not collide; a leader renews on the beat.
+      const wait = this.isLeader()
+        ? this.retryPeriodMs
+        : this.retryPeriodMs * (1 + 1.2 * this.random());
+      try {
+        await this.clock.sleep(wait, this.stopController.signal);
+      } catch {
+        break;
+      }
+    }
+  }
+
+  private async tryAcquireOrRenew(): Promise<void> {
+    const { namespace, name, identity } = this.opts;
+    let current: Lease | undefined;
+    try {
+      current = await this.store.find(name, namespace);
+      this.observedOk = true;
+    } catch (err) {
+      this.observedOk = false;
+      this.log?.warn({ err: errText(err) }, 'cannot read the leader lease');
+      return;
+    }
+    if (this.stopController.signal.aborted) return;
+    const now = this.clock.now();
+    if (!current || !isDeepStrictEqual(current.spec, this.observed?.spec)) {
+      this.observedAt = now;
+    }
+    this.observed = current;
+    this.noteLeader(current?.spec?.holderIdentity ?? '');
+
+    const decision = decideLeadership({
+      identity,
+      now,
+      leaseDurationMs: this.leaseDurationMs,
+      renewDeadlineMs: this.renewDeadlineMs,
+      observed: current?.spec,
+      observedAt: this.observedAt,
+      leading: this.isLeader(),
+      lastRenewAt: this.lastRenewAt,
+    });
+    switch (decision.action) {
+      case 'wait':
+        return;
+      case 'lost':
+        this.lose(decision.reason);
+        return;
+      case 'create':
+      case 'acquire':
+      case 'renew': {
+        const spec = nextLeaseSpec(decision, current?.spec, identity, now, this.leaseDurationMs);
+        try {
+          const written = current
+            ? await this.store.replace({ ...current, spec })
+            : await this.store.create({
+                apiVersion: 'coordination.k8s.io/v1',
+                kind: 'Lease',
+                metadata: { name, namespace },
+                spec,
+              });
+          if (this.stopController.signal.aborted) return;
+          this.observed = written;
+          this.observedAt = this.clock.now();
+          this.lastRenewAt = now;
+          this.noteLeader(identity);
+          this.armDeadline(now);
+          if (!this.isLeader()) this.becomeLeader(decision.action);
+        } catch (err) {
+          // Someone else wrote first (409) or the server is unreachable; the deadline timer
+          // takes leadership away if this goes on for too long.
+          const level = isConflict(err) || isAlreadyExists(err) ? 'debug' : 'warn';
+          this.log?.[level]({ err: errText(err), action: decision.action }, 'lease write failed');
+        }
+      }
+    }
+  }
+
+  private becomeLeader(how: string): void {
+    const leadership = new AbortController();
+    this.leadership = leadership;
+    this.gauge?.set({ name: this.opts.name }, 1);
+    this.log?.info({ how }, 'became leader');
+    try {
+      void Promise.resolve(this.opts.onStartedLeading(leadership.signal)).catch((err: unknown) =>
+        this.log?.error({ err }, 'onStartedLeading failed'),
+      );
+    } catch (err) {
+      this.log?.error({ err }, 'onStartedLeading failed');
+    }
+  }
+
+  /** Counted from when the successful write was sent, not from when its reply came. */
+  private armDeadline(sentAt: number): void {
+    this.deadline?.cancel();
+    this.deadline = this.clock.setTimeout(
+      () => this.lose(`not renewed within the renew deadline (${this.renewDeadlineMs} ms)`),
+      Math.max(0, sentAt + this.renewDeadlineMs - this.clock.now()),
+    );
+  }
+
+  private lose(reason: string): void {
+    this.deadline?.cancel();
+    this.deadline = undefined;
+    const leadership = this.leadership;
+    if (!leadership) return;
+    this.leadership = undefined;
+    this.lastRenewAt = undefined;
+    leadership.abort(
+      new Error(`leadership of ${this.opts.namespace}/${this.opts.name} lost: ${reason}`),
+    );
+    this.gauge?.set({ name: this.opts.name }, 0);
+    this.log?.warn({ reason }, 'stopped leading');
+    try {
+      this.opts.onStoppedLeading?.();
+    } catch (err) {
+      this.log?.error({ err }, 'onStoppedLeading failed');
+    }
+  }
+
+  private async release(): Promise<void> {
+    const current = this.observed;
+    if (!current || current.spec?.holderIdentity !== this.opts.identity) return;
+    const spec: LeaseSpec = releasedLeaseSpec(current.spec, this.clock.now());
+    try {
+      this.observed = await this.store.replace({ ...current, spec });
+      this.log?.info('released the leader lease');
+    } catch (err) {
+      this.log?.warn({ err: errText(err) }, 'could not release the leader lease');
+    }
+  }
+
+  private noteLeader(holder: string): void {
+    if (holder === this.knownLeader) return;
+    this.knownLeader = holder;
+    if (holder) {
+      this.log?.info({ leader: holder }, 'new leader observed');
+      try {
+        this.opts.onNewLeader?.(holder);
+      } catch (err) {
+        this.log?.error({ err }, 'onNewLeader failed');
+      }
+    }
+  }
+}
+
+function errText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
