@@ -1,0 +1,25 @@
+// The local control plane: build its binaries, bring it up, take it down, and fault injection.
+export {
+  binaryPaths,
+  cacheRoot,
+  ensureBinaries,
+  GoToolchainMissingError,
+  pinnedVersions,
+} from './binaries.ts';
+export type { BinaryName, BinaryPaths, Log } from './binaries.ts';
+export {
+  CLUSTER_NAME,
+  down,
+  isRunning,
+  killRecordedProcesses,
+  kubeconfigPath,
+  loadKubeConfig,
+  NODES,
+  stateDir,
+  up,
+} from './control-plane.ts';
+export type { UpResult } from './control-plane.ts';
+export { startApiServerReplica } from './apiserver-replica.ts';
+export type { ApiServerReplica } from './apiserver-replica.ts';
+export { isReady, rawRequest } from './raw-api.ts';
+export type { RawResponse } from './raw-api.ts';
