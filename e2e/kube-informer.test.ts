@@ -19,10 +19,14 @@ describe('Informer on a real API server', () => {
     const ns = await testNamespace('kube-informer');
     const kc = kubeConfig();
     const cms = new ResourceClient<V1ConfigMap>(new KubeClient(kc), CONFIGMAPS);
-    await cms.create({ metadata: { name: 'before', namespace: ns }, data: { v: '0' } });
+    // The label keeps out kube-root-ca.crt, which kube-controller-manager puts in every namespace.
+    const labels = { app: 'kube-informer-e2e' };
+    await cms.create({ metadata: { name: 'before', namespace: ns, labels }, data: { v: '0' } });
+    await cms.create({ metadata: { name: 'unlabelled', namespace: ns } });
 
     const informer = new Informer<V1ConfigMap>(kc, {
       path: `/api/v1/namespaces/${ns}/configmaps`,
+      labelSelector: 'app=kube-informer-e2e',
       name: 'configmaps',
     });
     const events: string[] = [];
@@ -36,7 +40,7 @@ describe('Informer on a real API server', () => {
       expect(informer.hasSynced()).toBe(true);
       expect(informer.get(`${ns}/before`)?.kind).toBe('ConfigMap');
 
-      await cms.create({ metadata: { name: 'x', namespace: ns }, data: { v: '1' } });
+      await cms.create({ metadata: { name: 'x', namespace: ns, labels }, data: { v: '1' } });
       await vi.waitFor(() => expect(informer.get(`${ns}/x`)).toBeDefined(), WAIT);
       await cms.mergePatch('x', ns, { data: { v: '2' } });
       await vi.waitFor(() => expect(informer.get(`${ns}/x`)?.data?.v).toBe('2'), WAIT);
@@ -44,6 +48,7 @@ describe('Informer on a real API server', () => {
       await vi.waitFor(() => expect(informer.get(`${ns}/x`)).toBeUndefined(), WAIT);
 
       expect(events).toEqual(['add before', 'add x', 'update x 1->2', 'delete x']);
+      expect(informer.get(`${ns}/unlabelled`)).toBeUndefined();
       expect(informer.stats()).toMatchObject({
         lists: 1,
         watches: 1,
