@@ -34,6 +34,7 @@ export type {
   ApplyObject,
   DeleteOptions,
   MutateOptions,
+  ObjectLike,
 } from './resources.ts';
 
 export { retryOnConflict } from './conflict-retry.ts';

@@ -1,7 +1,8 @@
 // A list+watch cache that keeps itself alive: relists on 410 Gone, reconnects with backoff
 // on any other failure, restarts watches that fall silent, and periodically re-delivers the cache.
 import { randomInt } from 'node:crypto';
-import type { KubeConfig, KubernetesObject } from '@kubernetes/client-node';
+import type { KubeConfig } from '@kubernetes/client-node';
+import type { ObjectLike } from './resources.ts';
 import { HttpMethod } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { realClock, type Clock, type TimerHandle } from './clock.ts';
@@ -59,7 +60,7 @@ type WatchEnd = 'closed' | 'gone' | 'watchdog' | 'stopped';
 
 const CONNECT_TIMEOUT_MS = 30_000;
 
-export class Informer<T extends KubernetesObject> {
+export class Informer<T extends ObjectLike> {
   readonly name: string;
   private readonly client: KubeClient;
   private readonly opts: InformerOptions;

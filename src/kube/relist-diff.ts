@@ -1,9 +1,9 @@
 // What a fresh list means for a cache that may have missed watch events: objects gone from
 // the list were deleted, new ones added, and the rest re-delivered as updates (level-triggered).
-import type { KubernetesObject } from '@kubernetes/client-node';
+import type { ObjectLike } from './resources.ts';
 
 /** Cache key: `namespace/name`, or `name` for cluster-scoped objects. */
-export function objectKey(obj: KubernetesObject): string {
+export function objectKey(obj: ObjectLike): string {
   const name = obj.metadata?.name ?? '';
   const ns = obj.metadata?.namespace;
   return ns ? `${ns}/${name}` : name;
@@ -27,7 +27,7 @@ export interface RelistDiff<T> {
   deleted: T[];
 }
 
-export function diffRelist<T extends KubernetesObject>(
+export function diffRelist<T extends ObjectLike>(
   old: ReadonlyMap<string, T>,
   items: readonly T[],
 ): RelistDiff<T> {

@@ -1,10 +1,25 @@
 // A typed REST client for one resource type (our CRDs, Leases, Events, Pods...): reads,
 // create/replace/delete, merge patch and server-side apply with the content type set explicitly.
 import { isDeepStrictEqual } from 'node:util';
-import { HttpMethod, PatchStrategy, type KubernetesObject } from '@kubernetes/client-node';
+import { HttpMethod, PatchStrategy } from '@kubernetes/client-node';
 import type { KubeClient } from './client.ts';
 import { retryOnConflict, type RetryOnConflictOptions } from './conflict-retry.ts';
 import { isNotFound } from './errors.ts';
+
+/**
+ * What the plumbing needs of an object: identity and version. client-node's models and the
+ * zod-inferred CRD types both fit (the latter keep timestamps as the strings the server sends).
+ */
+export interface ObjectLike {
+  apiVersion?: string;
+  kind?: string;
+  metadata?: {
+    name?: string;
+    namespace?: string;
+    uid?: string;
+    resourceVersion?: string;
+  };
+}
 
 export interface ResourceType {
   /** '' for the core group. */
@@ -96,7 +111,7 @@ export interface DeleteOptions {
 
 export interface MutateOptions extends WriteOptions, RetryOnConflictOptions {
   /** A copy to try first (from an informer cache), saving the initial GET. */
-  current?: KubernetesObject;
+  current?: ObjectLike;
 }
 
 /** What the server accepts as an apply body: identity plus the fields this manager owns. */
@@ -106,7 +121,7 @@ export type ApplyObject = {
   metadata: { name: string; namespace?: string } & Record<string, unknown>;
 } & Record<string, unknown>;
 
-export class ResourceClient<T extends KubernetesObject> {
+export class ResourceClient<T extends ObjectLike> {
   readonly client: KubeClient;
   readonly type: ResourceType;
   private readonly parse: (obj: unknown) => T;
@@ -295,7 +310,7 @@ export class ResourceClient<T extends KubernetesObject> {
   }
 }
 
-function nameOf(obj: KubernetesObject): { name: string; namespace: string | undefined } {
+function nameOf(obj: ObjectLike): { name: string; namespace: string | undefined } {
   const name = obj.metadata?.name;
   if (!name) throw new Error('object has no metadata.name');
   return { name, namespace: obj.metadata?.namespace };
