@@ -7,6 +7,7 @@ import {
   KubeConfig,
   RequestContext,
 } from '@kubernetes/client-node';
+import { Counter, type Registry } from 'prom-client';
 import { KubeApiError, type ApiStatus } from './errors.ts';
 
 export interface LoadKubeConfigOptions {
@@ -64,11 +65,18 @@ export class RequestStats {
   };
   /** Responses by HTTP code (0: no response). */
   readonly byCode = new Map<number, number>();
+  private readonly listeners: Array<(verb: Verb, code: number) => void> = [];
 
   record(verb: Verb, code: number): void {
     this.total++;
     this.byVerb[verb]++;
     this.byCode.set(code, (this.byCode.get(code) ?? 0) + 1);
+    for (const l of this.listeners) l(verb, code);
+  }
+
+  /** Calls fn for every request recorded from now on. */
+  onRecord(fn: (verb: Verb, code: number) => void): void {
+    this.listeners.push(fn);
   }
 
   /** Writes only (create, update, patch, delete). */
@@ -88,6 +96,24 @@ export function requestStats(kc: KubeConfig): RequestStats {
     statsByConfig.set(kc, s);
   }
   return s;
+}
+
+const requestCounters = new WeakMap<Registry, Counter<'verb' | 'code'>>();
+
+/** Also counts kc's requests as rest_client_requests_total{verb,code} in registry. */
+export function exposeRequestMetrics(kc: KubeConfig, registry: Registry): void {
+  let counter = requestCounters.get(registry);
+  if (!counter) {
+    counter = new Counter({
+      name: 'rest_client_requests_total',
+      help: 'Number of requests to the API server, by verb and HTTP status code (0: no response)',
+      labelNames: ['verb', 'code'],
+      registers: [registry],
+    });
+    requestCounters.set(registry, counter);
+  }
+  const c = counter;
+  requestStats(kc).onRecord((verb, code) => c.inc({ verb, code: String(code) }));
 }
 
 export interface RequestOptions {

@@ -1,7 +1,13 @@
 // Public face of src/kube: the Kubernetes plumbing shared by the controller, the reaper, the
 // node agent and the CLI. Import from here only; every other file in this folder is private.
 
-export { loadKubeConfig, KubeClient, RequestStats, requestStats } from './client.ts';
+export {
+  loadKubeConfig,
+  KubeClient,
+  RequestStats,
+  requestStats,
+  exposeRequestMetrics,
+} from './client.ts';
 export type { LoadKubeConfigOptions, KubeClientOptions, RequestOptions, Verb } from './client.ts';
 
 export {
@@ -102,3 +108,5 @@ export type { FlagSpec, FlagSpecs, ParsedFlags } from './flags.ts';
 
 export { realClock, FakeClock, flushMicrotasks, toMicroTime } from './clock.ts';
 export type { Clock, TimerHandle } from './clock.ts';
+
+export { prettyDestination, prettyLine } from './pretty-log.ts';

@@ -249,7 +249,11 @@ export class Informer<T extends ObjectLike> {
     }
   }
 
-  /** One watch request, read until it ends; returns why it ended. Throws on failures. */
+  /**
+   * One watch request, read until it ends; returns why it ended. Throws on failures.
+   * Not client-node's Watch: its 2.0.1 inactivity timeout is a fixed 30 s, while the API
+   * server sends bookmarks about once a minute, so it aborts every quiet, healthy watch.
+   */
   private async watchOnce(): Promise<{ end: WatchEnd; events: number }> {
     const watch = new AbortController();
     this.currentWatch = watch;
