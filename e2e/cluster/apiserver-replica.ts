@@ -16,6 +16,7 @@ import { join } from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
 import { parse } from 'yaml';
 import { CLUSTER_NAME, kubeconfigPath, loadKubeConfig, stateDir } from './control-plane.ts';
+import { pidAlive } from './lock.ts';
 import { isReady } from './raw-api.ts';
 
 export interface ApiServerReplica {
@@ -68,15 +69,6 @@ function freePort(): Promise<number> {
   });
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 function kubeConfigFor(port: number): KubeConfig {
   const base = loadKubeConfig(kubeconfigPath());
   const current = base.getCurrentCluster();
@@ -107,7 +99,7 @@ export async function startApiServerReplica(): Promise<ApiServerReplica> {
   let pid: number | undefined;
 
   const start = async () => {
-    if (pid !== undefined && alive(pid)) return;
+    if (pid !== undefined && pidAlive(pid)) return;
     const out = openSync(logFile, 'a');
     const child = spawn(saved.binary, args, {
       cwd: saved.workDir ?? clusterDir(),
@@ -121,17 +113,17 @@ export async function startApiServerReplica(): Promise<ApiServerReplica> {
     writeFileSync(pidFile, String(pid));
     const deadline = Date.now() + 120_000;
     while (!(await isReady(kubeConfig))) {
-      if (!alive(pid)) throw new Error(`${name} exited during startup; see ${logFile}`);
+      if (!pidAlive(pid)) throw new Error(`${name} exited during startup; see ${logFile}`);
       if (Date.now() > deadline) throw new Error(`${name} not ready after 120s; see ${logFile}`);
       await new Promise((r) => setTimeout(r, 200));
     }
   };
 
   const stop = async () => {
-    if (pid === undefined || !alive(pid)) return;
+    if (pid === undefined || !pidAlive(pid)) return;
     process.kill(pid, 'SIGTERM');
     const deadline = Date.now() + 10_000;
-    while (alive(pid)) {
+    while (pidAlive(pid)) {
       if (Date.now() > deadline) process.kill(pid, 'SIGKILL');
       await new Promise((r) => setTimeout(r, 50));
     }

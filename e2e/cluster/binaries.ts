@@ -5,6 +5,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
+import { withLock } from './lock.ts';
 
 const toolsDir = join(import.meta.dirname, 'tools');
 
@@ -203,15 +204,24 @@ function goBuild(go: string, mod: ToolModule, pkg: string, out: string, log: Log
  * built one after another: on a 2-core machine parallel builds only contend for the same cores.
  */
 export async function ensureBinaries(log: Log = defaultLog): Promise<BinaryPaths> {
-  const missing = MODULES.filter((mod) => !existsSync(join(moduleBinDir(mod), '.complete')));
-  if (missing.length === 0) return binaryPaths();
+  const isMissing = (mod: ToolModule) => !existsSync(join(moduleBinDir(mod), '.complete'));
+  if (!MODULES.some(isMissing)) return binaryPaths();
   const go = findGo();
+  mkdirSync(join(cacheRoot(), 'bin'), { recursive: true });
+  // One build at a time per cache, even from several checkouts: the others wait, then reuse it.
+  return withLock(join(cacheRoot(), 'bin', '.lock'), 'another build of the binaries', log, () =>
+    buildMissing(go, MODULES.filter(isMissing), log),
+  );
+}
+
+async function buildMissing(go: string, missing: ToolModule[], log: Log): Promise<BinaryPaths> {
+  if (missing.length === 0) return binaryPaths();
   const total = Date.now();
   log(`building ${missing.map((m) => `${m.upstream}@${pinnedVersion(m)}`).join(', ')}`);
   log(`into ${join(cacheRoot(), 'bin')} (first build takes a while; later runs reuse it)`);
   for (const mod of missing) {
     const dir = moduleBinDir(mod);
-    const staging = `${dir}.partial-${process.pid}`;
+    const staging = `${dir}.partial`;
     rmSync(staging, { recursive: true, force: true });
     mkdirSync(staging, { recursive: true });
     for (const cmd of mod.commands) {
@@ -221,12 +231,8 @@ export async function ensureBinaries(log: Log = defaultLog): Promise<BinaryPaths
       log(`${cmd.name}: built in ${elapsed(started)} (total ${elapsed(total)})`);
     }
     writeFileSync(join(staging, '.complete'), `${new Date().toISOString()}\n`);
-    // Another process may have finished the same build first; its result is as good as ours.
-    if (existsSync(join(dir, '.complete'))) rmSync(staging, { recursive: true, force: true });
-    else {
-      rmSync(dir, { recursive: true, force: true });
-      renameSync(staging, dir);
-    }
+    rmSync(dir, { recursive: true, force: true });
+    renameSync(staging, dir);
   }
   log(`all binaries ready in ${elapsed(total)}`);
   return binaryPaths();

@@ -7,6 +7,7 @@ import { promisify } from 'node:util';
 import { KubeConfig } from '@kubernetes/client-node';
 import { binaryPaths, ensureBinaries } from './binaries.ts';
 import type { BinaryPaths, Log } from './binaries.ts';
+import { pidAlive } from './lock.ts';
 import { isReady, rawRequest } from './raw-api.ts';
 
 const run = promisify(execFile);
@@ -230,15 +231,6 @@ function recordedPids(): Map<string, number> {
   return pids;
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /**
  * Last resort, synchronous so it can run from an 'exit' handler: SIGKILL every process this
  * cluster recorded. Touches only pids from our own pid files.
@@ -266,11 +258,11 @@ export async function down(log: Log = defaultLog): Promise<void> {
     }
   }
   const deadline = Date.now() + 10_000;
-  while ([...pids.values()].some(alive) && Date.now() < deadline) {
+  while ([...pids.values()].some(pidAlive) && Date.now() < deadline) {
     await new Promise((r) => setTimeout(r, 100));
   }
   for (const [name, pid] of pids) {
-    if (alive(pid)) {
+    if (pidAlive(pid)) {
       log(`${name} (pid ${pid}) still running; killing it`);
       process.kill(pid, 'SIGKILL');
     }

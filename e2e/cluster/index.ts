@@ -19,6 +19,8 @@ export {
   up,
 } from './control-plane.ts';
 export type { UpResult } from './control-plane.ts';
+export { acquireForTestRun, downByHand, upByHand } from './sharing.ts';
+export type { TestRunLease } from './sharing.ts';
 export { startApiServerReplica } from './apiserver-replica.ts';
 export type { ApiServerReplica } from './apiserver-replica.ts';
 export { isReady, rawRequest } from './raw-api.ts';

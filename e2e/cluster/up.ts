@@ -2,11 +2,13 @@
 // kubeconfig. `npm run cluster:down` stops it.
 import { readFileSync } from 'node:fs';
 import { relative } from 'node:path';
-import { GoToolchainMissingError, up } from './index.ts';
+import { GoToolchainMissingError, upByHand } from './index.ts';
+
+const log = (line: string) => process.stderr.write(`[cluster] ${line}\n`);
 
 try {
   const started = Date.now();
-  const result = await up();
+  const result = await upByHand(log);
   const path = relative(process.cwd(), result.kubeconfigPath) || result.kubeconfigPath;
   process.stdout.write(readFileSync(result.kubeconfigPath, 'utf8'));
   process.stderr.write(

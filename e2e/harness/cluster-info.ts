@@ -8,6 +8,8 @@ export interface ClusterInfo {
   kubeconfig: string;
   /** kubectl to run: the one built with the control plane, or the one on PATH. */
   kubectl: string;
+  /** helm to run, chosen the same way. */
+  helm: string;
   /** Names of nodes where kwok makes pods Running and Ready; empty on clusters without kwok. */
   simulatedNodes: string[];
 }

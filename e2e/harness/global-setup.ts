@@ -7,14 +7,12 @@ import { join, resolve } from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
 import type { TestProject } from 'vitest/node';
 import {
-  down,
+  acquireForTestRun,
   ensureBinaries,
   isReady,
-  killRecordedProcesses,
   kubeconfigPath,
   NODES,
   stateDir,
-  up,
 } from '../cluster/index.ts';
 import { PROVIDED_KEY } from './cluster-info.ts';
 import type { ClusterInfo, ClusterKind } from './cluster-info.ts';
@@ -36,13 +34,17 @@ function samePath(a: string, b: string): boolean {
   }
 }
 
-function kubectlOnPath(): boolean {
-  return spawnSync('kubectl', ['version', '--client'], { stdio: 'ignore' }).status === 0;
+function onPath(command: string, ...args: string[]): boolean {
+  return spawnSync(command, args, { stdio: 'ignore' }).status === 0;
 }
 
-async function externalKubectl(): Promise<string> {
-  if (kubectlOnPath()) return 'kubectl';
-  return (await ensureBinaries()).kubectl;
+/** kubectl and helm for a cluster we did not build: the user's, else ours (built if missing). */
+async function externalTools(): Promise<{ kubectl: string; helm: string }> {
+  const kubectl = onPath('kubectl', 'version', '--client') ? 'kubectl' : undefined;
+  const helm = onPath('helm', 'version') ? 'helm' : undefined;
+  if (kubectl && helm) return { kubectl, helm };
+  const bins = await ensureBinaries();
+  return { kubectl: kubectl ?? bins.kubectl, helm: helm ?? bins.helm };
 }
 
 async function useExternal(kubeconfig: string): Promise<Acquired> {
@@ -57,7 +59,7 @@ async function useExternal(kubeconfig: string): Promise<Acquired> {
   }
   log(`using the existing cluster at ${server} (KUBECONFIG); it is never torn down`);
   return {
-    info: { kind: 'external', kubeconfig, kubectl: await externalKubectl(), simulatedNodes: [] },
+    info: { kind: 'external', kubeconfig, ...(await externalTools()), simulatedNodes: [] },
     release: () => Promise.resolve(),
   };
 }
@@ -82,7 +84,7 @@ async function useK3s(): Promise<Acquired> {
   const kubeconfig = join(stateDir(), 'k3s-kubeconfig');
   writeFileSync(kubeconfig, container.getKubeConfig());
   return {
-    info: { kind: 'k3s', kubeconfig, kubectl: await externalKubectl(), simulatedNodes: [] },
+    info: { kind: 'k3s', kubeconfig, ...(await externalTools()), simulatedNodes: [] },
     release: async () => {
       await container.stop();
     },
@@ -90,28 +92,16 @@ async function useK3s(): Promise<Acquired> {
 }
 
 async function useLocal(): Promise<Acquired> {
-  const result = await up(log);
-  const keep = process.env.ACCEL_LEASE_KEEP_CLUSTER === '1';
-  const owned = result.started && !keep;
-  // If vitest dies without running teardown, still leave no control-plane process behind.
-  const onExit = () => killRecordedProcesses();
-  if (owned) process.once('exit', onExit);
-  else
-    log(
-      'the cluster stays up after the tests (it was running before, or ACCEL_LEASE_KEEP_CLUSTER=1)',
-    );
+  const lease = await acquireForTestRun(log, process.env.ACCEL_LEASE_KEEP_CLUSTER === '1');
   return {
     info: {
       kind: 'local',
-      kubeconfig: result.kubeconfigPath,
-      kubectl: result.bins.kubectl,
+      kubeconfig: lease.kubeconfigPath,
+      kubectl: lease.bins.kubectl,
+      helm: lease.bins.helm,
       simulatedNodes: [...NODES],
     },
-    release: async () => {
-      if (!owned) return;
-      await down(log);
-      process.removeListener('exit', onExit);
-    },
+    release: () => lease.release(),
   };
 }
 

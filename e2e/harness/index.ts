@@ -55,15 +55,14 @@ export async function testNamespace(prefix: string): Promise<string> {
   return name;
 }
 
-export interface KubectlResult {
+export interface ToolResult {
   stdout: string;
   stderr: string;
   code: number;
 }
 
-/** Runs kubectl against the cluster under test; resolves with its exit code instead of throwing. */
-export function kubectl(args: string[]): Promise<KubectlResult> {
-  const { kubectl: binary, kubeconfig } = clusterInfo();
+function runTool(binary: string, args: string[]): Promise<ToolResult> {
+  const { kubeconfig } = clusterInfo();
   return new Promise((resolve) => {
     execFile(
       binary,
@@ -71,10 +70,20 @@ export function kubectl(args: string[]): Promise<KubectlResult> {
       { env: { ...process.env, KUBECONFIG: kubeconfig }, maxBuffer: 16 << 20 },
       (err, stdout, stderr) => {
         const code = err ? (typeof err.code === 'number' ? err.code : 1) : 0;
-        resolve({ stdout, stderr: stderr || (err && !stderr ? err.message : ''), code });
+        resolve({ stdout, stderr: stderr || (err ? err.message : ''), code });
       },
     );
   });
+}
+
+/** Runs kubectl against the cluster under test; resolves with its exit code instead of throwing. */
+export function kubectl(args: string[]): Promise<ToolResult> {
+  return runTool(clusterInfo().kubectl, args);
+}
+
+/** Runs helm against the cluster under test; resolves with its exit code instead of throwing. */
+export function helm(args: string[]): Promise<ToolResult> {
+  return runTool(clusterInfo().helm, args);
 }
 
 /** Fault injection, offered only by the local control plane. */
