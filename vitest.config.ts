@@ -15,6 +15,8 @@ export default defineConfig({
           name: 'cluster',
           include: ['e2e/**/*.test.ts'],
           globalSetup: ['e2e/harness/global-setup.ts'],
+          // Controllers under test watch every accelerator in the cluster: one file at a time.
+          fileParallelism: false,
           testTimeout: 180_000,
           hookTimeout: 600_000,
         },

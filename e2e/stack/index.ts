@@ -1,0 +1,238 @@
+// The product's own processes for a cluster test: a simulated node, node agents and controller
+// replicas started as host processes (as users run them), stopped when the test finishes.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, openSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { onTestFailed, onTestFinished } from 'vitest';
+import { KubeClient } from '../../src/kube/index.ts';
+import { clusterInfo, kubeConfig } from '../harness/index.ts';
+
+const ROOT = join(import.meta.dirname, '..', '..');
+
+export async function waitFor<T>(
+  what: string,
+  check: () => Promise<T | undefined | false> | T | undefined | false,
+  timeoutMs = 30_000,
+  intervalMs = 200,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await check();
+      if (v !== undefined && v !== false) return v;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > deadline) {
+      throw new Error(
+        `timed out after ${timeoutMs / 1000}s waiting for ${what}${last instanceof Error ? `: ${last.message}` : ''}`,
+      );
+    }
+    await new Promise((r) => setTimeout(r, intervalMs));
+  }
+}
+
+let admin: KubeClient | undefined;
+
+/** A Kubernetes API call as the admin; throws KubeApiError on a non-2xx answer. */
+export function api<T = Record<string, unknown>>(
+  method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE',
+  path: string,
+  body?: unknown,
+  contentType?: string,
+): Promise<T> {
+  admin ??= new KubeClient(kubeConfig());
+  return admin.request<T>({
+    method: method,
+    path,
+    ...(body !== undefined && { body }),
+    ...(contentType !== undefined && { contentType }),
+  });
+}
+
+/** A fresh simulated node that kwok keeps Ready, deleted (with its Accelerators) after the test. */
+export async function testNode(prefix: string): Promise<string> {
+  const name = `${prefix}-${randomBytes(3).toString('hex')}`;
+  await api('POST', '/api/v1/nodes', {
+    apiVersion: 'v1',
+    kind: 'Node',
+    metadata: {
+      name,
+      labels: { 'kubernetes.io/hostname': name, type: 'kwok' },
+      annotations: { 'kwok.x-k8s.io/node': 'fake', 'node.alpha.kubernetes.io/ttl': '0' },
+    },
+    spec: {},
+  });
+  onTestFinished(async () => {
+    await api('DELETE', `/api/v1/nodes/${name}`).catch(() => undefined);
+    await api(
+      'DELETE',
+      `/apis/accel.dmabuf.io/v1alpha1/accelerators?labelSelector=${encodeURIComponent(`accel.dmabuf.io/node=${name}`)}`,
+    ).catch(() => undefined);
+  });
+  await waitFor(`node ${name} Ready`, async () => {
+    const n = await api<{ status?: { conditions?: { type: string; status: string }[] } }>(
+      'GET',
+      `/api/v1/nodes/${name}`,
+    );
+    return n.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True');
+  });
+  return name;
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.listen(0, '127.0.0.1', () => {
+      const addr = srv.address();
+      srv.close(() =>
+        typeof addr === 'object' && addr ? resolve(addr.port) : reject(new Error('no port')),
+      );
+    });
+  });
+}
+
+export interface Component {
+  name: string;
+  process: ChildProcess;
+  httpPort: number;
+  logFile: string;
+  /** SIGTERM and wait for exit. */
+  stop(): Promise<number | null>;
+  /** SIGKILL, as a crash: no cleanup runs. */
+  kill(): Promise<void>;
+  exited(): boolean;
+  log(): string;
+}
+
+async function startComponent(name: string, script: string, args: string[]): Promise<Component> {
+  const dir = mkdtempSync(join(tmpdir(), `accel-${name}-`));
+  const logFile = join(dir, 'log');
+  const out = openSync(logFile, 'a');
+  const httpPort = await freePort();
+  const child = spawn(
+    process.execPath,
+    [join(ROOT, script), ...args.map((a) => a.replace('$HTTP', `127.0.0.1:${httpPort}`))],
+    {
+      env: { ...process.env, KUBECONFIG: clusterInfo().kubeconfig },
+      stdio: ['ignore', out, out],
+    },
+  );
+  let exitCode: number | null | undefined;
+  const exited = new Promise<number | null>((resolve) =>
+    child.on('exit', (code) => {
+      exitCode = code;
+      resolve(code);
+    }),
+  );
+  const component: Component = {
+    name,
+    process: child,
+    httpPort,
+    logFile,
+    exited: () => exitCode !== undefined,
+    log: () => readFileSync(logFile, 'utf8'),
+    stop: async () => {
+      if (exitCode === undefined) child.kill('SIGTERM');
+      return exited;
+    },
+    kill: async () => {
+      if (exitCode === undefined) child.kill('SIGKILL');
+      await exited;
+    },
+  };
+  onTestFailed(() => {
+    console.log(
+      `--- ${name} log (${logFile}) ---\n${component.log().split('\n').slice(-60).join('\n')}`,
+    );
+  });
+  onTestFinished(async () => {
+    await component.kill();
+  });
+  return component;
+}
+
+/** Wait until the component answers /readyz with 200. */
+export async function ready(c: Component, timeoutMs = 30_000): Promise<void> {
+  await waitFor(
+    `${c.name} ready`,
+    async () => {
+      if (c.exited()) throw new Error(`${c.name} exited:\n${c.log().slice(-2000)}`);
+      const res = await fetch(`http://127.0.0.1:${c.httpPort}/readyz`).catch(() => undefined);
+      return res?.status === 200;
+    },
+    timeoutMs,
+  );
+}
+
+export interface AgentOptions {
+  node: string;
+  profile?: 'static' | 'dynamic' | 'revocable';
+  devices?: number;
+  stateFile?: string;
+  heartbeat?: string;
+}
+
+export async function startAgent(
+  opts: AgentOptions,
+): Promise<Component & { stateFile: string; adminPort: number }> {
+  const stateFile =
+    opts.stateFile ?? join(mkdtempSync(join(tmpdir(), 'accel-agent-state-')), 'state.json');
+  const adminPort = await freePort();
+  const c = await startComponent(`agent-${opts.node}`, 'src/device-sim/agent/main.ts', [
+    '--node',
+    opts.node,
+    '--profile',
+    opts.profile ?? 'static',
+    '--devices',
+    String(opts.devices ?? 1),
+    '--state-file',
+    stateFile,
+    '--http-addr',
+    '$HTTP',
+    '--admin-addr',
+    `127.0.0.1:${adminPort}`,
+    '--heartbeat',
+    opts.heartbeat ?? '5s',
+  ]);
+  await ready(c);
+  return Object.assign(c, { stateFile, adminPort });
+}
+
+export interface ControllerOptions {
+  /** Namespace of the leader election Lease; without it, leader election is off. */
+  electionNamespace?: string;
+  identity?: string;
+  extraArgs?: string[];
+}
+
+export async function startController(opts: ControllerOptions = {}): Promise<Component> {
+  const identity = opts.identity ?? `ctl-${randomBytes(2).toString('hex')}`;
+  const election = opts.electionNamespace
+    ? [
+        '--leader-election-namespace',
+        opts.electionNamespace,
+        '--leader-election-id',
+        'accel-lease-controller',
+        '--lease-duration',
+        '4s',
+        '--renew-deadline',
+        '3s',
+        '--retry-period',
+        '1s',
+      ]
+    : ['--no-leader-elect'];
+  const c = await startComponent(identity, 'src/controller/main.ts', [
+    '--identity',
+    identity,
+    '--http-bind-address',
+    '$HTTP',
+    ...election,
+    ...(opts.extraArgs ?? []),
+  ]);
+  return c;
+}

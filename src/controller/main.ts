@@ -1,0 +1,133 @@
+// Entry point of the lease controller: `npm start` (or `node src/controller/main.ts --help`).
+// A bad flag: one line, exit 2. API server unreachable or CRDs missing: one line, exit 1.
+// SIGTERM: stop leading, let the current reconcile finish, exit 0. Leadership lost: exit 1,
+// so the replica restarts as a clean standby (as client-go controllers do).
+import { hostname } from 'node:os';
+import { randomBytes } from 'node:crypto';
+import { HttpMethod } from '@kubernetes/client-node';
+import { Registry, collectDefaultMetrics } from 'prom-client';
+import {
+  commonFlags,
+  createLogger,
+  EventRecorder,
+  flag,
+  KubeClient,
+  LeaderElector,
+  leaderElectionFlags,
+  loadKubeConfig,
+  parseFlagsOrExit,
+  prettyDestination,
+  ReadinessChecks,
+  startHttpServer,
+} from '../kube/index.ts';
+import { LeaseController } from './controller.ts';
+import { recorderSink } from './events.ts';
+
+const PROGRAM = 'accel-lease-controller';
+
+const flags = parseFlagsOrExit(PROGRAM, {
+  ...commonFlags,
+  ...leaderElectionFlags,
+  leaderElectionNamespace: flag.string(
+    'namespace of the coordination.k8s.io Lease used for leader election',
+    process.env.POD_NAMESPACE ?? 'accel-lease-system',
+  ),
+  leaderElectionId: flag.string('name of that Lease', 'accel-lease-controller'),
+  identity: flag.string(
+    'this replica in leader election and Events',
+    `${process.env.POD_NAME ?? hostname()}_${randomBytes(3).toString('hex')}`,
+  ),
+  workers: flag.int('accelerators reconciled concurrently', 4, 1),
+  logFormat: flag.oneOf('log format', ['json', 'pretty'] as const, 'json'),
+});
+
+const log = createLogger({
+  name: PROGRAM,
+  level: flags.logLevel,
+  ...(flags.logFormat === 'pretty' && { destination: prettyDestination() }),
+});
+
+function fail(message: string): never {
+  process.stderr.write(`${PROGRAM}: ${message.split('\n')[0]}\n`);
+  process.exit(1);
+}
+
+let client: KubeClient;
+try {
+  client = new KubeClient(loadKubeConfig({ kubeconfig: flags.kubeconfig }), {
+    userAgent: PROGRAM,
+  });
+  await client.request({ method: HttpMethod.GET, path: '/apis/accel.dmabuf.io/v1alpha1' });
+} catch (err) {
+  fail(
+    `cannot reach the accel.dmabuf.io/v1alpha1 API (is the API server up and are the CRDs installed?): ${(err as Error).message}`,
+  );
+}
+
+const registry = new Registry();
+collectDefaultMetrics({ register: registry });
+const readiness = new ReadinessChecks();
+const recorder = new EventRecorder(client, {
+  reportingController: 'accel.dmabuf.io/controller',
+  reportingInstance: flags.identity.slice(0, 128),
+  logger: log,
+});
+const controller = new LeaseController({
+  kc: client.kc,
+  client,
+  log,
+  registry,
+  events: recorderSink(recorder),
+  workers: flags.workers,
+});
+readiness.add('informers', () => controller.hasSynced() || 'caches not synced');
+
+const http = await startHttpServer({
+  bindAddress: flags.httpBindAddress,
+  registry,
+  readiness,
+  logger: log,
+}).catch((err: Error) => fail(`cannot serve health and metrics: ${err.message}`));
+
+let stopping = false;
+let elector: LeaderElector | undefined;
+const shutdown = async (why: string, code: number) => {
+  if (stopping) return;
+  stopping = true;
+  log.info({ reason: why }, 'stopping');
+  await elector?.stop();
+  await controller.stop();
+  await http.close();
+  process.exit(code);
+};
+process.on('SIGTERM', () => void shutdown('SIGTERM', 0));
+process.on('SIGINT', () => void shutdown('SIGINT', 0));
+
+await controller.startInformers();
+log.info({ identity: flags.identity }, 'caches synced');
+
+if (flags.leaderElect) {
+  elector = new LeaderElector(client, {
+    namespace: flags.leaderElectionNamespace,
+    name: flags.leaderElectionId,
+    identity: flags.identity,
+    leaseDurationMs: flags.leaseDuration,
+    renewDeadlineMs: flags.renewDeadline,
+    retryPeriodMs: flags.retryPeriod,
+    releaseOnCancel: true,
+    logger: log,
+    registry,
+    onStartedLeading: (signal) => {
+      log.info('leading: reconciling');
+      void controller.run(signal);
+    },
+    onStoppedLeading: () => {
+      if (!stopping) void shutdown('leadership lost', 1);
+    },
+    onNewLeader: (leader) => log.info({ leader }, 'leader observed'),
+  });
+  readiness.add('leader-election', () => elector?.ready() || 'cannot read the election Lease');
+  void elector.run();
+} else {
+  void controller.run(new AbortController().signal);
+}
