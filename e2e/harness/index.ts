@@ -1,5 +1,5 @@
 // What cluster test files use: the cluster the global setup chose, a namespace per test that is
-// deleted afterwards, kubectl, and (on the local control plane only) fault injection.
+// deleted afterwards, kubectl and helm, and (on the local control plane only) fault injection.
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { KubeConfig, CoreV1Api } from '@kubernetes/client-node';
@@ -9,7 +9,8 @@ import type { ApiServerReplica } from '../cluster/index.ts';
 import { PROVIDED_KEY } from './cluster-info.ts';
 import type { ClusterInfo } from './cluster-info.ts';
 
-export type { ApiServerReplica } from '../cluster/index.ts';
+export { rawRequest } from '../cluster/index.ts';
+export type { ApiServerReplica, RawResponse } from '../cluster/index.ts';
 export type { ClusterInfo, ClusterKind } from './cluster-info.ts';
 
 /** Label on every namespace a test creates, so leftovers on a shared cluster can be found. */
@@ -111,6 +112,3 @@ export function localControlPlane(): LocalControlPlane | undefined {
     },
   };
 }
-
-export { rawRequest } from '../cluster/index.ts';
-export type { RawResponse } from '../cluster/index.ts';
