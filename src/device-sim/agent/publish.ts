@@ -1,0 +1,321 @@
+// What the node tells the API server, computed from the kernel and the agent's maps alone:
+// each Accelerator's status (phase, enforced owner, pins) and each realized export's status.
+// Pure; the same code will serve the read-only /proc scanner.
+import {
+  setConditions,
+  type AcceleratorOwner,
+  type AcceleratorPhase,
+  type AcceleratorStatus,
+  type AttachmentStatus,
+  type Condition,
+  type ConditionInput,
+  type DmaBufExport,
+  type DmaBufExportStatus,
+  type ExportPhase,
+  type Pin,
+} from '../../crds/index.ts';
+import {
+  describePin,
+  pinsOnDrop,
+  type AttachmentState,
+  type Pin as KernelPin,
+} from '../kernel/index.ts';
+import { leaseOfOwner } from './ownership.ts';
+import type { ExportPlan } from './realize.ts';
+import type { AgentState, ExportRecord } from './state.ts';
+import type { SyncResult } from './sync.ts';
+
+/** The API server holds at most this many pins per Accelerator (schema maxItems). */
+const MAX_PINS = 1024;
+
+export interface PublishContext {
+  /** The last sync's result: refusals, errors and what unrealized exports wait for. */
+  readonly sync: SyncResult;
+  /** Conditions the objects carry now, so lastTransitionTime only moves on a real change. */
+  readonly previousConditions: {
+    readonly accelerators: ReadonlyMap<string, readonly Condition[] | undefined>;
+    readonly exports: ReadonlyMap<string, readonly Condition[] | undefined>;
+  };
+  readonly now: number;
+}
+
+export interface ExportStatusUpdate {
+  readonly namespace: string;
+  readonly name: string;
+  readonly status: DmaBufExportStatus;
+}
+
+export interface Published {
+  /** By Accelerator name; heartbeatTime is the caller's to add. */
+  readonly acceleratorStatuses: Map<string, AcceleratorStatus>;
+  /** By DmaBufExport uid. */
+  readonly exportStatuses: Map<string, ExportStatusUpdate>;
+}
+
+const iso = (ms: number) => new Date(ms).toISOString();
+
+export function publish(state: AgentState, ctx: PublishContext): Published {
+  const exportByIno = new Map<number, string>();
+  for (const r of Object.values(state.exports)) {
+    if (r.ino !== undefined) exportByIno.set(r.ino, `${r.namespace}/${r.name}`);
+  }
+  const acceleratorStatuses = new Map<string, AcceleratorStatus>();
+  for (const device of state.kernel.devices()) {
+    acceleratorStatuses.set(device.name, acceleratorStatus(state, device.name, exportByIno, ctx));
+  }
+  const exportStatuses = new Map<string, ExportStatusUpdate>();
+  for (const [uid, exp] of ctx.sync.exports) {
+    const record = state.exports[uid];
+    const previous = ctx.previousConditions.exports.get(uid);
+    const status = record
+      ? realizedStatus(state, record, exp, previous, ctx.now)
+      : pendingStatus(ctx.sync.waiting.get(uid), exp, previous, ctx.now);
+    if (status) {
+      exportStatuses.set(uid, {
+        namespace: exp.metadata.namespace ?? '',
+        name: exp.metadata.name ?? '',
+        status,
+      });
+    }
+  }
+  return { acceleratorStatuses, exportStatuses };
+}
+
+/** A kernel pin as Accelerator.status.pins[] shows it. */
+export function statusPin(pin: KernelPin, exportKey: string | undefined): Pin {
+  return {
+    ...(exportKey !== undefined && { export: exportKey }),
+    ...(pin.buffer !== null && { buffer: pin.buffer }),
+    inode: pin.ino,
+    ...(pin.attachment !== null && { importer: pin.attachment }),
+    kind: pin.kind,
+    ...(pin.holder !== null && { pod: { namespace: pin.holder.namespace, name: pin.holder.name } }),
+    pid: pin.pid,
+    comm: pin.comm.slice(0, 64),
+    epoch: pin.epoch,
+    since: iso(pin.since),
+  };
+}
+
+function acceleratorStatus(
+  state: AgentState,
+  name: string,
+  exportByIno: ReadonlyMap<number, string>,
+  ctx: PublishContext,
+): AcceleratorStatus {
+  const device = state.kernel.device(name);
+  if (!device) throw new Error(`device ${name} vanished from the kernel`);
+  const pins = state.kernel.pins(name);
+  const result = ctx.sync.devices.get(name);
+  const outcome = result?.outcome;
+  const revoke = state.revokes[name];
+  const lease = leaseOfOwner(device.owner);
+  const owner: AcceleratorOwner = { ...(lease && { lease }), epoch: device.epoch };
+  const enforced = lease ? `lease ${lease.namespace}/${lease.name}` : 'nobody';
+
+  let phase: AcceleratorPhase;
+  if (revoke) phase = 'Revoking';
+  else if (outcome?.kind === 'error') phase = 'Unhealthy';
+  else if (device.owner !== null) phase = 'Owned';
+  else if (pins.length > 0) phase = 'Stuck';
+  else phase = 'Free';
+
+  let applied: ConditionInput;
+  if (outcome?.kind === 'refused') {
+    applied = {
+      type: 'OwnerApplied',
+      status: 'False',
+      reason: outcome.reason,
+      message: outcome.message,
+    };
+  } else if (outcome?.kind === 'error') {
+    applied = {
+      type: 'OwnerApplied',
+      status: 'False',
+      reason: 'KernelRefused',
+      message: outcome.message,
+    };
+  } else if (revoke) {
+    applied = {
+      type: 'OwnerApplied',
+      status: 'False',
+      reason: 'Revoking',
+      message: `revoking ${enforced} (epoch ${device.epoch}) before applying epoch ${revoke.epoch}; done at ${iso(revoke.deadline)}`,
+    };
+  } else if (
+    result?.decision.action === 'wait-pins' ||
+    (result?.decision.action === 'drop' && result.decision.lease && device.owner === null)
+  ) {
+    const want = result.decision.lease;
+    applied = {
+      type: 'OwnerApplied',
+      status: 'False',
+      reason: 'Pinned',
+      message: `lease ${want ? `${want.namespace}/${want.name}` : '?'} waits for epoch ${device.epoch}: pins of an earlier owner remain`,
+    };
+  } else {
+    applied = {
+      type: 'OwnerApplied',
+      status: 'True',
+      reason: 'Applied',
+      message: `the device enforces ${enforced} at epoch ${device.epoch}`,
+    };
+  }
+  const pinned: ConditionInput =
+    pins.length > 0
+      ? {
+          type: 'Pinned',
+          status: 'True',
+          reason: 'EarlierEpochPinned',
+          message: pins.map(describePin).join('; ').slice(0, 32768),
+        }
+      : {
+          type: 'Pinned',
+          status: 'False',
+          reason: 'NoPins',
+          message: "nothing keeps an earlier owner's memory alive",
+        };
+
+  return {
+    phase,
+    owner,
+    observedEpoch: device.epoch,
+    pins: pins.slice(0, MAX_PINS).map((p) => statusPin(p, exportByIno.get(p.ino))),
+    conditions: setConditions(
+      ctx.previousConditions.accelerators.get(name),
+      [applied, pinned],
+      iso(ctx.now),
+    ),
+  };
+}
+
+const ATTACHMENT_STATE: Record<AttachmentState, AttachmentStatus['state']> = {
+  attached: 'Attached',
+  revoked: 'Revoked',
+  pinned: 'Pinned',
+  detached: 'Detached',
+  failed: 'Failed',
+};
+
+function realizedStatus(
+  state: AgentState,
+  record: ExportRecord,
+  exp: DmaBufExport,
+  previous: readonly Condition[] | undefined,
+  now: number,
+): DmaBufExportStatus {
+  const generation = exp.metadata.generation;
+  const withGen = (c: Omit<ConditionInput, 'observedGeneration'>): ConditionInput => ({
+    ...c,
+    ...(generation !== undefined && { observedGeneration: generation }),
+  });
+  if (record.failed !== undefined || record.ino === undefined) {
+    return {
+      phase: 'Failed',
+      conditions: setConditions(
+        previous,
+        [
+          withGen({
+            type: 'Realized',
+            status: 'False',
+            reason: 'ExportFailed',
+            message: record.failed ?? 'not exported',
+          }),
+        ],
+        iso(now),
+      ),
+      ...(generation !== undefined && { observedGeneration: generation }),
+    };
+  }
+  const profile = state.kernel.device(record.accelerator)?.profile ?? 'static';
+  const buffer = state.kernel.buffer(record.ino);
+  const phase: ExportPhase = !buffer
+    ? 'Released'
+    : buffer.state === 'active'
+      ? 'Active'
+      : buffer.state === 'pinned'
+        ? 'Pinned'
+        : 'Revoked';
+  const live = new Map((buffer?.attachments ?? []).map((a) => [a.id, a]));
+  const attachments: AttachmentStatus[] = record.attachments.map((a) => {
+    const att = a.attachmentId === undefined ? undefined : live.get(a.attachmentId);
+    return {
+      name: a.name,
+      kind: a.kind,
+      revocable: !pinsOnDrop(profile, a.kind),
+      pod: a.pod,
+      ...(a.pid !== undefined && { pid: a.pid }),
+      state: a.failed !== undefined ? 'Failed' : att ? ATTACHMENT_STATE[att.state] : 'Detached',
+      ...(a.failed !== undefined && { message: a.failed.slice(0, 1024) }),
+    };
+  });
+  const failed = record.attachments.filter((a) => a.failed !== undefined);
+  const exporter = record.exporter;
+  return {
+    phase,
+    inode: record.ino,
+    ...(record.epoch !== undefined && { epoch: record.epoch }),
+    attachments,
+    conditions: setConditions(
+      previous,
+      [
+        withGen({
+          type: 'Realized',
+          status: 'True',
+          reason: 'Exported',
+          message:
+            `exported ${exp.spec.sizeBytes} bytes at offset ${exp.spec.offsetBytes} of ${record.accelerator} ` +
+            `as inode ${record.ino} at epoch ${record.epoch ?? '?'}` +
+            (exporter ? ` by pid ${exporter.pid} (pod ${record.namespace}/${exporter.pod})` : ''),
+        }),
+        withGen(
+          failed.length > 0
+            ? {
+                type: 'Degraded',
+                status: 'True',
+                reason: 'ImporterFailed',
+                message: failed
+                  .map((a) => `${a.name}: ${a.failed ?? ''}`)
+                  .join('; ')
+                  .slice(0, 32768),
+              }
+            : {
+                type: 'Degraded',
+                status: 'False',
+                reason: 'AllImported',
+                message: 'every importer attached',
+              },
+        ),
+      ],
+      iso(now),
+    ),
+    ...(generation !== undefined && { observedGeneration: generation }),
+  };
+}
+
+function pendingStatus(
+  wait: Extract<ExportPlan, { kind: 'wait' }> | undefined,
+  exp: DmaBufExport,
+  previous: readonly Condition[] | undefined,
+  now: number,
+): DmaBufExportStatus | undefined {
+  if (!wait) return undefined;
+  const generation = exp.metadata.generation;
+  return {
+    phase: 'Pending',
+    conditions: setConditions(
+      previous,
+      [
+        {
+          type: 'Realized',
+          status: 'False',
+          reason: wait.reason,
+          message: wait.message,
+          ...(generation !== undefined && { observedGeneration: generation }),
+        },
+      ],
+      iso(now),
+    ),
+    ...(generation !== undefined && { observedGeneration: generation }),
+  };
+}

@@ -1,0 +1,297 @@
+// One level-triggered pass over the node: from what the API server says (pods, exports,
+// spec.owner) to kernel state. Deterministic and free of I/O; the caller persists and publishes.
+import type { AcceleratorOwner, DmaBufExport } from '../../crds/index.ts';
+import { describePin } from '../kernel/index.ts';
+import {
+  applyOwnerDecision,
+  decideOwner,
+  leaseOfOwner,
+  type OwnerDecision,
+  type OwnerOutcome,
+} from './ownership.ts';
+import { exitPod, vanishedPods, type PodView } from './processes.ts';
+import {
+  planExport,
+  realizeExport,
+  releaseExport,
+  type ExportPlan,
+  type RemotePod,
+} from './realize.ts';
+import type { AgentState } from './state.ts';
+
+export interface Observed {
+  /** spec.owner of this node's Accelerators by name; a missing key = object not seen yet. */
+  readonly owners: ReadonlyMap<string, AcceleratorOwner | undefined>;
+  /** This node's pods, by uid. */
+  readonly pods: ReadonlyMap<string, PodView>;
+  /** Every DmaBufExport the cache holds (the sync keeps the declared ones on its devices). */
+  readonly exports: readonly DmaBufExport[];
+  /** Importer pods looked up off this node, by `namespace/name`. */
+  readonly remote: ReadonlyMap<string, RemotePod>;
+  readonly now: number;
+}
+
+/** An Event the note deserves (events.k8s.io/v1), regarding one of our objects. */
+export interface NoteEvent {
+  readonly kind: 'Accelerator' | 'DmaBufExport';
+  readonly namespace?: string;
+  readonly name: string;
+  readonly type: 'Normal' | 'Warning';
+  readonly reason: string;
+  readonly note: string;
+}
+
+export interface Note {
+  readonly level: 'info' | 'warn';
+  readonly msg: string;
+  readonly fields: Readonly<Record<string, unknown>>;
+  readonly event?: NoteEvent;
+}
+
+export interface DeviceResult {
+  readonly decision: OwnerDecision;
+  readonly outcome: OwnerOutcome;
+}
+
+export interface SyncResult {
+  readonly devices: ReadonlyMap<string, DeviceResult>;
+  /** Exports on this node not realized yet, by uid, with what they wait for. */
+  readonly waiting: ReadonlyMap<string, Extract<ExportPlan, { kind: 'wait' }>>;
+  /** Observed exports on this node by uid (for observedGeneration and conditions). */
+  readonly exports: ReadonlyMap<string, DmaBufExport>;
+  /** Earliest slow-revoke deadline still ahead, to wake up for. */
+  readonly wakeAt: number | undefined;
+  readonly notes: readonly Note[];
+}
+
+const creation = (e: DmaBufExport) => String(e.metadata.creationTimestamp ?? '');
+
+/** This node's declared exports, oldest first (so realization order is stable). */
+export function exportsOnNode(state: AgentState, all: readonly DmaBufExport[]): DmaBufExport[] {
+  return all
+    .filter(
+      (e) =>
+        e.spec.source === 'Declared' &&
+        state.kernel.device(e.spec.accelerator) !== undefined &&
+        !e.metadata.deletionTimestamp,
+    )
+    .sort(
+      (a, b) =>
+        creation(a).localeCompare(creation(b)) ||
+        `${a.metadata.namespace}/${a.metadata.name}`.localeCompare(
+          `${b.metadata.namespace}/${b.metadata.name}`,
+        ),
+    );
+}
+
+/**
+ * Bring the kernel in line with the cluster: processes of vanished pods exit, deleted exports
+ * are released, each device applies spec.owner, and exports whose owner and pods are ready are
+ * realized. Mutates `state`; returns what happened and what still waits.
+ */
+export function syncNode(state: AgentState, observed: Observed): SyncResult {
+  const notes: Note[] = [];
+  const { kernel } = state;
+
+  for (const uid of vanishedPods(state, observed.pods)) {
+    const proc = state.pods[uid];
+    const report = exitPod(state, uid);
+    if (proc && report) {
+      notes.push({
+        level: 'info',
+        msg: 'pod gone: its process exited',
+        fields: {
+          pod: `${proc.namespace}/${proc.name}`,
+          pid: report.pid,
+          closedFds: report.closedFds.length,
+          detached: report.detached.map((a) => `${a.kind} ${a.name}`),
+          released: report.released,
+        },
+      });
+    }
+  }
+
+  const mine = exportsOnNode(state, observed.exports);
+  const byUid = new Map(mine.map((e) => [e.metadata.uid ?? '', e]));
+  for (const [uid, record] of Object.entries(state.exports)) {
+    if (byUid.has(uid)) continue;
+    releaseExport(state, uid);
+    notes.push({
+      level: 'info',
+      msg: 'DmaBufExport deleted: the workload released it',
+      fields: { export: `${record.namespace}/${record.name}`, inode: record.ino },
+    });
+  }
+
+  const devices = new Map<string, DeviceResult>();
+  let wakeAt: number | undefined;
+  for (const device of kernel.devices()) {
+    const decision = decideOwner({
+      desired: observed.owners.get(device.name),
+      device,
+      pinCount: kernel.pins(device.name).length,
+      slowRevokeMs: state.slowRevokeMs,
+      pendingRevoke: state.revokes[device.name],
+      now: observed.now,
+    });
+    const outcome = applyOwnerDecision(kernel, device.name, decision, state.revokes);
+    devices.set(device.name, { decision, outcome });
+    notes.push(...ownerNotes(device.name, decision, outcome));
+    const revoke = state.revokes[device.name];
+    if (revoke && (wakeAt === undefined || revoke.deadline < wakeAt)) wakeAt = revoke.deadline;
+  }
+
+  const waiting = new Map<string, Extract<ExportPlan, { kind: 'wait' }>>();
+  const pods = new Map([...observed.pods.values()].map((p) => [`${p.namespace}/${p.name}`, p]));
+  for (const exp of mine) {
+    const uid = exp.metadata.uid ?? '';
+    if (state.exports[uid]) continue;
+    const device = kernel.device(exp.spec.accelerator);
+    if (!device) continue;
+    const plan = planExport(exp, { node: state.node, device, pods, remote: observed.remote });
+    if (plan.kind === 'wait') {
+      waiting.set(uid, plan);
+      continue;
+    }
+    const record = realizeExport(state, exp, plan);
+    const regarding = {
+      kind: 'DmaBufExport' as const,
+      namespace: record.namespace,
+      name: record.name,
+    };
+    const failedImporters = record.attachments.filter((a) => a.failed !== undefined);
+    notes.push({
+      level: record.failed ? 'warn' : 'info',
+      msg: record.failed ? 'DmaBufExport could not be exported' : 'DmaBufExport realized',
+      fields: {
+        export: `${record.namespace}/${record.name}`,
+        accelerator: record.accelerator,
+        inode: record.ino,
+        epoch: record.epoch,
+        ...(record.failed && { reason: record.failed }),
+        failedImporters: failedImporters.map((a) => a.name),
+      },
+      event: record.failed
+        ? { ...regarding, type: 'Warning', reason: 'ExportFailed', note: record.failed }
+        : {
+            ...regarding,
+            type: 'Normal',
+            reason: 'Exported',
+            note: `exported from ${record.accelerator} as inode ${record.ino} at epoch ${record.epoch}`,
+          },
+    });
+    for (const a of failedImporters) {
+      notes.push({
+        level: 'warn',
+        msg: 'importer failed',
+        fields: {
+          export: `${record.namespace}/${record.name}`,
+          importer: a.name,
+          reason: a.failed,
+        },
+        event: {
+          ...regarding,
+          type: 'Warning',
+          reason: 'ImporterFailed',
+          note: `${a.name}: ${a.failed}`,
+        },
+      });
+    }
+  }
+
+  return { devices, waiting, exports: byUid, wakeAt, notes };
+}
+
+function ownerNotes(device: string, decision: OwnerDecision, outcome: OwnerOutcome): Note[] {
+  const on = (type: 'Normal' | 'Warning', reason: string, note: string): NoteEvent => ({
+    kind: 'Accelerator',
+    name: device,
+    type,
+    reason,
+    note,
+  });
+  switch (outcome.kind) {
+    case 'unchanged':
+      return [];
+    case 'refused':
+      return [
+        {
+          level: 'warn',
+          msg: 'spec.owner refused',
+          fields: { device, reason: outcome.reason, message: outcome.message },
+          event: on('Warning', outcome.reason, outcome.message),
+        },
+      ];
+    case 'error':
+      return [
+        {
+          level: 'warn',
+          msg: 'applying spec.owner failed',
+          fields: { device, error: outcome.message },
+          event: on('Warning', 'KernelRefused', outcome.message),
+        },
+      ];
+    case 'revoking': {
+      const until = new Date(outcome.revoke.deadline).toISOString();
+      return [
+        {
+          level: 'info',
+          msg: 'slow revoke in progress',
+          fields: { device, epoch: outcome.revoke.epoch, deadline: until },
+          event: on(
+            'Normal',
+            'Revoking',
+            `revoking the current owner before epoch ${outcome.revoke.epoch}; done at ${until}`,
+          ),
+        },
+      ];
+    }
+    case 'applied': {
+      const notes: Note[] = [];
+      const drop = outcome.drop;
+      if (drop && (drop.previousOwner !== null || drop.previousEpoch !== drop.epoch)) {
+        const prev = leaseOfOwner(drop.previousOwner);
+        const prevName = prev ? `lease ${prev.namespace}/${prev.name}` : 'nobody';
+        const pinned = drop.pins.length > 0;
+        notes.push({
+          level: pinned ? 'warn' : 'info',
+          msg: pinned ? 'owner dropped: pins of the old owner remain (Stuck)' : 'owner dropped',
+          fields: {
+            device,
+            previousOwner: prev ? `${prev.namespace}/${prev.name}` : null,
+            previousEpoch: drop.previousEpoch,
+            epoch: drop.epoch,
+            revoked: drop.revoked.map((a) => `${a.kind} ${a.name} (pid ${a.pid})`),
+            pins: drop.pins.map(describePin),
+          },
+          event: pinned
+            ? on(
+                'Warning',
+                'Pinned',
+                `dropped ${prevName} (epoch ${drop.previousEpoch}) at epoch ${drop.epoch}; ${drop.pins.map(describePin).join('; ')}`,
+              )
+            : on(
+                'Normal',
+                'OwnerDropped',
+                `dropped ${prevName} (epoch ${drop.previousEpoch}) at epoch ${drop.epoch}; revoked ${drop.revoked.length} importer(s)`,
+              ),
+        });
+      }
+      if (outcome.acquired && (decision.action === 'drop' || decision.action === 'acquire')) {
+        const lease = decision.lease;
+        const name = lease ? `${lease.namespace}/${lease.name}` : '?';
+        notes.push({
+          level: 'info',
+          msg: 'owner acquired',
+          fields: { device, lease: name, epoch: decision.epoch },
+          event: on(
+            'Normal',
+            'Acquired',
+            `lease ${name} owns the device at epoch ${decision.epoch}`,
+          ),
+        });
+      }
+      return notes;
+    }
+  }
+}
