@@ -1,0 +1,17 @@
+// Public face of the node agent: one process per node binding the simulated kernel to the
+// cluster (DESIGN.md section 5). `main.ts` is the command; `startAgent` runs it in-process.
+export {
+  AgentStartError,
+  FIELD_MANAGER,
+  MODEL_LABEL,
+  NODE_LABEL,
+  startAgent,
+  type AgentHandle,
+  type AgentOptions,
+} from './agent.ts';
+export { handleAdmin, type AdminTarget } from './admin.ts';
+export { parseAgentFlags, type AgentFlags, type HostPort } from './flags.ts';
+export { decideOwner, ownerKey, leaseOfOwner, type OwnerDecision } from './ownership.ts';
+export { publish, statusPin, type Published } from './publish.ts';
+export { deviceName, parseStateFile, toStateFile, STATE_VERSION, type StateFile } from './state.ts';
+export { syncNode, type Observed, type SyncResult } from './sync.ts';

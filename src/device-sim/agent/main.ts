@@ -1,0 +1,56 @@
+// Entry point of the node agent (one per node): `node src/device-sim/agent/main.ts --node node-a`.
+// A bad flag: one line, exit 2. Cannot start (API server unreachable, CRDs missing, bad state
+// file): one line, exit 1. SIGTERM or SIGINT: finish the current step, persist, exit 0.
+import { FlagError, createLogger, prettyDestination } from '../../kube/index.ts';
+import { startAgent } from './agent.ts';
+import { parseAgentFlags, type AgentFlags } from './flags.ts';
+
+const PROGRAM = 'accel-lease-agent';
+
+let flags: AgentFlags;
+try {
+  flags = parseAgentFlags(process.argv.slice(2));
+} catch (err) {
+  if (!(err instanceof FlagError)) throw err;
+  process.stderr.write(`${PROGRAM}: ${err.message}\n`);
+  process.exit(2);
+}
+
+const logger = createLogger({
+  name: PROGRAM,
+  ...(flags.logFormat === 'pretty' && { destination: prettyDestination() }),
+});
+
+try {
+  const agent = await startAgent({
+    node: flags.node,
+    devices: flags.devices,
+    model: flags.model,
+    memoryBytes: flags.memoryBytes,
+    profile: flags.profile,
+    stateFile: flags.stateFile,
+    adminAddr: flags.adminAddr,
+    httpAddr: flags.httpAddr,
+    heartbeatMs: flags.heartbeatMs,
+    ...(flags.kubeconfig !== undefined && { kubeconfig: flags.kubeconfig }),
+    logger,
+  });
+  let stopping = false;
+  const shutdown = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'stopping');
+    agent.stop().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        process.stderr.write(`${PROGRAM}: stopping failed: ${(err as Error).message}\n`);
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+  process.on('SIGINT', () => shutdown('SIGINT'));
+} catch (err) {
+  process.stderr.write(`${PROGRAM}: ${(err as Error).message.split('\n')[0]}\n`);
+  process.exit(1);
+}

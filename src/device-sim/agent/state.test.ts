@@ -1,0 +1,50 @@
+// The state file: atomic replacement, and refusals that name the file and the bad field.
+import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { needsOwnerReset } from './agent.ts';
+import { FakeNode, NODE } from './fixture.ts';
+import { parseStateFile, readStateFile, toStateFile, writeStateFile } from './state.ts';
+
+describe('state file', () => {
+  it('writes atomically (no temporary file left) and reads back what it wrote', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'agent-state-'));
+    const path = join(dir, 'nested', 'agent-node-a.json');
+    expect(readStateFile(path)).toBeUndefined();
+    const n = new FakeNode();
+    writeStateFile(path, JSON.stringify(toStateFile(n.state)));
+    writeStateFile(path, JSON.stringify(toStateFile(n.state)));
+    expect(readdirSync(join(dir, 'nested'))).toEqual(['agent-node-a.json']);
+    const back = parseStateFile(readFileSync(path, 'utf8'), NODE, path);
+    expect(back.kernel.toJSON()).toEqual(n.kernel().toJSON());
+  });
+
+  it('refuses another node, a foreign version, a broken kernel and non-JSON', () => {
+    const good = toStateFile(new FakeNode().state);
+    expect(() => parseStateFile(JSON.stringify(good), 'node-b', 'f.json')).toThrow(
+      'state file f.json belongs to node node-a, not node-b',
+    );
+    expect(() => parseStateFile(JSON.stringify({ ...good, version: 9 }), NODE, 'f.json')).toThrow(
+      /state file f.json is invalid at version/,
+    );
+    expect(() =>
+      parseStateFile(JSON.stringify({ ...good, kernel: { version: 1 } }), NODE, 'f.json'),
+    ).toThrow(/state file f.json: kernel snapshot is invalid at \$.devices/);
+    expect(() => parseStateFile('{', NODE, 'f.json')).toThrow(/state file f.json is not JSON/);
+  });
+});
+
+describe('status.owner writes', () => {
+  const L = { namespace: 'a', name: 'l', uid: 'u1' };
+  it('resets status.owner only where the CRD transition rule would refuse one write', () => {
+    expect(needsOwnerReset({ epoch: 2 }, { lease: L, epoch: 2 })).toBe(true);
+    expect(needsOwnerReset({ lease: L, epoch: 2 }, { lease: { ...L, uid: 'u2' }, epoch: 2 })).toBe(
+      true,
+    );
+    expect(needsOwnerReset({ epoch: 1 }, { lease: L, epoch: 2 })).toBe(false);
+    expect(needsOwnerReset({ lease: L, epoch: 1 }, { epoch: 2 })).toBe(false);
+    expect(needsOwnerReset({ lease: L, epoch: 2 }, { lease: L, epoch: 2 })).toBe(false);
+    expect(needsOwnerReset(undefined, { lease: L, epoch: 2 })).toBe(false);
+  });
+});
