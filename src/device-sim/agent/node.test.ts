@@ -308,6 +308,32 @@ describe('exports per exporter profile', () => {
   });
 });
 
+describe('events and logs', () => {
+  it('says what happened once, with an Event on the object it happened to', () => {
+    const n = handoffScene('dynamic');
+    n.sync();
+    const events = () => (n.last?.notes ?? []).flatMap((x) => (x.event ? [x.event] : []));
+    expect(events().map((e) => [e.kind, e.type, e.reason])).toEqual([
+      ['Accelerator', 'Normal', 'Acquired'],
+      ['DmaBufExport', 'Normal', 'Exported'],
+    ]);
+    n.sync();
+    expect(n.last?.notes).toEqual([]);
+    n.own({ lease: B, epoch: 2 });
+    n.sync();
+    const [pinned] = events();
+    expect(pinned).toMatchObject({
+      kind: 'Accelerator',
+      name: 'node-a-hl0',
+      type: 'Warning',
+      reason: 'Pinned',
+    });
+    expect(pinned?.note).toMatch(
+      /^dropped lease team-a\/tenant-a \(epoch 1\) at epoch 2; buffer weights \(ino 1\) is pinned by rdma-mr attachment nic0 held by pid \d+ \(team-io\/loader-0\)$/,
+    );
+  });
+});
+
 describe('faults', () => {
   it('a hidden holder pins with no pod; removing it lets the waiting lease in', () => {
     const n = handoffScene('dynamic');

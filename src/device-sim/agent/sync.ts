@@ -249,13 +249,17 @@ function ownerNotes(device: string, decision: OwnerDecision, outcome: OwnerOutco
     case 'applied': {
       const notes: Note[] = [];
       const drop = outcome.drop;
-      if (drop && (drop.previousOwner !== null || drop.previousEpoch !== drop.epoch)) {
+      const pinned = (drop?.pins.length ?? 0) > 0;
+      // A free device only records the new epoch: worth a word only if old pins still block it.
+      if (drop && (drop.previousOwner !== null || (pinned && drop.previousEpoch !== drop.epoch))) {
         const prev = leaseOfOwner(drop.previousOwner);
-        const prevName = prev ? `lease ${prev.namespace}/${prev.name}` : 'nobody';
-        const pinned = drop.pins.length > 0;
+        const what =
+          drop.previousOwner === null
+            ? `moved from epoch ${drop.previousEpoch} to ${drop.epoch} with no owner`
+            : `dropped ${prev ? `lease ${prev.namespace}/${prev.name}` : 'nobody'} (epoch ${drop.previousEpoch}) at epoch ${drop.epoch}`;
         notes.push({
           level: pinned ? 'warn' : 'info',
-          msg: pinned ? 'owner dropped: pins of the old owner remain (Stuck)' : 'owner dropped',
+          msg: pinned ? 'owner dropped: pins of an earlier owner remain (Stuck)' : 'owner dropped',
           fields: {
             device,
             previousOwner: prev ? `${prev.namespace}/${prev.name}` : null,
@@ -265,16 +269,8 @@ function ownerNotes(device: string, decision: OwnerDecision, outcome: OwnerOutco
             pins: drop.pins.map(describePin),
           },
           event: pinned
-            ? on(
-                'Warning',
-                'Pinned',
-                `dropped ${prevName} (epoch ${drop.previousEpoch}) at epoch ${drop.epoch}; ${drop.pins.map(describePin).join('; ')}`,
-              )
-            : on(
-                'Normal',
-                'OwnerDropped',
-                `dropped ${prevName} (epoch ${drop.previousEpoch}) at epoch ${drop.epoch}; revoked ${drop.revoked.length} importer(s)`,
-              ),
+            ? on('Warning', 'Pinned', `${what}; ${drop.pins.map(describePin).join('; ')}`)
+            : on('Normal', 'OwnerDropped', `${what}; revoked ${drop.revoked.length} importer(s)`),
         });
       }
       if (outcome.acquired && (decision.action === 'drop' || decision.action === 'acquire')) {
