@@ -246,6 +246,17 @@ describe.skipIf(!kwok)('node agent on a real API server', () => {
       ['nic0', 'rdma-mr', false, 'Attached'],
     ]);
 
+    // Each step is an Event on the object it happened to.
+    await until(
+      'an Exported Event on the export',
+      () =>
+        api<{ items: Array<{ reason?: string; regarding?: { name?: string } }> }>(
+          'GET',
+          `/apis/events.k8s.io/v1/namespaces/${ns}/events`,
+        ),
+      (l) => l.items.some((e) => e.reason === 'Exported' && e.regarding?.name === 'weights'),
+    );
+
     // Restart in-process from the state file: same buffer, not exported again.
     await agent.stop();
     agent = await agentInProcess(node, stateFile);
