@@ -1,7 +1,9 @@
 // The node agent against a real API server: it publishes Accelerators, applies spec.owner
 // (written here as an admin would, until the controller does it), realizes a DmaBufExport for
 // pods kwok runs, and keeps every export record across in-process and killed-process restarts.
-import { mkdtempSync } from 'node:fs';
+import { execFile } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
@@ -97,6 +99,57 @@ async function until<T>(what: string, read: () => Promise<T>, ok: (v: T) => bool
 const tmpState = () => join(mkdtempSync(join(tmpdir(), 'agent-e2e-')), 'state.json');
 const attachmentStates = (e: DmaBufExport) =>
   Object.fromEntries((e.status?.attachments ?? []).map((a) => [a.name, a.state]));
+
+function runAgent(args: string[]): Promise<{ code: number | null; stderr: string }> {
+  const main = join(import.meta.dirname, '..', 'src', 'device-sim', 'agent', 'main.ts');
+  return new Promise((resolve) => {
+    execFile(process.execPath, [main, ...args], { timeout: 30_000 }, (err, _out, stderr) => {
+      resolve({ code: err ? ((err as { code?: number }).code ?? null) : 0, stderr });
+    });
+  });
+}
+
+describe('node agent command line', () => {
+  it('a bad flag: one line, exit 2; an unreachable API server: one line, exit 1', async () => {
+    const bad = await runAgent(['--node', 'node-a', '--admin-addr', '0.0.0.0:9446']);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr.trim().split('\n')).toEqual([
+      'accel-lease-agent: --admin-addr "0.0.0.0:9446": want a loopback host:port like 127.0.0.1:9446: the admin API injects faults and has no authentication',
+    ]);
+
+    // A port nothing listens on (fetch refuses a few well-known ports outright, so pick a free one).
+    const port = await new Promise<number>((resolve) => {
+      const srv = createServer().listen(0, '127.0.0.1', () => {
+        const { port: p } = srv.address() as AddressInfo;
+        srv.close(() => resolve(p));
+      });
+    });
+    const dir = mkdtempSync(join(tmpdir(), 'agent-cli-'));
+    const kubeconfig = join(dir, 'kubeconfig');
+    writeFileSync(
+      kubeconfig,
+      [
+        'apiVersion: v1',
+        'kind: Config',
+        `clusters: [{name: c, cluster: {server: "https://127.0.0.1:${port}", insecure-skip-tls-verify: true}}]`,
+        'users: [{name: u, user: {token: t}}]',
+        'contexts: [{name: x, context: {cluster: c, user: u}}]',
+        'current-context: x',
+      ].join('\n'),
+    );
+    const down = await runAgent([
+      '--node=node-a',
+      `--kubeconfig=${kubeconfig}`,
+      `--state-file=${join(dir, 'state.json')}`,
+      '--admin-addr=127.0.0.1:0',
+      '--http-addr=127.0.0.1:0',
+    ]);
+    expect(down.code).toBe(1);
+    expect(down.stderr.trim().split('\n')).toEqual([
+      `accel-lease-agent: cannot reach the API server at https://127.0.0.1:${port}: connect ECONNREFUSED 127.0.0.1:${port}`,
+    ]);
+  });
+});
 
 describe.skipIf(!kwok)('node agent on a real API server', () => {
   beforeAll(async () => {
