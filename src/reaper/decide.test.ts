@@ -1,0 +1,461 @@
+// The reaper step, one behaviour at a time: grace, the Planned-first write, waves, retries,
+// deadlines, dry run, budgets and rates, unresolvable pins, and restarts that repeat nothing.
+import { describe, expect, it } from 'vitest';
+import type { Accelerator, AcceleratorLease, EvictionRecord, Pin } from '../crds/index.ts';
+import {
+  IDLE_REAP_ANNOTATION,
+  readIdleReap,
+  reap,
+  withReaperStatus,
+  type ReapDecision,
+  type ReapInput,
+} from './decide.ts';
+import { CORDON_ANNOTATION, type ReaperEffect } from './effects.ts';
+import {
+  ACCEL,
+  exportOf,
+  iso,
+  pin,
+  podsOf,
+  policy,
+  stuckAccel,
+  T0,
+  waitingLease,
+} from './fixture.ts';
+import type { PodState } from './plan.ts';
+import { recordOutcome } from './records.ts';
+
+const GRACE_END = T0 + 30_000;
+
+/** loader-0 holds an rdma-mr, viewer-0 an fd, trainer-0 exported the buffer (static device). */
+const PINS: Pin[] = [
+  pin('rdma-mr', 'team-io/loader-0', { export: 'team-a/buf-1', importer: 'nic0', pid: 11 }),
+  pin('fd', 'team-io/loader-0', { export: 'team-a/buf-1', pid: 11 }),
+  pin('fd', 'team-a/viewer-0', { export: 'team-a/buf-1', pid: 12 }),
+  pin('fd', 'team-a/trainer-0', { export: 'team-a/buf-1', pid: 13 }),
+];
+const EXPORTS = [exportOf('team-a/buf-1', 'trainer-0')];
+
+function input(over: Partial<ReapInput> = {}): ReapInput {
+  return {
+    accelerator: stuckAccel(PINS),
+    exports: EXPORTS,
+    pods: podsOf('team-io/loader-0', 'team-a/viewer-0', 'team-a/trainer-0', 'team-a/bystander'),
+    lease: waitingLease({ blockedAt: T0 }),
+    policy: policy(),
+    evictionsInLastMinute: 0,
+    evictingElsewhere: new Set(),
+    now: GRACE_END,
+    ...over,
+  };
+}
+
+/** The lease as the API server holds it after the runtime wrote the decision's status. */
+function written(lease: AcceleratorLease, d: ReapDecision, now: number): AcceleratorLease {
+  if (!d.leaseStatus) return lease;
+  return { ...lease, status: withReaperStatus(lease.status, d.leaseStatus, now) };
+}
+
+const ofType = <T extends ReaperEffect['type']>(d: ReapDecision, type: T) =>
+  d.effects.filter((e): e is Extract<ReaperEffect, { type: T }> => e.type === type);
+const evicted = (d: ReapDecision) => ofType(d, 'evict').map((e) => `${e.pod.name}#${e.attempt}`);
+const results = (l: AcceleratorLease) =>
+  (l.status?.evictions ?? []).map((r) => `${r.pod.name}:${r.result}`);
+const condition = (l: AcceleratorLease, type: string) =>
+  l.status?.conditions?.find((c) => c.type === type);
+
+describe('reap', () => {
+  it('waits out the grace period, saying when evictions may start', () => {
+    const d = reap(input({ now: T0 + 10_000 }));
+    expect(d.effects).toEqual([]);
+    expect(d.requeueAfterMs).toBe(20_000);
+    expect(d.summary.state).toBe('GracePeriod');
+    expect(d.leaseStatus?.conditions).toEqual([
+      expect.objectContaining({
+        type: 'Reaping',
+        status: 'False',
+        reason: 'GracePeriod',
+        message:
+          'node-a-hl0 is pinned; evictions may start at 2026-11-25T10:00:30Z unless the pins go first',
+      }),
+    ]);
+  });
+
+  it('does not start the grace period before the lease is marked Blocked', () => {
+    const d = reap(input({ lease: waitingLease(), now: T0 + 3_600_000 }));
+    expect(d.effects).toEqual([]);
+    expect(d.requeueAfterMs).toBe(30_000);
+  });
+
+  it('writes the first wave as Planned records before it sends anything', () => {
+    const d = reap(input());
+    expect(ofType(d, 'evict')).toEqual([]);
+    expect(d.leaseStatus?.evictions).toEqual([
+      {
+        pod: { namespace: 'team-io', name: 'loader-0' },
+        uid: 'uid-loader-0',
+        reason:
+          'holds rdma-mr importer nic0 of export team-a/buf-1; holds an fd of export team-a/buf-1',
+        result: 'Planned',
+      },
+    ]);
+    expect(d.summary).toMatchObject({ state: 'Evicting', wave: 1, planSize: 3 });
+    expect(d.requeueAfterMs).toBe(0);
+    expect(ofType(d, 'event').map((e) => [e.regarding.kind, e.reason])).toEqual([
+      ['AcceleratorLease', 'Reaping'],
+      ['Accelerator', 'Reaping'],
+    ]);
+  });
+
+  it('then evicts the planned pods with their uid, and never again after a restart', () => {
+    let lease = waitingLease({ blockedAt: T0 });
+    let d = reap(input({ lease }));
+    lease = written(lease, d, GRACE_END);
+    d = reap(input({ lease, now: GRACE_END + 1000 }));
+    expect(ofType(d, 'evict')).toEqual([
+      expect.objectContaining({
+        pod: { namespace: 'team-io', name: 'loader-0' },
+        uid: 'uid-loader-0',
+        attempt: 1,
+      }),
+    ]);
+    lease = written(lease, d, GRACE_END + 1000);
+    expect(lease.status?.evictions?.[0]).toMatchObject({
+      result: 'Evicting',
+      started: '2026-11-25T10:00:31Z',
+      message: 'attempt 1 at 2026-11-25T10:00:31Z: eviction requested',
+    });
+    // The pod is terminating: a restarted controller only has the lease, and sends nothing.
+    const pods = podsOf('team-a/viewer-0', 'team-a/trainer-0');
+    pods.set('team-io/loader-0', { uid: 'uid-loader-0', deletionTimestamp: iso(GRACE_END) });
+    for (const now of [GRACE_END + 2000, GRACE_END + 60_000]) {
+      d = reap(input({ lease, pods, now }));
+      expect(ofType(d, 'evict')).toEqual([]);
+      expect(d.summary.state).toBe('Evicting');
+    }
+    expect(condition(written(lease, d, GRACE_END + 60_000), 'Reaping')).toMatchObject({
+      status: 'True',
+      reason: 'Evicting',
+    });
+  });
+
+  it('marks a record Evicted only once the pod is gone, not while it terminates', () => {
+    const rec: EvictionRecord = {
+      pod: { namespace: 'team-io', name: 'loader-0' },
+      uid: 'uid-loader-0',
+      reason: 'r',
+      result: 'Evicting',
+      started: iso(GRACE_END),
+      message: `attempt 1 at ${iso(GRACE_END)}: eviction accepted`,
+    };
+    const lease = waitingLease({ blockedAt: T0, evictions: [rec] });
+    const terminating = new Map<string, PodState>([
+      ['team-io/loader-0', { uid: 'uid-loader-0', deletionTimestamp: iso(GRACE_END) }],
+    ]);
+    expect(reap(input({ lease, pods: terminating })).leaseStatus?.evictions).toEqual([rec]);
+    const gone = reap(input({ lease, pods: new Map(), now: GRACE_END + 5000 }));
+    expect(gone.leaseStatus?.evictions).toEqual([
+      { ...rec, result: 'Evicted', finished: '2026-11-25T10:00:35Z' },
+    ]);
+    // A replacement pod of the same name is another pod: the record is done, and the
+    // replacement is not evicted even though the agent still reports the old pod's pins.
+    const replaced = new Map<string, PodState>([['team-io/loader-0', { uid: 'uid-new' }]]);
+    const d = reap(input({ lease, pods: replaced, now: GRACE_END + 5000 }));
+    expect(d.leaseStatus?.evictions?.[0]?.result).toBe('Evicted');
+    expect(d.leaseStatus?.evictions?.map((r) => r.uid)).not.toContain('uid-new');
+    expect(ofType(d, 'evict')).toEqual([]);
+    expect(d.summary.state).toBe('Waiting');
+  });
+
+  it('moves to the next rank only once the device reports fresh pins', () => {
+    const rec: EvictionRecord = {
+      pod: { namespace: 'team-io', name: 'loader-0' },
+      uid: 'uid-loader-0',
+      reason: 'r',
+      result: 'Evicted',
+      started: iso(GRACE_END),
+      finished: iso(GRACE_END + 5000),
+    };
+    const lease = waitingLease({ blockedAt: T0, evictions: [rec] });
+    const pods = podsOf('team-a/viewer-0', 'team-a/trainer-0');
+    const stale = reap(input({ lease, pods, now: GRACE_END + 6000 }));
+    expect(stale.leaseStatus?.evictions).toEqual([rec]);
+    expect(stale.summary.state).toBe('Waiting');
+    const fresh = reap(
+      input({ lease, pods, now: GRACE_END + 7000, accelerator: stuckAccel(PINS.slice(2)) }),
+    );
+    expect(results(written(lease, fresh, 0))).toEqual(['loader-0:Evicted', 'viewer-0:Planned']);
+    expect(fresh.summary.wave).toBe(2);
+  });
+
+  it('retries a PodDisruptionBudget refusal after a backoff that doubles', () => {
+    const p = policy({ retryInitialMs: 5000, retryMaxMs: 60_000 });
+    let lease = waitingLease({ blockedAt: T0 });
+    lease = written(lease, reap(input({ lease, policy: p })), GRACE_END);
+    let now = GRACE_END + 1000;
+    let d = reap(input({ lease, policy: p, now }));
+    lease = written(lease, d, now);
+    const folded = recordOutcome(
+      lease.status?.evictions ?? [],
+      { type: 'evict', uid: 'uid-loader-0' },
+      { kind: 'refused', message: 'Cannot evict pod as it would violate the disruption budget.' },
+      now,
+    );
+    expect(folded.effects).toEqual([
+      expect.objectContaining({ reason: 'EvictionRefused', eventType: 'Warning' }),
+    ]);
+    lease = { ...lease, status: { ...lease.status, evictions: folded.records } };
+    expect(lease.status?.evictions?.[0]).toMatchObject({
+      result: 'Refused',
+      message:
+        'attempt 1 at 2026-11-25T10:00:31Z: refused by a PodDisruptionBudget (429): Cannot evict pod as it would violate the disruption budget.',
+    });
+    d = reap(input({ lease, policy: p, now: now + 4000 }));
+    expect(evicted(d)).toEqual([]);
+    expect(d.requeueAfterMs).toBe(1000);
+    now += 5000;
+    d = reap(input({ lease, policy: p, now }));
+    expect(evicted(d)).toEqual(['loader-0#2']);
+    lease = written(lease, d, now);
+    const again = recordOutcome(
+      lease.status?.evictions ?? [],
+      { type: 'evict', uid: 'uid-loader-0' },
+      { kind: 'refused', message: 'still' },
+      now,
+    );
+    lease = { ...lease, status: { ...lease.status, evictions: again.records } };
+    expect(evicted(reap(input({ lease, policy: p, now: now + 9000 })))).toEqual([]);
+    expect(evicted(reap(input({ lease, policy: p, now: now + 10_000 })))).toEqual(['loader-0#3']);
+  });
+
+  it('sends again an eviction whose answer was lost, but only once the pod shows no deletion', () => {
+    const rec: EvictionRecord = {
+      pod: { namespace: 'team-io', name: 'loader-0' },
+      uid: 'uid-loader-0',
+      reason: 'r',
+      result: 'Evicting',
+      started: iso(GRACE_END),
+      message: `attempt 1 at ${iso(GRACE_END)}: eviction requested`,
+    };
+    const lease = waitingLease({ blockedAt: T0, evictions: [rec] });
+    expect(evicted(reap(input({ lease, now: GRACE_END + 4000 })))).toEqual([]);
+    expect(evicted(reap(input({ lease, now: GRACE_END + 5000 })))).toEqual(['loader-0#2']);
+  });
+
+  describe('after the eviction deadline', () => {
+    const rec: EvictionRecord = {
+      pod: { namespace: 'team-io', name: 'loader-0' },
+      uid: 'uid-loader-0',
+      reason: 'r',
+      result: 'Evicting',
+      started: iso(GRACE_END),
+      message: `attempt 1 at ${iso(GRACE_END)}: eviction accepted`,
+    };
+    const lease = waitingLease({ blockedAt: T0, evictions: [rec] });
+    const pods = podsOf('team-a/viewer-0', 'team-a/trainer-0');
+    pods.set('team-io/loader-0', { uid: 'uid-loader-0', deletionTimestamp: iso(GRACE_END) });
+    const at = (onDeadline: 'Wait' | 'Delete' | 'ForceDelete', now = GRACE_END + 60_000) =>
+      reap(input({ lease, pods, now, policy: policy({ evictionDeadlineMs: 60_000, onDeadline }) }));
+
+    it('asks to be woken at the deadline', () => {
+      expect(at('Delete', GRACE_END + 20_000).requeueAfterMs).toBe(40_000);
+    });
+
+    it('deletes the pod under Delete, once', () => {
+      const d = at('Delete');
+      expect(ofType(d, 'delete')).toEqual([
+        expect.objectContaining({ uid: 'uid-loader-0', attempt: 1 }),
+      ]);
+      expect(ofType(d, 'delete')[0]).not.toHaveProperty('gracePeriodSeconds');
+      const after = written(lease, d, GRACE_END + 60_000);
+      expect(after.status?.evictions?.[0]?.result).toBe('Deleted');
+      const restarted = reap(
+        input({
+          lease: after,
+          pods,
+          now: GRACE_END + 120_000,
+          policy: policy({ onDeadline: 'Delete' }),
+        }),
+      );
+      expect(ofType(restarted, 'delete')).toEqual([]);
+    });
+
+    it('deletes with grace 0 only under ForceDelete', () => {
+      expect(ofType(at('ForceDelete'), 'delete')[0]).toMatchObject({ gracePeriodSeconds: 0 });
+    });
+
+    it('only says so under Wait', () => {
+      const d = at('Wait');
+      expect(ofType(d, 'delete')).toEqual([]);
+      expect(d.summary.state).toBe('DeadlineExceeded');
+      expect(ofType(d, 'event').map((e) => e.reason)).toContain('EvictionDeadlineExceeded');
+    });
+  });
+
+  it('in dry run records the whole plan as DryRun and sends, deletes and cordons nothing', () => {
+    const d = reap(input({ policy: policy({ dryRun: true }) }));
+    expect(d.effects.filter((e) => e.type !== 'event')).toEqual([]);
+    expect(d.leaseStatus?.evictions?.map((r) => `${r.pod.name}:${r.result}`)).toEqual([
+      'loader-0:DryRun',
+      'viewer-0:DryRun',
+      'trainer-0:DryRun',
+    ]);
+    expect(d.leaseStatus?.conditions[0]).toMatchObject({ reason: 'DryRun', status: 'False' });
+    const hidden = reap(
+      input({
+        accelerator: stuckAccel([...PINS, pin('pinned', undefined)]),
+        policy: policy({ dryRun: true }),
+      }),
+    );
+    expect(hidden.effects.filter((e) => e.type !== 'event')).toEqual([]);
+  });
+
+  it('evicts nothing while a hidden holder pins the device, and says it is unresolvable', () => {
+    const accelerator = stuckAccel([
+      PINS[0] as Pin,
+      pin('pinned', undefined, { pid: 4711, importer: 'hidden-4711', export: 'team-a/buf-1' }),
+    ]);
+    const d = reap(input({ accelerator }));
+    expect(ofType(d, 'evict')).toEqual([]);
+    expect(d.leaseStatus?.evictions).toEqual([]);
+    expect(d.summary.state).toBe('Unresolvable');
+    const blocked = d.leaseStatus?.conditions.find((c) => c.type === 'Blocked');
+    expect(blocked).toMatchObject({ status: 'True', reason: 'Unresolvable' });
+    expect(blocked?.message).toBe(
+      'node-a-hl0 cannot be granted at epoch 2: ' +
+        'pinned importer hidden-4711 of export team-a/buf-1 in pid 4711: hidden holder pid 4711 (comm rdma-agent) is in no pod; ' +
+        'rdma-mr importer nic0 of export team-a/buf-1 in pod team-io/loader-0: pod team-io/loader-0 holds it, but no eviction can free node-a-hl0 while 1 pin(s) held outside any pod or in an excluded namespace remain',
+    );
+    expect(d.leaseStatus?.blockedBy?.[0]).toEqual({
+      accelerator: ACCEL,
+      export: 'team-a/buf-1',
+      importer: 'hidden-4711',
+      kind: 'pinned',
+      pid: 4711,
+      reason: 'hidden holder pid 4711 (comm rdma-agent) is in no pod',
+    });
+    expect(ofType(d, 'cordon')).toEqual([expect.objectContaining({ accelerator: ACCEL })]);
+    expect(ofType(d, 'event').filter((e) => e.eventType === 'Warning').length).toBe(2);
+    // Already cordoned and already Unresolvable: nothing new to say or do.
+    const lease = written(waitingLease({ blockedAt: T0 }), d, GRACE_END);
+    const again = reap(
+      input({
+        lease,
+        accelerator: {
+          ...accelerator,
+          metadata: { ...accelerator.metadata, annotations: { [CORDON_ANNOTATION]: 'x' } },
+        },
+      }),
+    );
+    expect(again.effects).toEqual([]);
+  });
+
+  it('becomes unresolvable when the budget is spent and pins remain', () => {
+    const rec: EvictionRecord = {
+      pod: { namespace: 'team-io', name: 'loader-0' },
+      uid: 'uid-loader-0',
+      reason: 'r',
+      result: 'Evicted',
+      finished: iso(GRACE_END),
+    };
+    const lease = waitingLease({ blockedAt: T0, evictions: [rec], maxEvictions: 1 });
+    const d = reap(
+      input({
+        lease,
+        accelerator: stuckAccel(PINS.slice(2)),
+        pods: podsOf('team-a/viewer-0', 'team-a/trainer-0'),
+      }),
+    );
+    expect(d.summary.state).toBe('Unresolvable');
+    expect(d.leaseStatus?.blockedBy?.map((b) => b.reason)).toEqual([
+      'the eviction budget of 1 for this handoff is spent',
+      'the eviction budget of 1 for this handoff is spent',
+    ]);
+  });
+
+  it('holds planned evictions back while the cluster-wide rate is used up', () => {
+    let lease = waitingLease({ blockedAt: T0 });
+    const p = policy({ maxEvictionsPerMinute: 6 });
+    lease = written(lease, reap(input({ lease, policy: p })), GRACE_END);
+    const d = reap(input({ lease, policy: p, evictionsInLastMinute: 6, now: GRACE_END + 1000 }));
+    expect(evicted(d)).toEqual([]);
+    expect(d.summary.state).toBe('RateLimited');
+    expect(d.requeueAfterMs).toBe(10_000);
+    expect(results(written(lease, d, 0))).toEqual(['loader-0:Planned']);
+  });
+
+  it('withdraws a planned eviction another handoff has already sent for the same pod', () => {
+    let lease = waitingLease({ blockedAt: T0 });
+    lease = written(lease, reap(input({ lease })), GRACE_END);
+    const d = reap(
+      input({ lease, evictingElsewhere: new Set(['uid-loader-0']), now: GRACE_END + 1 }),
+    );
+    expect(d.leaseStatus?.evictions).toEqual([]);
+    expect(evicted(d)).toEqual([]);
+    expect(d.summary.state).toBe('Waiting');
+  });
+
+  it('withdraws what was only planned once the device is free, and says it is resolved', () => {
+    let lease = waitingLease({ blockedAt: T0 });
+    lease = written(lease, reap(input({ lease })), GRACE_END);
+    const free = stuckAccel([]);
+    const d = reap(input({ lease, accelerator: free }));
+    expect(d.leaseStatus?.evictions).toEqual([]);
+    expect(d.leaseStatus?.conditions).toEqual([
+      expect.objectContaining({ type: 'Reaping', status: 'False', reason: 'Resolved' }),
+    ]);
+    expect(d.effects).toEqual([]);
+  });
+
+  it('does nothing when no lease waits, unless reapWhenIdle', () => {
+    const idle = stuckAccel(PINS, { lease: false });
+    const off = reap(input({ accelerator: idle, lease: undefined }));
+    expect(off.effects).toEqual([]);
+    expect(off.summary.state).toBe('Off');
+    expect(off.annotations).toBeUndefined();
+    const d = reap(
+      input({ accelerator: idle, lease: undefined, policy: policy({ reapWhenIdle: true }) }),
+    );
+    expect(d.leaseStatus).toBeUndefined();
+    const value = d.annotations?.[IDLE_REAP_ANNOTATION];
+    expect(typeof value).toBe('string');
+    const annotated: Accelerator = {
+      ...idle,
+      metadata: { ...idle.metadata, annotations: { [IDLE_REAP_ANNOTATION]: value ?? '' } },
+    };
+    expect(readIdleReap(annotated)?.evictions.map((r) => r.result)).toEqual(['Planned']);
+    const next = reap(
+      input({
+        accelerator: annotated,
+        lease: undefined,
+        policy: policy({ reapWhenIdle: true }),
+        now: GRACE_END + 1,
+      }),
+    );
+    expect(evicted(next)).toEqual(['loader-0#1']);
+  });
+});
+
+describe('withReaperStatus', () => {
+  it('keeps what the arbiter wrote and the Blocked lastTransitionTime', () => {
+    const lease = waitingLease({ blockedAt: T0 });
+    const merged = withReaperStatus(
+      { ...lease.status, queuePosition: 0 },
+      {
+        evictions: [],
+        conditions: [
+          { type: 'Blocked', status: 'True', reason: 'Unresolvable', message: 'm' },
+          { type: 'Reaping', status: 'False', reason: 'Unresolvable', message: 'm' },
+        ],
+      },
+      GRACE_END,
+    );
+    expect(merged.queuePosition).toBe(0);
+    expect(merged.phase).toBe('Pending');
+    expect(merged.conditions?.find((c) => c.type === 'Blocked')?.lastTransitionTime).toBe(iso(T0));
+    expect(merged.conditions?.find((c) => c.type === 'Reaping')?.lastTransitionTime).toBe(
+      iso(GRACE_END),
+    );
+    expect(merged).not.toHaveProperty('evictions');
+  });
+});

@@ -1,0 +1,36 @@
+// Public face of the reaper: resolves stuck handoffs by evicting exactly the pods that pin an
+// earlier owner's memory. `reap` is the entry point; everything here is pure and cluster-free.
+export {
+  reap,
+  withReaperStatus,
+  readIdleReap,
+  IDLE_REAP_ANNOTATION,
+  type ReapInput,
+  type ReapDecision,
+  type ReapState,
+  type ReapSummary,
+  type LeaseStatusPatch,
+  type IdleReap,
+} from './decide.ts';
+export {
+  planEvictions,
+  stalePins,
+  RANK_MEANING,
+  type Plan,
+  type PlanInput,
+  type PlannedEviction,
+  type HolderInProgress,
+  type UnresolvablePin,
+  type PodLookup,
+  type PodState,
+  type Rank,
+} from './plan.ts';
+export {
+  DEFAULT_REAPER_POLICY,
+  evictionBudget,
+  retryDelayMs,
+  type OnDeadline,
+  type ReaperPolicy,
+} from './policy.ts';
+export { recordOutcome, isActive, type CallOutcome } from './records.ts';
+export { CORDON_ANNOTATION, type ReaperEffect } from './effects.ts';
