@@ -88,6 +88,7 @@ export function acquireForTestRun(log: Log, keep: boolean): Promise<TestRunLease
         }
         await down(log);
         rmSync(ownerFile(), { force: true });
+        rmSync(usersDir(), { recursive: true, force: true });
       });
     return { ...result, release };
   });
