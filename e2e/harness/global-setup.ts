@@ -124,8 +124,30 @@ async function acquire(): Promise<Acquired> {
   return useLocal();
 }
 
+/** The project's CRDs, applied the way a user would, so every suite can create leases. */
+function installCrds(info: ClusterInfo): void {
+  const crds = join(import.meta.dirname, '..', '..', 'deploy', 'crds');
+  const run = spawnSync(info.kubectl, ['apply', '--server-side', '--force-conflicts', '-f', crds], {
+    env: { ...process.env, KUBECONFIG: info.kubeconfig },
+    encoding: 'utf8',
+  });
+  if (run.status !== 0) throw new Error(`applying ${crds}: ${run.stderr.trim()}`);
+  const wait = spawnSync(
+    info.kubectl,
+    ['wait', '--for=condition=Established', '--timeout=60s', '-f', crds],
+    { env: { ...process.env, KUBECONFIG: info.kubeconfig }, encoding: 'utf8' },
+  );
+  if (wait.status !== 0) throw new Error(`waiting for the CRDs: ${wait.stderr.trim()}`);
+}
+
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
   const acquired = await acquire();
+  try {
+    installCrds(acquired.info);
+  } catch (err) {
+    await acquired.release();
+    throw err;
+  }
   project.provide(PROVIDED_KEY, acquired.info);
   return () => acquired.release();
 }

@@ -284,7 +284,7 @@ describe('decide, over random runs (property)', () => {
     console.log(`arbiter property seed: ${seed}`);
     const stuckRuns = new Set<unknown>();
     fc.assert(
-      fc.property(fc.array(step, { minLength: 1, maxLength: 60 }), (steps) => {
+      fc.property(fc.array(step, { minLength: 20, maxLength: 80, size: 'max' }), (steps) => {
         let accel = mkAccel();
         let leases: AcceleratorLease[] = [];
         let pins: Pin[] = [];

@@ -15,28 +15,32 @@ import {
 } from './common.ts';
 
 /**
- * The desired owner: a lease and a fencing epoch. No lease means "owned by nobody" at that epoch,
+ * An owner: a lease and a fencing epoch. No lease means "owned by nobody" at that epoch,
  * so that dropping ownership is itself an epoch change the device must honour.
  */
-export const AcceleratorOwner = withRules(
-  z
-    .object({
-      lease: LeaseRef.optional(),
-      epoch: z.int().min(0),
-    })
-    .strict(),
-  [
-    {
-      rule: 'self.epoch >= oldSelf.epoch',
-      message: 'owner.epoch must never decrease: it is the fencing token devices compare',
-    },
-    {
-      rule: '(has(self.lease) == has(oldSelf.lease) && (!has(self.lease) || self.lease.uid == oldSelf.lease.uid)) || self.epoch > oldSelf.epoch',
-      message: 'owner.epoch must increase whenever owner.lease changes',
-    },
-  ],
-);
+export const AcceleratorOwner = z
+  .object({
+    lease: LeaseRef.optional(),
+    epoch: z.int().min(0),
+  })
+  .strict();
 export type AcceleratorOwner = z.infer<typeof AcceleratorOwner>;
+
+/**
+ * spec.owner, the controller's to write. Its epoch is the fencing token: it never goes down,
+ * and every change of lease raises it. (status.owner, the device's report, has no such rule:
+ * a device moves from "nobody at epoch E" to "lease L at epoch E" once the pins are gone.)
+ */
+const DesiredOwner = withRules(AcceleratorOwner, [
+  {
+    rule: 'self.epoch >= oldSelf.epoch',
+    message: 'owner.epoch must never decrease: it is the fencing token devices compare',
+  },
+  {
+    rule: '(has(self.lease) == has(oldSelf.lease) && (!has(self.lease) || self.lease.uid == oldSelf.lease.uid)) || self.epoch > oldSelf.epoch',
+    message: 'owner.epoch must increase whenever owner.lease changes',
+  },
+]);
 
 export const AcceleratorSpec = withRules(
   z
@@ -46,7 +50,7 @@ export const AcceleratorSpec = withRules(
       model: z.string().min(1).max(63),
       memoryBytes: Bytes.min(1),
       exporterProfile: ExporterProfile.default('static'),
-      owner: AcceleratorOwner.optional(),
+      owner: DesiredOwner.optional(),
     })
     .strict(),
   [

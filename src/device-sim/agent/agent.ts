@@ -122,19 +122,6 @@ export function rootMessage(err: unknown): string {
   return msg;
 }
 
-/**
- * Status owner changes the CRD's transition rule rejects in one write: the same epoch with a
- * different lease. A device legitimately goes from "nobody at epoch E" (Stuck) to "lease L at
- * epoch E" once the pins go, so the agent first removes status.owner, then sets it.
- */
-export function needsOwnerReset(
-  previous: AcceleratorOwner | undefined,
-  next: AcceleratorOwner | undefined,
-): boolean {
-  if (!previous || !next || previous.epoch !== next.epoch) return false;
-  return previous.lease?.uid !== next.lease?.uid;
-}
-
 /** Objects as the informers hold them: unvalidated until parsed with the CRD schemas. */
 interface RawObject<Status> extends ObjectLike {
   metadata?: ObjectLike['metadata'] & { labels?: Record<string, string> };
@@ -642,13 +629,7 @@ export async function startAgent(options: AgentOptions): Promise<AgentHandle> {
         metrics.phase.set({ device: name, phase }, status.phase === phase ? 1 : 0);
       }
       if (!heartbeat && appliedAccel.get(name)?.key === key) continue;
-      const previousOwner = appliedAccel.get(name)?.status.owner ?? cachedAccel(name)?.owner;
       try {
-        if (needsOwnerReset(previousOwner, status.owner)) {
-          const withoutOwner = { ...status, heartbeatTime: iso(now) };
-          delete withoutOwner.owner;
-          await applyAcceleratorStatus(name, withoutOwner);
-        }
         await applyAcceleratorStatus(name, { ...status, heartbeatTime: iso(now) });
         appliedAccel.set(name, { key, status });
         metrics.writes.inc({ resource: 'accelerators', result: 'success' });

@@ -3,7 +3,6 @@ import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { needsOwnerReset } from './agent.ts';
 import { FakeNode, NODE } from './fixture.ts';
 import { parseStateFile, readStateFile, toStateFile, writeStateFile } from './state.ts';
 
@@ -32,19 +31,5 @@ describe('state file', () => {
       parseStateFile(JSON.stringify({ ...good, kernel: { version: 1 } }), NODE, 'f.json'),
     ).toThrow(/state file f.json: kernel snapshot is invalid at \$.devices/);
     expect(() => parseStateFile('{', NODE, 'f.json')).toThrow(/state file f.json is not JSON/);
-  });
-});
-
-describe('status.owner writes', () => {
-  const L = { namespace: 'a', name: 'l', uid: 'u1' };
-  it('resets status.owner only where the CRD transition rule would refuse one write', () => {
-    expect(needsOwnerReset({ epoch: 2 }, { lease: L, epoch: 2 })).toBe(true);
-    expect(needsOwnerReset({ lease: L, epoch: 2 }, { lease: { ...L, uid: 'u2' }, epoch: 2 })).toBe(
-      true,
-    );
-    expect(needsOwnerReset({ epoch: 1 }, { lease: L, epoch: 2 })).toBe(false);
-    expect(needsOwnerReset({ lease: L, epoch: 1 }, { epoch: 2 })).toBe(false);
-    expect(needsOwnerReset({ lease: L, epoch: 2 }, { lease: L, epoch: 2 })).toBe(false);
-    expect(needsOwnerReset(undefined, { lease: L, epoch: 2 })).toBe(false);
   });
 });
