@@ -298,15 +298,41 @@ export function reap(input: ReapInput): ReapDecision {
     return decision('Resolved', conditions, undefined);
   }
 
-  const plan = planEvictions({
-    accelerator: accel,
-    exports: input.exports,
-    pods,
-    excludedNamespaces: policy.excludedNamespaces,
-    budget: evictionBudget(policy, lease),
-    records,
-    evictingElsewhere: input.evictingElsewhere,
-  });
+  const planFrom = (recs: readonly EvictionRecord[]) =>
+    planEvictions({
+      accelerator: accel,
+      exports: input.exports,
+      pods,
+      excludedNamespaces: policy.excludedNamespaces,
+      budget: evictionBudget(policy, lease),
+      records: recs,
+      evictingElsewhere: input.evictingElsewhere,
+    });
+  let plan = planFrom(records);
+  // A pod that let go of its pins by itself is no longer in the blocking set: what was only
+  // planned for it is withdrawn, and a request it has not yet honoured is abandoned.
+  const stillBlocking = new Set(plan.inProgress.filter((h) => h.kind === 'ours').map((h) => h.uid));
+  const kept: EvictionRecord[] = [];
+  let dropped = false;
+  for (const r of records) {
+    const pod = pods.get(podKey(r.pod));
+    if (!isActive(r) || stillBlocking.has(r.uid) || pod?.deletionTimestamp !== undefined) {
+      kept.push(r);
+    } else if (r.result === 'Planned') {
+      dropped = true;
+    } else {
+      dropped = true;
+      kept.push({
+        ...r,
+        finished: iso(now),
+        message: `abandoned at ${iso(now)}: the pod no longer holds a pin of an earlier epoch`,
+      });
+    }
+  }
+  if (dropped) {
+    records = kept;
+    plan = planFrom(records);
+  }
   const heldBack = holding
     ? `no eviction can free ${name} while ${outside.length} pin(s) held outside any pod or in an excluded namespace remain`
     : undefined;
