@@ -436,6 +436,107 @@ describe('reap', () => {
   });
 });
 
+describe('reap, when the blocking set changes under it', () => {
+  const sent = (result: EvictionRecord['result'], pod = 'loader-0'): EvictionRecord => ({
+    pod: { namespace: pod === 'loader-0' ? 'team-io' : 'team-a', name: pod },
+    uid: `uid-${pod}`,
+    reason: 'r',
+    result,
+    started: iso(GRACE_END),
+    message: `attempt 1 at ${iso(GRACE_END)}: refused by a PodDisruptionBudget (429): no`,
+  });
+
+  it('abandons a refused eviction once the pod let go of its pins by itself', () => {
+    const lease = waitingLease({ blockedAt: T0, evictions: [sent('Refused')] });
+    const d = reap(
+      input({ lease, accelerator: stuckAccel(PINS.slice(2)), now: GRACE_END + 60_000 }),
+    );
+    expect(evicted(d)).toEqual([]);
+    expect(d.leaseStatus?.evictions?.[0]).toMatchObject({
+      result: 'Refused',
+      finished: iso(GRACE_END + 60_000),
+      message: `abandoned at ${iso(GRACE_END + 60_000)}: the pod no longer holds a pin of an earlier epoch`,
+    });
+    // It still counts against the budget: a request was made.
+    expect(d.plan?.budget.used).toBe(1);
+  });
+
+  it('withdraws a planned eviction of a pod someone else started deleting', () => {
+    const planned: EvictionRecord = { ...sent('Planned'), message: undefined, started: undefined };
+    const lease = waitingLease({ blockedAt: T0, evictions: [planned] });
+    const pods = podsOf('team-a/viewer-0', 'team-a/trainer-0');
+    pods.set('team-io/loader-0', { uid: 'uid-loader-0', deletionTimestamp: iso(GRACE_END) });
+    const d = reap(input({ lease, pods, now: GRACE_END + 1000 }));
+    expect(d.leaseStatus?.evictions).toEqual([]);
+    expect(evicted(d)).toEqual([]);
+    expect(d.summary.state).toBe('Waiting');
+  });
+
+  it('drops DryRun records once dry run is switched off, and plans for real', () => {
+    const dry = reap(input({ policy: policy({ dryRun: true }) }));
+    const lease = written(waitingLease({ blockedAt: T0 }), dry, GRACE_END);
+    const real = reap(input({ lease, now: GRACE_END + 1000 }));
+    expect(results(written(lease, real, GRACE_END + 1000))).toEqual(['loader-0:Planned']);
+  });
+
+  it('clears the records of an idle reap once a lease waits', () => {
+    const accelerator = stuckAccel(PINS, {
+      annotations: { [IDLE_REAP_ANNOTATION]: JSON.stringify({ epoch: 1, evictions: [] }) },
+    });
+    expect(reap(input({ accelerator })).annotations).toEqual({ [IDLE_REAP_ANNOTATION]: null });
+  });
+
+  it('says Resolved once the device is free, counting only pods actually evicted', () => {
+    const done: EvictionRecord = { ...sent('Evicted'), finished: iso(GRACE_END + 9000) };
+    const abandoned: EvictionRecord = {
+      ...sent('Refused', 'viewer-0'),
+      finished: iso(GRACE_END + 9000),
+    };
+    const lease = waitingLease({ blockedAt: T0, evictions: [done, abandoned] });
+    const d = reap(input({ lease, accelerator: stuckAccel([]), now: GRACE_END + 10_000 }));
+    expect(d.leaseStatus?.conditions[0]?.message).toBe(
+      'no pin of an earlier epoch is left on node-a-hl0; 1 pod(s) were evicted or deleted for it',
+    );
+  });
+});
+
+describe('recordOutcome', () => {
+  const rec: EvictionRecord = {
+    pod: { namespace: 'a', name: 'x' },
+    uid: 'u',
+    reason: 'r',
+    result: 'Evicting',
+    started: iso(T0),
+    message: `attempt 2 at ${iso(T0 + 5000)}: eviction requested`,
+  };
+
+  it('keeps the attempt number and time the request was sent with', () => {
+    const ok = recordOutcome([rec], { type: 'evict', uid: 'u' }, { kind: 'accepted' }, T0 + 6000);
+    expect(ok.records[0]?.message).toBe(`attempt 2 at ${iso(T0 + 5000)}: eviction accepted`);
+    expect(ok.effects).toEqual([]);
+  });
+
+  it('marks other errors Failed, to be retried like a refusal', () => {
+    const out = recordOutcome(
+      [rec],
+      { type: 'evict', uid: 'u' },
+      { kind: 'failed', message: 'etcdserver: request timed out' },
+      T0 + 6000,
+    );
+    expect(out.records[0]).toMatchObject({
+      result: 'Failed',
+      message: `attempt 2 at ${iso(T0 + 5000)}: eviction failed: etcdserver: request timed out`,
+    });
+    expect(out.effects[0]).toMatchObject({ reason: 'EvictionFailed', eventType: 'Warning' });
+  });
+
+  it('leaves records of other pods, and finished ones, alone', () => {
+    const done: EvictionRecord = { ...rec, uid: 'v', result: 'Evicted', finished: iso(T0) };
+    const out = recordOutcome([rec, done], { type: 'evict', uid: 'v' }, { kind: 'gone' }, T0);
+    expect(out.records).toEqual([rec, done]);
+  });
+});
+
 describe('withReaperStatus', () => {
   it('keeps what the arbiter wrote and the Blocked lastTransitionTime', () => {
     const lease = waitingLease({ blockedAt: T0 });

@@ -268,6 +268,10 @@ export function reap(input: ReapInput): ReapDecision {
         ...(blockedBy !== undefined && { blockedBy }),
         conditions,
       };
+      // Records of an idle reap belong to an earlier epoch: the lease's records take over.
+      if (accel.metadata.annotations?.[IDLE_REAP_ANNOTATION] !== undefined) {
+        out.annotations = { [IDLE_REAP_ANNOTATION]: null };
+      }
     } else {
       const value =
         records.length > 0 ? JSON.stringify({ epoch: owner.epoch, evictions: records }) : null;
@@ -282,9 +286,9 @@ export function reap(input: ReapInput): ReapDecision {
   if (!stuck) {
     const resolved = current && pins.length === 0 && st?.phase !== 'Revoking';
     if (!resolved) return decision('NotStuck', [], undefined);
-    const sent = records.length;
+    const sent = records.filter((r) => r.result === 'Evicted' || r.result === 'Deleted').length;
     const conditions =
-      hadReaping || sent > 0
+      hadReaping || records.length > 0
         ? [
             cond(
               'Reaping',
