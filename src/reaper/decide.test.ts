@@ -23,7 +23,7 @@ import {
   waitingLease,
 } from './fixture.ts';
 import type { PodState } from './plan.ts';
-import { recordOutcome } from './records.ts';
+import { podsBeingEvicted, recordOutcome, requestsSince } from './records.ts';
 
 const GRACE_END = T0 + 30_000;
 
@@ -558,5 +558,39 @@ describe('withReaperStatus', () => {
       iso(GRACE_END),
     );
     expect(merged).not.toHaveProperty('evictions');
+  });
+});
+
+describe('what the runtime derives from records', () => {
+  const at = (t: number) => `attempt 1 at ${iso(t)}: eviction accepted`;
+  const records: EvictionRecord[] = [
+    { pod: { namespace: 'a', name: 'p' }, uid: 'planned', reason: 'r', result: 'Planned' },
+    {
+      pod: { namespace: 'a', name: 'e' },
+      uid: 'evicting',
+      reason: 'r',
+      result: 'Evicting',
+      started: iso(T0),
+      message: at(T0 + 50_000),
+    },
+    {
+      pod: { namespace: 'a', name: 'g' },
+      uid: 'gone',
+      reason: 'r',
+      result: 'Evicted',
+      started: iso(T0),
+      finished: iso(T0 + 70_000),
+      message: at(T0),
+    },
+    { pod: { namespace: 'a', name: 'd' }, uid: 'dry', reason: 'r', result: 'DryRun' },
+  ];
+
+  it('names the pods whose eviction was sent and that are not gone yet', () => {
+    expect([...podsBeingEvicted(records)]).toEqual(['evicting']);
+  });
+
+  it('counts the requests sent since a time, from the attempts the records keep', () => {
+    expect(requestsSince(records, T0)).toBe(2);
+    expect(requestsSince(records, T0 + 10_000)).toBe(1);
   });
 });

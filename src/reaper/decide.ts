@@ -112,7 +112,10 @@ const SUMMARY_ZERO = {
 
 const ms = (t: string | Date | undefined) => (t === undefined ? undefined : new Date(t).getTime());
 
-/** The records kept in IDLE_REAP_ANNOTATION, if it holds a valid value. */
+/**
+ * The idle reap's records from IDLE_REAP_ANNOTATION (epoch and evictions). Undefined when the
+ * annotation is absent or not valid: the reap then starts afresh, as for a new handoff.
+ */
 export function readIdleReap(accelerator: Accelerator): IdleReap | undefined {
   const text = accelerator.metadata.annotations?.[IDLE_REAP_ANNOTATION];
   if (text === undefined) return undefined;

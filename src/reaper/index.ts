@@ -32,5 +32,11 @@ export {
   type OnDeadline,
   type ReaperPolicy,
 } from './policy.ts';
-export { recordOutcome, isActive, type CallOutcome } from './records.ts';
+export {
+  recordOutcome,
+  isActive,
+  podsBeingEvicted,
+  requestsSince,
+  type CallOutcome,
+} from './records.ts';
 export { CORDON_ANNOTATION, type ReaperEffect } from './effects.ts';

@@ -85,7 +85,10 @@ const byText = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
 const ms = (t: string | Date | undefined): number | undefined =>
   t === undefined ? undefined : new Date(t).getTime();
 
-/** Pins that keep an owner older than spec.owner's epoch alive: what blocks the handoff. */
+/**
+ * Pins that keep an owner older than spec.owner's epoch alive: what blocks the handoff.
+ * Only meaningful once status.observedEpoch has caught up with spec.owner.epoch.
+ */
 export function stalePins(accelerator: Accelerator): Pin[] {
   const epoch = accelerator.spec.owner?.epoch ?? 0;
   return (accelerator.status?.pins ?? []).filter((p) => p.epoch < epoch);

@@ -39,13 +39,19 @@ export const DEFAULT_REAPER_POLICY: ReaperPolicy = {
   retryMaxMs: 5 * 60_000,
 };
 
-/** Pods one handoff may evict: the lease's own limit and the policy's, whichever is lower. */
+/**
+ * Pods one handoff may evict in all: the lease's maxEvictions and the policy's cap, whichever is
+ * lower; with no lease (an idle reap), the policy's cap alone.
+ */
 export function evictionBudget(policy: ReaperPolicy, lease: AcceleratorLease | undefined): number {
   const own = lease?.spec.revocation.maxEvictions ?? policy.maxEvictionsPerHandoff;
   return Math.max(0, Math.min(own, policy.maxEvictionsPerHandoff));
 }
 
-/** Delay before attempt `attempt + 1`, after `attempt` attempts were refused or failed. */
+/**
+ * Delay before attempt `attempt + 1` after `attempt` refused or unanswered ones: retryInitialMs,
+ * doubled per attempt, never more than retryMaxMs.
+ */
 export function retryDelayMs(policy: ReaperPolicy, attempt: number): number {
   const doublings = Math.min(Math.max(attempt - 1, 0), 30);
   return Math.min(policy.retryInitialMs * 2 ** doublings, policy.retryMaxMs);

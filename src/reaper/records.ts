@@ -21,9 +21,23 @@ export function isActive(r: EvictionRecord): boolean {
   );
 }
 
-/** Records that were requested of the API server (an eviction or a deletion was sent). */
-export const wasSent = (r: EvictionRecord): boolean =>
-  r.result !== 'Planned' && r.result !== 'DryRun';
+/**
+ * Pod uids an eviction or deletion was requested for and that are not gone yet. The runtime
+ * unions this over every other handoff's records to build ReapInput.evictingElsewhere.
+ */
+export function podsBeingEvicted(records: readonly EvictionRecord[]): Set<string> {
+  const out = new Set<string>();
+  for (const r of records) if (isActive(r) && r.result !== 'Planned') out.add(r.uid);
+  return out;
+}
+
+/**
+ * Requests (evictions and deletions) the records say were sent at or after `since`: a lower
+ * bound for ReapInput.evictionsInLastMinute when a restarted runtime has no count of its own.
+ */
+export function requestsSince(records: readonly EvictionRecord[], since: number): number {
+  return records.filter((r) => (lastAttempt(r)?.at ?? -Infinity) >= since).length;
+}
 
 export const iso = (t: number): string => new Date(t).toISOString().replace(/\.\d{3}Z$/, 'Z');
 const key = (p: PodRef) => `${p.namespace}/${p.name}`;

@@ -26,6 +26,7 @@ import {
   DEFAULT_REAPER_POLICY,
   evictionBudget,
   isActive,
+  podsBeingEvicted,
   readIdleReap,
   reap,
   recordOutcome,
@@ -581,14 +582,12 @@ export class World {
   sentElsewhere(except: string): Set<string> {
     const out = new Set<string>();
     const add = (records: readonly EvictionRecord[] | undefined) => {
-      for (const r of records ?? []) {
-        if (isActive(r) && r.result !== 'Planned') out.add(r.uid);
-      }
+      for (const uid of podsBeingEvicted(records ?? [])) out.add(uid);
     };
     for (const l of this.leases) if (`lease:${l.metadata.uid}` !== except) add(l.status?.evictions);
     for (const a of this.accels.values()) {
-      const idle = readIdleReap(a);
-      if (idle && `idle:${a.metadata.name}` !== except) add(idle.evictions);
+      if (a.metadata.annotations?.[IDLE_REAP_ANNOTATION] === undefined) continue;
+      if (`idle:${a.metadata.name}` !== except) add(readIdleReap(a)?.evictions);
     }
     return out;
   }
