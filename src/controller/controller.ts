@@ -1,12 +1,19 @@
 // The lease controller: informers feed a work queue keyed by accelerator; each reconcile reads
-// the caches, asks the arbiter what to write, and writes it. Level-triggered throughout.
+// the caches, asks the arbiter (and, for a stuck device, the reaper) what to do, and does it.
+// Level-triggered throughout: every decision is made again from the caches.
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import { Gauge, Histogram, type Registry } from 'prom-client';
+import type { V1Pod } from '@kubernetes/client-node';
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import type { DmaBufExport } from '../crds/index.ts';
 import {
   Accelerator,
   AcceleratorLease,
+  CORDON_ANNOTATION,
+  IDLE_REAP_ANNOTATION,
+  LAST_HANDOFF_ANNOTATION,
   parseObject,
+  type EvictionRecord,
   type AcceleratorLeaseStatus,
   type AcceleratorOwner,
 } from '../crds/index.ts';
@@ -20,9 +27,21 @@ import {
   type Clock,
   realClock,
 } from '../kube/index.ts';
-import { decide, decideMissing } from './arbiter.ts';
+import {
+  callPod,
+  DEFAULT_REAPER_POLICY,
+  podsBeingEvicted,
+  readIdleReap,
+  recordOutcome,
+  requestsSince,
+  type PodLookup,
+  type ReaperEffect,
+  type ReaperPolicy,
+} from '../reaper/index.ts';
+import { decideMissing } from './arbiter.ts';
 import { execute, type EventSink, type Writes } from './execute.ts';
-import { LAST_HANDOFF_ANNOTATION, place } from './placement.ts';
+import { decideHandoff } from './handoff.ts';
+import { place } from './placement.ts';
 
 export const FIELD_MANAGER = 'accel-lease-controller';
 const PLACEMENT_KEY = 'placement';
@@ -37,6 +56,7 @@ export interface LeaseControllerOptions {
   workers?: number;
   clock?: Clock;
   resyncPeriodMs?: number;
+  policy?: ReaperPolicy;
 }
 
 const iso = (t: number) => new Date(t).toISOString().replace(/\.\d{3}Z$/, 'Z');
@@ -49,7 +69,15 @@ export function targetOf(lease: AcceleratorLease): string | undefined {
 export class LeaseController {
   readonly accelerators: Informer<Accelerator>;
   readonly leases: Informer<AcceleratorLease>;
+  readonly exports: Informer<DmaBufExport>;
+  readonly pods: Informer<V1Pod>;
   readonly queue: WorkQueue;
+  private readonly policy: ReaperPolicy;
+  /** When this process sent eviction calls, for the cluster-wide per-minute cap. */
+  private evictionCalls: number[] = [];
+  private readonly evictionsTotal: Counter<'result'>;
+  private readonly planSize: Gauge<'accelerator'>;
+  private readonly unresolvableTotal: Counter;
   private readonly opts: LeaseControllerOptions;
   private readonly clock: Clock;
   private readonly handoffSeconds: Histogram;
@@ -70,6 +98,19 @@ export class LeaseController {
       logger: opts.log,
       name: 'acceleratorleases',
     });
+    this.exports = new Informer<DmaBufExport>(opts.kc, {
+      path: '/apis/accel.dmabuf.io/v1alpha1/dmabufexports',
+      resyncPeriodMs: resync,
+      logger: opts.log,
+      name: 'dmabufexports',
+    });
+    this.pods = new Informer<V1Pod>(opts.kc, {
+      path: '/api/v1/pods',
+      resyncPeriodMs: resync,
+      logger: opts.log,
+      name: 'pods',
+    });
+    this.policy = opts.policy ?? DEFAULT_REAPER_POLICY;
     this.queue = new WorkQueue({
       name: 'acceleratorlease',
       controllerKind: 'AcceleratorLease',
@@ -81,6 +122,23 @@ export class LeaseController {
       name: 'handoff_duration_seconds',
       help: 'Time from an owner change written on an Accelerator to the next lease Granted.',
       buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600],
+      registers: [opts.registry],
+    });
+    this.evictionsTotal = new Counter({
+      name: 'evictions_total',
+      help: 'Pod eviction and deletion calls made by the reaper, by outcome.',
+      labelNames: ['result'],
+      registers: [opts.registry],
+    });
+    this.planSize = new Gauge({
+      name: 'reaper_plan_size',
+      help: 'Pods the reaper plans to evict to free each stuck accelerator.',
+      labelNames: ['accelerator'],
+      registers: [opts.registry],
+    });
+    this.unresolvableTotal = new Counter({
+      name: 'unresolvable_total',
+      help: 'Handoffs declared Unresolvable: pins remain with no evictable holder.',
       registers: [opts.registry],
     });
     this.registerGauges(opts.registry);
@@ -98,6 +156,20 @@ export class LeaseController {
       this.accelerators.on(ev, onAccel);
       this.leases.on(ev, onLease);
     }
+    // A pod going away may free a stuck device: wake the devices whose pins or records name it.
+    const onPod = (p: V1Pod) => {
+      const key = `${p.metadata?.namespace ?? ''}/${p.metadata?.name ?? ''}`;
+      for (const a of this.accelerators.list()) {
+        if (a.status?.phase !== 'Stuck') continue;
+        const named = (a.status.pins ?? []).some(
+          (pin) => pin.pod && `${pin.pod.namespace}/${pin.pod.name}` === key,
+        );
+        if (named) this.queue.add(ACCEL_PREFIX + (a.metadata.name ?? ''));
+      }
+    };
+    this.pods.on('update', onPod);
+    this.pods.on('delete', onPod);
+    this.exports.on('add', (e: DmaBufExport) => this.queue.add(ACCEL_PREFIX + e.spec.accelerator));
     // A lease moving from one target to another (placement) must wake both devices.
     this.leases.on('update', (l: AcceleratorLease, old?: AcceleratorLease) => {
       const before = old && targetOf(old);
@@ -106,12 +178,14 @@ export class LeaseController {
   }
 
   hasSynced(): boolean {
-    return this.accelerators.hasSynced() && this.leases.hasSynced();
+    return [this.accelerators, this.leases, this.exports, this.pods].every((i) => i.hasSynced());
   }
 
   /** Fill the caches; safe to call on a standby replica (reads only). */
   async startInformers(): Promise<void> {
-    await Promise.all([this.accelerators.start(), this.leases.start()]);
+    await Promise.all(
+      [this.accelerators, this.leases, this.exports, this.pods].map((i) => i.start()),
+    );
   }
 
   /** Run the workers until `signal` aborts (leadership lost or shutdown); then drain. */
@@ -119,7 +193,7 @@ export class LeaseController {
     // Every write carries the leadership signal: losing the lease aborts requests in flight.
     const writes = clusterWrites(this.opts.client, signal);
     const loop = this.queue.runWorkers(this.opts.workers ?? 4, async (key) =>
-      signal.aborted ? undefined : this.reconcile(key, writes),
+      signal.aborted ? undefined : this.reconcile(key, writes, signal),
     );
     for (const a of this.accelerators.list())
       this.queue.add(ACCEL_PREFIX + (a.metadata.name ?? ''));
@@ -133,8 +207,7 @@ export class LeaseController {
   /** Stop taking work, wait for reconciles in flight, then close the watches. */
   async stop(): Promise<void> {
     await this.queue.shutDown();
-    this.accelerators.stop();
-    this.leases.stop();
+    for (const i of [this.accelerators, this.leases, this.exports, this.pods]) i.stop();
   }
 
   private validLeases(): AcceleratorLease[] {
@@ -153,7 +226,11 @@ export class LeaseController {
   }
 
   /** One accelerator (or the placement pass): read the caches, decide, write. */
-  async reconcile(key: string, writes: Writes): Promise<{ requeueAfter?: number } | void> {
+  async reconcile(
+    key: string,
+    writes: Writes,
+    signal: AbortSignal,
+  ): Promise<{ requeueAfter?: number } | void> {
     const now = this.clock.now();
     const nowIso = iso(now);
     if (key === PLACEMENT_KEY) {
@@ -175,11 +252,24 @@ export class LeaseController {
     const name = key.slice(ACCEL_PREFIX.length);
     const leases = this.validLeases().filter((l) => targetOf(l) === name);
     const raw = this.accelerators.get(name);
-    const decision = raw
-      ? decide(parseObject(Accelerator, raw), leases, now)
-      : decideMissing(name, leases, now);
-    const startedAt = raw?.metadata.annotations?.[LAST_HANDOFF_ANNOTATION];
-    await execute(decision.actions, writes, this.opts.events, nowIso);
+    if (!raw) {
+      await execute(decideMissing(name, leases, now).actions, writes, this.opts.events, nowIso);
+      return;
+    }
+    const accelerator = parseObject(Accelerator, raw);
+    const decision = decideHandoff({
+      accelerator,
+      leases,
+      exports: this.exports.list().filter((e) => e.spec.accelerator === name),
+      pods: this.podLookup(),
+      policy: this.policy,
+      evictionsInLastMinute: this.evictionsInLastMinute(now),
+      evictingElsewhere: this.evictingElsewhere(name),
+      now,
+    });
+    const startedAt = accelerator.metadata.annotations?.[LAST_HANDOFF_ANNOTATION];
+    const written = await execute(decision.actions, writes, this.opts.events, nowIso);
+    if (decision.annotations) await writes.annotate(accelerator, decision.annotations);
     for (const a of decision.actions) {
       if (
         a.type === 'leaseStatus' &&
@@ -190,9 +280,126 @@ export class LeaseController {
         this.handoffSeconds.observe(Math.max(0, (now - Date.parse(startedAt)) / 1000));
       }
     }
+    const summary = decision.reaper;
+    if (summary) {
+      this.planSize.set({ accelerator: name }, summary.planSize);
+      const ownerUid = accelerator.spec.owner?.lease?.uid;
+      const lease = leases.find((l) => l.metadata.uid === ownerUid);
+      const wasUnresolvable = lease?.status?.conditions?.some(
+        (c) => c.type === 'Blocked' && c.reason === 'Unresolvable',
+      );
+      if (summary.state === 'Unresolvable' && !wasUnresolvable) this.unresolvableTotal.inc();
+    }
+    if (decision.effects.length > 0) {
+      await this.runEffects(accelerator, decision.effects, written.leases, writes, signal, now);
+    }
     return decision.requeueAfterMs !== undefined
       ? { requeueAfter: Math.max(1, decision.requeueAfterMs) }
       : undefined;
+  }
+
+  /** Pods by namespace/name, as the reaper reads them. */
+  private podLookup(): PodLookup {
+    return {
+      get: (key) => {
+        const p = this.pods.get(key);
+        if (!p?.metadata?.uid) return undefined;
+        return {
+          uid: p.metadata.uid,
+          deletionTimestamp: p.metadata.deletionTimestamp,
+          creationTimestamp: p.metadata.creationTimestamp,
+        };
+      },
+    };
+  }
+
+  private evictionsInLastMinute(now: number): number {
+    this.evictionCalls = this.evictionCalls.filter((t) => t > now - 60_000);
+    // After a restart the records remember what memory forgot.
+    const recorded = requestsSince(this.allRecords().flat(), now - 60_000);
+    return Math.max(this.evictionCalls.length, recorded);
+  }
+
+  private allRecords(except?: string): EvictionRecord[][] {
+    const out: EvictionRecord[][] = [];
+    for (const l of this.leases.list()) {
+      if (targetOf(l) !== except) out.push(l.status?.evictions ?? []);
+    }
+    for (const a of this.accelerators.list()) {
+      if (a.metadata.name === except || !a.metadata.annotations?.[IDLE_REAP_ANNOTATION]) continue;
+      out.push(readIdleReap(parseObject(Accelerator, a))?.evictions ?? []);
+    }
+    return out;
+  }
+
+  /** Pods other handoffs already asked to evict: a pod pinning two devices is evicted once. */
+  private evictingElsewhere(accelerator: string): Set<string> {
+    const out = new Set<string>();
+    for (const records of this.allRecords(accelerator))
+      for (const uid of podsBeingEvicted(records)) out.add(uid);
+    return out;
+  }
+
+  /**
+   * The reaper's effects, after its records were written: evictions and deletions (their answers
+   * folded back into the records and written), the cordon annotation, and Events.
+   */
+  private async runEffects(
+    accelerator: Accelerator,
+    effects: readonly ReaperEffect[],
+    written: ReadonlyMap<string, AcceleratorLease>,
+    writes: Writes,
+    signal: AbortSignal,
+    now: number,
+  ): Promise<void> {
+    const answers: {
+      effect: Extract<ReaperEffect, { type: 'evict' | 'delete' }>;
+      outcome: Awaited<ReturnType<typeof callPod>>;
+    }[] = [];
+    await Promise.all(
+      effects.map(async (effect) => {
+        if (effect.type === 'evict' || effect.type === 'delete') {
+          if (signal.aborted) return;
+          if (effect.type === 'evict') this.evictionCalls.push(now);
+          const outcome = await callPod(this.opts.client, effect, signal);
+          this.evictionsTotal.inc({ result: `${effect.type}:${outcome.kind}` });
+          answers.push({ effect, outcome });
+        } else if (effect.type === 'cordon') {
+          await writes.annotate(accelerator, { [CORDON_ANNOTATION]: effect.message });
+        } else {
+          this.opts.events.eventRef(
+            effect.regarding,
+            effect.eventType,
+            effect.reason,
+            effect.reason,
+            effect.note,
+          );
+        }
+      }),
+    );
+    if (answers.length === 0) return;
+    const ownerUid = accelerator.spec.owner?.lease?.uid;
+    const fold = (records: readonly EvictionRecord[]) =>
+      answers.reduce(
+        (recs, { effect, outcome }) =>
+          recordOutcome(recs, effect, outcome, this.clock.now()).records,
+        [...records],
+      );
+    const lease = ownerUid
+      ? (written.get(ownerUid) ?? this.validLeases().find((l) => l.metadata.uid === ownerUid))
+      : undefined;
+    if (lease) {
+      await writes.replaceLeaseStatus(lease, {
+        ...lease.status,
+        evictions: fold(lease.status?.evictions ?? []),
+      });
+    } else {
+      const idle = readIdleReap(accelerator);
+      if (idle) {
+        const value = JSON.stringify({ epoch: idle.epoch, evictions: fold(idle.evictions) });
+        await writes.annotate(accelerator, { [IDLE_REAP_ANNOTATION]: value });
+      }
+    }
   }
 
   private registerGauges(registry: Registry): void {
@@ -234,6 +441,8 @@ export function clusterWrites(client: KubeClient, signal?: AbortSignal): Writes 
       ),
     replaceLeaseStatus: (lease, status: AcceleratorLeaseStatus) =>
       leases.replace({ ...lease, status }, { ...opts, subresource: 'status' }),
+    annotate: (accel, annotations) =>
+      accels.mergePatch(accel.metadata.name ?? '', undefined, { metadata: { annotations } }, opts),
     setOwner: (accel, owner: AcceleratorOwner, handoffAt) =>
       accels.mergePatch(
         accel.metadata.name ?? '',

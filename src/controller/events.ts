@@ -17,5 +17,7 @@ export function recorderSink(recorder: EventRecorder): EventSink {
   return {
     event: (regarding, type, reason, action, note) =>
       recorder.event(referenceTo(regarding), type, reason, action, note),
+    eventRef: (regarding, type, reason, action, note) =>
+      recorder.event(regarding, type, reason, action, note),
   };
 }

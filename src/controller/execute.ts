@@ -5,6 +5,7 @@ import type {
   AcceleratorLeaseStatus,
   AcceleratorOwner,
 } from '../crds/index.ts';
+import type { ObjectReference } from '../kube/index.ts';
 import { FINALIZER, type Action } from './arbiter.ts';
 
 /** The writes the controller makes; each is optimistic (carries the resourceVersion it read). */
@@ -16,6 +17,11 @@ export interface Writes {
     lease: AcceleratorLease,
     status: AcceleratorLeaseStatus,
   ): Promise<AcceleratorLease>;
+  /** Merge-patch annotations onto the accelerator (null removes one). */
+  annotate(
+    accelerator: Accelerator,
+    annotations: Readonly<Record<string, string | null>>,
+  ): Promise<Accelerator>;
   /** Write spec.owner and the last-handoff annotation (merge patch with resourceVersion). */
   setOwner(
     accelerator: Accelerator,
@@ -27,6 +33,14 @@ export interface Writes {
 export interface EventSink {
   event(
     regarding: Accelerator | AcceleratorLease,
+    type: 'Normal' | 'Warning',
+    reason: string,
+    action: string,
+    note: string,
+  ): void;
+  /** The same, about any object (a pod the reaper evicts). */
+  eventRef(
+    regarding: ObjectReference,
     type: 'Normal' | 'Warning',
     reason: string,
     action: string,
@@ -44,7 +58,7 @@ export async function execute(
   writes: Writes,
   events: EventSink,
   nowIso: string,
-): Promise<{ ownerChanged?: AcceleratorOwner }> {
+): Promise<{ ownerChanged?: AcceleratorOwner; leases: ReadonlyMap<string, AcceleratorLease> }> {
   const latest = new Map<string, AcceleratorLease>();
   const fresh = (l: AcceleratorLease) => latest.get(l.metadata.uid ?? '') ?? l;
   const remember = (l: AcceleratorLease) => latest.set(l.metadata.uid ?? '', l);
@@ -76,5 +90,5 @@ export async function execute(
         break;
     }
   }
-  return ownerChanged ? { ownerChanged } : {};
+  return ownerChanged ? { ownerChanged, leases: latest } : { leases: latest };
 }

@@ -20,6 +20,7 @@ import {
   ReadinessChecks,
   startHttpServer,
 } from '../kube/index.ts';
+import { DEFAULT_REAPER_POLICY } from '../reaper/index.ts';
 import { LeaseController } from './controller.ts';
 import { recorderSink } from './events.ts';
 
@@ -38,6 +39,27 @@ const flags = parseFlagsOrExit(PROGRAM, {
     `${process.env.POD_NAME ?? hostname()}_${randomBytes(3).toString('hex')}`,
   ),
   workers: flag.int('accelerators reconciled concurrently', 4, 1),
+  excludedNamespaces: flag.string(
+    "comma-separated namespaces whose pods are never evicted (the controller's own is always added)",
+    'kube-system',
+  ),
+  maxEvictionsPerHandoff: flag.int(
+    'cap on pods evicted to free one device, whatever a lease asks',
+    DEFAULT_REAPER_POLICY.maxEvictionsPerHandoff,
+  ),
+  maxEvictionsPerMinute: flag.int(
+    'cluster-wide cap on eviction calls per minute',
+    DEFAULT_REAPER_POLICY.maxEvictionsPerMinute,
+    1,
+  ),
+  evictionDeadline: flag.duration('how long an evicted pod may take to be gone', '5m'),
+  onDeadline: flag.oneOf(
+    'after the deadline: keep waiting, delete the pod (its own grace), or delete with grace 0',
+    ['Wait', 'Delete', 'ForceDelete'] as const,
+    'Wait',
+  ),
+  dryRun: flag.boolean('plan and report evictions, evict nothing'),
+  reapWhenIdle: flag.boolean('also evict holders of pins on a device nobody waits for'),
   logFormat: flag.oneOf('log format', ['json', 'pretty'] as const, 'json'),
 });
 
@@ -79,6 +101,24 @@ const controller = new LeaseController({
   registry,
   events: recorderSink(recorder),
   workers: flags.workers,
+  policy: {
+    ...DEFAULT_REAPER_POLICY,
+    excludedNamespaces: [
+      ...new Set([
+        ...flags.excludedNamespaces
+          .split(',')
+          .map((n) => n.trim())
+          .filter(Boolean),
+        flags.leaderElectionNamespace,
+      ]),
+    ],
+    maxEvictionsPerHandoff: flags.maxEvictionsPerHandoff,
+    maxEvictionsPerMinute: flags.maxEvictionsPerMinute,
+    evictionDeadlineMs: flags.evictionDeadline,
+    onDeadline: flags.onDeadline,
+    dryRun: flags.dryRun,
+    reapWhenIdle: flags.reapWhenIdle,
+  },
 });
 readiness.add('informers', () => controller.hasSynced() || 'caches not synced');
 

@@ -1,6 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import type { Accelerator, AcceleratorLease } from '../crds/index.ts';
-import { CORDON_ANNOTATION, LAST_HANDOFF_ANNOTATION, place } from './placement.ts';
+import {
+  CORDON_ANNOTATION,
+  LAST_HANDOFF_ANNOTATION,
+  type Accelerator,
+  type AcceleratorLease,
+} from '../crds/index.ts';
+import { place } from './placement.ts';
 
 const NOW = '2026-11-25T10:00:00Z';
 

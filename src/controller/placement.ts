@@ -1,5 +1,7 @@
 // Selector leases: choose a free matching accelerator, least recently handed off first.
 import {
+  CORDON_ANNOTATION,
+  LAST_HANDOFF_ANNOTATION,
   matchesSelector,
   setConditions,
   type Accelerator,
@@ -7,11 +9,6 @@ import {
   type AcceleratorLeaseStatus,
 } from '../crds/index.ts';
 import { queueOrder } from './arbiter.ts';
-
-/** Set by the controller with every owner change; placement prefers the device idle longest. */
-export const LAST_HANDOFF_ANNOTATION = 'accel.dmabuf.io/last-handoff';
-/** Set on a device whose pins cannot be cleared; no lease is placed on it until an operator removes it. */
-export const CORDON_ANNOTATION = 'accel.dmabuf.io/cordoned';
 
 export interface Placement {
   lease: AcceleratorLease;

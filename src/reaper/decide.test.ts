@@ -1,16 +1,22 @@
 // The reaper step, one behaviour at a time: grace, the Planned-first write, waves, retries,
 // deadlines, dry run, budgets and rates, unresolvable pins, and restarts that repeat nothing.
 import { describe, expect, it } from 'vitest';
-import type { Accelerator, AcceleratorLease, EvictionRecord, Pin } from '../crds/index.ts';
 import {
   IDLE_REAP_ANNOTATION,
+  type Accelerator,
+  type AcceleratorLease,
+  type EvictionRecord,
+  type Pin,
+} from '../crds/index.ts';
+import {
   readIdleReap,
   reap,
   withReaperStatus,
   type ReapDecision,
   type ReapInput,
 } from './decide.ts';
-import { CORDON_ANNOTATION, type ReaperEffect } from './effects.ts';
+import { CORDON_ANNOTATION } from '../crds/index.ts';
+import type { ReaperEffect } from './effects.ts';
 import {
   ACCEL,
   exportOf,

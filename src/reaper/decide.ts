@@ -2,7 +2,9 @@
 // the records and conditions to write and the evictions to make. All memory is in the records.
 import { z } from 'zod';
 import {
+  CORDON_ANNOTATION,
   EvictionRecord,
+  IDLE_REAP_ANNOTATION,
   findCondition,
   setConditions,
   type Accelerator,
@@ -13,13 +15,7 @@ import {
   type DmaBufExport,
   type Pin,
 } from '../crds/index.ts';
-import {
-  CORDON_ANNOTATION,
-  event,
-  objectReference,
-  podReference,
-  type ReaperEffect,
-} from './effects.ts';
+import { event, objectReference, podReference, type ReaperEffect } from './effects.ts';
 import {
   RANK_MEANING,
   pinLabel,
@@ -33,9 +29,6 @@ import {
 } from './plan.ts';
 import { evictionBudget, retryDelayMs, type ReaperPolicy } from './policy.ts';
 import { attemptMessage, isActive, iso, lastAttempt, settleRecords } from './records.ts';
-
-/** With reapWhenIdle there is no lease to hold the records: they live in this annotation. */
-export const IDLE_REAP_ANNOTATION = 'accel.dmabuf.io/idle-reap';
 
 const IdleReap = z.object({ epoch: z.int().min(0), evictions: z.array(EvictionRecord) });
 export type IdleReap = z.infer<typeof IdleReap>;

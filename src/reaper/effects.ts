@@ -31,9 +31,6 @@ export type ReaperEffect =
       readonly note: string;
     };
 
-/** Same value as the controller's placement reads: set on a device whose pins cannot be cleared. */
-export const CORDON_ANNOTATION = 'accel.dmabuf.io/cordoned';
-
 export function podReference(pod: PodRef, uid: string): ObjectReference {
   return { apiVersion: 'v1', kind: 'Pod', namespace: pod.namespace, name: pod.name, uid };
 }

@@ -4,7 +4,6 @@ export {
   reap,
   withReaperStatus,
   readIdleReap,
-  IDLE_REAP_ANNOTATION,
   type ReapInput,
   type ReapDecision,
   type ReapState,
@@ -39,4 +38,5 @@ export {
   requestsSince,
   type CallOutcome,
 } from './records.ts';
-export { CORDON_ANNOTATION, type ReaperEffect } from './effects.ts';
+export { type ReaperEffect } from './effects.ts';
+export { callPod } from './api.ts';

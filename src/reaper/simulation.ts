@@ -11,6 +11,7 @@ import type {
   ExporterProfile,
   ImporterKind,
 } from '../crds/index.ts';
+import { CORDON_ANNOTATION, IDLE_REAP_ANNOTATION } from '../crds/index.ts';
 import { addHiddenHolder, removeHiddenHolder } from '../device-sim/agent/faults.ts';
 import { publish, type Published } from '../device-sim/agent/publish.ts';
 import type { PodView } from '../device-sim/agent/processes.ts';
@@ -22,7 +23,6 @@ import {
 } from '../device-sim/agent/state.ts';
 import { syncNode, type SyncResult } from '../device-sim/agent/sync.ts';
 import {
-  CORDON_ANNOTATION,
   DEFAULT_REAPER_POLICY,
   evictionBudget,
   isActive,
@@ -31,7 +31,6 @@ import {
   reap,
   recordOutcome,
   withReaperStatus,
-  IDLE_REAP_ANNOTATION,
   type CallOutcome,
   type PodLookup,
   type PodState,
