@@ -207,6 +207,33 @@ describe('why', () => {
       ]);
     });
 
+    it("passes on the reaper's reason for a pod no eviction in budget may clear", () => {
+      const tenantB = lease('team-b', 'tenant-b', {
+        created: 10,
+        status: {
+          phase: 'Pending',
+          epoch: 2,
+          conditions: [cond('Blocked', 'True', 'Pinned', 60)],
+          blockedBy: [
+            {
+              accelerator: 'node-a-hl0',
+              export: 'team-a/weights',
+              importer: 'nic0',
+              kind: 'rdma-mr',
+              pod: { namespace: 'team-io', name: 'loader-0' },
+              pid: 4711,
+              reason: 'pod team-io/loader-0 is in an excluded namespace',
+            },
+          ],
+        },
+      });
+      expect(
+        explain({ lease: tenantB, accelerator: stuck(tenantB), leases: [tenantB] }).chain.next,
+      ).toEqual([
+        'team-io/loader-0 is not evicted: pod team-io/loader-0 is in an excluded namespace',
+      ]);
+    });
+
     it('shows a queued lease the pins that hold up the owner ahead of it', () => {
       const tenantB = b(undefined);
       const c = lease('team-c', 'tenant-c', { created: 20, status: { phase: 'Pending' } });
@@ -218,13 +245,27 @@ describe('why', () => {
   });
 
   it('calls a pin held outside any pod Unresolvable and says what the operator must do', () => {
+    // The grace period still runs, but ends in no eviction: it is not offered as a next step.
     const tenantB = lease('team-b', 'tenant-b', {
+      gracePeriodSeconds: 300,
       status: {
         phase: 'Pending',
         accelerator: 'node-a-hl0',
         epoch: 2,
         queuePosition: 0,
         conditions: [cond('Blocked', 'True', 'Unresolvable', 60)],
+        blockedBy: [
+          {
+            accelerator: 'node-a-hl0',
+            export: 'team-a/weights',
+            importer: 'nic0',
+            kind: 'rdma-mr',
+            pod: { namespace: 'team-io', name: 'loader-0' },
+            pid: 4800,
+            reason:
+              'pod team-io/loader-0 holds it, but no eviction can free node-a-hl0 while 1 pin(s) held outside any pod or in an excluded namespace remain',
+          },
+        ],
       },
     });
     const device = accel('node-a-hl0', {

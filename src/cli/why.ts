@@ -289,10 +289,11 @@ function pinLink(pin: Pin, ctx: PinContext): PinLink {
     }
   } else if (record && (record.result === 'Evicted' || record.result === 'Deleted')) {
     next = `${pod} is gone; waiting for the agent on ${device.node} to report its pins released`;
-  } else if (blocker?.reason !== undefined) {
-    next = `${pod} is not evicted: ${blocker.reason}`;
   } else if (ctx.hiddenHolder) {
     next = `${pod} is not evicted while a pin held outside any pod remains: evicting it alone cannot free ${device.name}`;
+  } else if (blocker?.reason !== undefined) {
+    // The reaper's word for what no eviction in budget can clear (excluded namespace, budget).
+    next = `${pod} is not evicted: ${blocker.reason}`;
   } else if (!owner) {
     next = `${pod} keeps the pin until it exits; nothing is reaped until a lease waits for ${device.name}`;
   } else {
@@ -483,7 +484,8 @@ export function why(input: WhyInput): WhyChain {
   if (pins.length > 0) {
     const next: string[] = [];
     const end = graceEnd(lease);
-    if (end !== undefined && now < end) {
+    // With a holder outside any pod the grace period ends in no eviction: not worth waiting for.
+    if (end !== undefined && now < end && !ctx.hiddenHolder) {
       next.push(
         `waiting for the grace period to end at ${clock(end, now)} (in ${span(end - now)})`,
       );
