@@ -2,73 +2,22 @@
 // applied as a user would, and I1 checked on every watch event, not just the end state.
 import { describe, expect, it } from 'vitest';
 import type { AcceleratorLease, DmaBufExport } from '../src/crds/index.ts';
-import { Informer, isNotFound } from '../src/kube/index.ts';
+import { Informer } from '../src/kube/index.ts';
 import { kubeConfig, testNamespace } from './harness/index.ts';
-import { api, ready, startAgent, startController, testNode, waitFor } from './stack/index.ts';
-
-const GROUP = '/apis/accel.dmabuf.io/v1alpha1';
-
-async function createPod(
-  ns: string,
-  name: string,
-  node: string,
-  labels: Record<string, string> = {},
-) {
-  await api('POST', `/api/v1/namespaces/${ns}/pods`, {
-    apiVersion: 'v1',
-    kind: 'Pod',
-    metadata: { name, namespace: ns, labels },
-    spec: {
-      nodeName: node,
-      containers: [{ name: name.replace(/-\d+$/, ''), image: 'registry.example/workload:1' }],
-      tolerations: [{ operator: 'Exists' }],
-    },
-  });
-  await waitFor(`pod ${ns}/${name} Running`, async () => {
-    const p = await api<{ status?: { phase?: string } }>(
-      'GET',
-      `/api/v1/namespaces/${ns}/pods/${name}`,
-    );
-    return p.status?.phase === 'Running';
-  });
-}
-
-function createLease(
-  ns: string,
-  name: string,
-  spec: Record<string, unknown>,
-): Promise<AcceleratorLease> {
-  return api<AcceleratorLease>('POST', `${GROUP}/namespaces/${ns}/acceleratorleases`, {
-    apiVersion: 'accel.dmabuf.io/v1alpha1',
-    kind: 'AcceleratorLease',
-    metadata: { name, namespace: ns },
-    spec: { holder: { podSelector: { matchLabels: { app: name } } }, ...spec },
-  });
-}
-
-const getLease = (ns: string, name: string) =>
-  api<AcceleratorLease>('GET', `${GROUP}/namespaces/${ns}/acceleratorleases/${name}`);
-
-async function leaseGone(ns: string, name: string): Promise<boolean> {
-  try {
-    await getLease(ns, name);
-    return false;
-  } catch (err) {
-    if (isNotFound(err)) return true;
-    throw err;
-  }
-}
-
-function phaseIs(ns: string, name: string, phase: string, timeoutMs = 30_000) {
-  return waitFor(
-    `lease ${ns}/${name} ${phase}`,
-    async () => {
-      const l = await getLease(ns, name);
-      return l.status?.phase === phase ? l : undefined;
-    },
-    timeoutMs,
-  );
-}
+import {
+  api,
+  createLease,
+  createPod,
+  getLease,
+  GROUP,
+  leaseGone,
+  phaseIs,
+  ready,
+  startAgent,
+  startController,
+  testNode,
+  waitFor,
+} from './stack/index.ts';
 
 /**
  * Watches every lease and fails the test if two are ever Granted on one accelerator at once

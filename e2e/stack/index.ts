@@ -7,7 +7,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { onTestFailed, onTestFinished } from 'vitest';
-import { KubeClient } from '../../src/kube/index.ts';
+import type { AcceleratorLease } from '../../src/crds/index.ts';
+import { isNotFound, KubeClient } from '../../src/kube/index.ts';
 import { clusterInfo, kubeConfig } from '../harness/index.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..');
@@ -235,4 +236,71 @@ export async function startController(opts: ControllerOptions = {}): Promise<Com
     ...(opts.extraArgs ?? []),
   ]);
   return c;
+}
+
+export const GROUP = '/apis/accel.dmabuf.io/v1alpha1';
+
+/** A pod bound to `node` (kwok runs it), waited for until Running. */
+export async function createPod(
+  ns: string,
+  name: string,
+  node: string,
+  labels: Record<string, string> = {},
+) {
+  await api('POST', `/api/v1/namespaces/${ns}/pods`, {
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: { name, namespace: ns, labels },
+    spec: {
+      nodeName: node,
+      containers: [{ name: name.replace(/-\d+$/, ''), image: 'registry.example/workload:1' }],
+      tolerations: [{ operator: 'Exists' }],
+    },
+  });
+  await waitFor(`pod ${ns}/${name} Running`, async () => {
+    const p = await api<{ status?: { phase?: string } }>(
+      'GET',
+      `/api/v1/namespaces/${ns}/pods/${name}`,
+    );
+    return p.status?.phase === 'Running';
+  });
+}
+
+/** An AcceleratorLease whose holder pods are labelled app=<name>. */
+export function createLease(
+  ns: string,
+  name: string,
+  spec: Record<string, unknown>,
+): Promise<AcceleratorLease> {
+  return api<AcceleratorLease>('POST', `${GROUP}/namespaces/${ns}/acceleratorleases`, {
+    apiVersion: 'accel.dmabuf.io/v1alpha1',
+    kind: 'AcceleratorLease',
+    metadata: { name, namespace: ns },
+    spec: { holder: { podSelector: { matchLabels: { app: name } } }, ...spec },
+  });
+}
+
+export const getLease = (ns: string, name: string) =>
+  api<AcceleratorLease>('GET', `${GROUP}/namespaces/${ns}/acceleratorleases/${name}`);
+
+export async function leaseGone(ns: string, name: string): Promise<boolean> {
+  try {
+    await getLease(ns, name);
+    return false;
+  } catch (err) {
+    if (isNotFound(err)) return true;
+    throw err;
+  }
+}
+
+/** Wait for a lease to reach a phase; returns it. */
+export function phaseIs(ns: string, name: string, phase: string, timeoutMs = 30_000) {
+  return waitFor(
+    `lease ${ns}/${name} ${phase}`,
+    async () => {
+      const l = await getLease(ns, name);
+      return l.status?.phase === phase ? l : undefined;
+    },
+    timeoutMs,
+  );
 }
