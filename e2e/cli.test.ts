@@ -7,9 +7,9 @@ import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { CoreV1Api } from '@kubernetes/client-node';
 import { describe, expect, it, onTestFinished } from 'vitest';
-import type { DeviceStatus, WhyChain } from '../src/cli/index.ts';
 import type { Accelerator, AcceleratorLease } from '../src/crds/index.ts';
-import { clusterInfo, kubeConfig, testNamespace } from './harness/index.ts';
+import { CORDON_ANNOTATION, type DeviceStatus, type WhyChain } from '../src/cli/index.ts';
+import { clusterInfo, kubeConfig, kubectl, testNamespace } from './harness/index.ts';
 import { api, ready, startAgent, startController, testNode, waitFor } from './stack/index.ts';
 
 const ROOT = join(import.meta.dirname, '..');
@@ -47,11 +47,16 @@ function row(table: string, device: string): string[] | undefined {
     .find((cells) => cells[1] === device);
 }
 
-async function createPod(ns: string, name: string, node: string) {
+async function createPod(
+  ns: string,
+  name: string,
+  node: string,
+  labels: Record<string, string> = {},
+) {
   await api('POST', `/api/v1/namespaces/${ns}/pods`, {
     apiVersion: 'v1',
     kind: 'Pod',
-    metadata: { name, namespace: ns },
+    metadata: { name, namespace: ns, labels },
     spec: {
       nodeName: node,
       containers: [{ name: 'main', image: 'registry.example/workload:1' }],
@@ -107,6 +112,47 @@ function currentContext(): { cluster: string; user: string } {
   const ctx = kc.getContextObject(kc.getCurrentContext());
   if (!ctx) throw new Error('the harness kubeconfig has no current context');
   return { cluster: ctx.cluster, user: ctx.user };
+}
+
+const getAccel = (name: string) => api<Accelerator>('GET', `${GROUP}/accelerators/${name}`);
+
+/**
+ * A dynamic device granted to a/tenant-a, with an export a/weights whose importers are given,
+ * and a/trainer-0 as its exporter. Returns the agent's admin URL.
+ */
+async function grantedWithExport(
+  node: string,
+  a: string,
+  importers: { name: string; kind: string; pod: { namespace: string; name: string } }[],
+): Promise<string> {
+  const accel = `${node}-hl0`;
+  const agent = await startAgent({ node, profile: 'dynamic' });
+  await ready(await startController());
+  await createLease(a, 'tenant-a', accel);
+  await waitFor('tenant-a Granted', async () => {
+    return (await getLease(a, 'tenant-a')).status?.phase === 'Granted';
+  });
+  await createPod(a, 'trainer-0', node);
+  await api('POST', `${GROUP}/namespaces/${a}/dmabufexports`, {
+    apiVersion: 'accel.dmabuf.io/v1alpha1',
+    kind: 'DmaBufExport',
+    metadata: { name: 'weights', namespace: a },
+    spec: {
+      accelerator: accel,
+      lease: 'tenant-a',
+      exporter: { pod: 'trainer-0' },
+      sizeBytes: 1 << 30,
+      importers,
+    },
+  });
+  await waitFor('export Active', async () => {
+    const e = await api<{ status?: { phase?: string } }>(
+      'GET',
+      `${GROUP}/namespaces/${a}/dmabufexports/weights`,
+    );
+    return e.status?.phase === 'Active';
+  });
+  return `http://127.0.0.1:${agent.adminPort}`;
 }
 
 describe('kubectl dmabuf', () => {
@@ -213,34 +259,10 @@ describe('kubectl dmabuf', () => {
       await testNamespace('cli-b'),
       await testNamespace('cli-io'),
     ];
-    const agent = await startAgent({ node, profile: 'dynamic' });
-    await ready(await startController());
-    await createLease(a, 'tenant-a', accel);
-    await waitFor('tenant-a Granted', async () => {
-      return (await getLease(a, 'tenant-a')).status?.phase === 'Granted';
-    });
-    await createPod(a, 'trainer-0', node);
     await createPod(io, 'loader-0', node);
-    await api('POST', `${GROUP}/namespaces/${a}/dmabufexports`, {
-      apiVersion: 'accel.dmabuf.io/v1alpha1',
-      kind: 'DmaBufExport',
-      metadata: { name: 'weights', namespace: a },
-      spec: {
-        accelerator: accel,
-        lease: 'tenant-a',
-        exporter: { pod: 'trainer-0' },
-        sizeBytes: 1 << 30,
-        importers: [{ name: 'nic0', kind: 'rdma-mr', pod: { namespace: io, name: 'loader-0' } }],
-      },
-    });
-    await waitFor('export Active', async () => {
-      const e = await api<{ status?: { phase?: string } }>(
-        'GET',
-        `${GROUP}/namespaces/${a}/dmabufexports/weights`,
-      );
-      return e.status?.phase === 'Active';
-    });
-    const admin = `http://127.0.0.1:${agent.adminPort}`;
+    const admin = await grantedWithExport(node, a, [
+      { name: 'nic0', kind: 'rdma-mr', pod: { namespace: io, name: 'loader-0' } },
+    ]);
     const hidden = (await (
       await fetch(`${admin}/hidden-holders`, {
         method: 'POST',
@@ -319,6 +341,105 @@ describe('kubectl dmabuf', () => {
         new RegExp(`^the reaper will evict ${io}/loader-0 when the grace period ends at ${clock}$`),
       ),
     ]);
+  });
+
+  it("shows the reaper's refused eviction, then the grant once the pod is gone", async () => {
+    const node = await testNode('cli-pdb');
+    const accel = `${node}-hl0`;
+    const [a, b, io] = [
+      await testNamespace('cli-a'),
+      await testNamespace('cli-b'),
+      await testNamespace('cli-io'),
+    ];
+    await createPod(io, 'loader-0', node, { app: 'loader' });
+    await api('POST', `/apis/policy/v1/namespaces/${io}/poddisruptionbudgets`, {
+      apiVersion: 'policy/v1',
+      kind: 'PodDisruptionBudget',
+      metadata: { name: 'loader', namespace: io },
+      spec: { maxUnavailable: 0, selector: { matchLabels: { app: 'loader' } } },
+    });
+    await grantedWithExport(node, a, [
+      { name: 'nic0', kind: 'rdma-mr', pod: { namespace: io, name: 'loader-0' } },
+    ]);
+    await createLease(b, 'tenant-b', accel, 0);
+    await api('DELETE', `${GROUP}/namespaces/${a}/acceleratorleases/tenant-a`);
+    await waitFor(
+      'the eviction of loader-0 refused',
+      async () =>
+        (await getLease(b, 'tenant-b')).status?.evictions?.some((r) => r.result === 'Refused'),
+      60_000,
+    );
+
+    const refused = await dmabuf(['why', 'tenant-b', '-n', b]);
+    console.log(`$ kubectl dmabuf why tenant-b -n ${b}\n${refused.stdout}`);
+    expect(refused).toMatchObject({ code: 1, stderr: '' });
+    const lines = refused.stdout.trimEnd().split('\n');
+    expect(lines).toContainEqual(
+      expect.stringMatching(
+        /^ {6}-> eviction Refused: attempt \d+ at \S+: refused by a PodDisruptionBudget \(429\): /,
+      ),
+    );
+    expect(lines.at(-1)).toBe(
+      `next: a PodDisruptionBudget refuses the eviction of ${io}/loader-0; the reaper retries with backoff`,
+    );
+
+    await api('DELETE', `/apis/policy/v1/namespaces/${io}/poddisruptionbudgets/loader`);
+    await waitFor(
+      'tenant-b Granted',
+      async () => (await getLease(b, 'tenant-b')).status?.phase === 'Granted',
+      90_000,
+    );
+    const granted = await dmabuf(['why', 'tenant-b', '-n', b]);
+    expect(granted.code).toBe(0);
+    expect(granted.stdout).toContain(`: Owned at epoch 2, owner ${b}/tenant-b\n`);
+  });
+
+  it('tells the operator to kill a hidden holder and lift the cordon, and both instructions work', async () => {
+    const node = await testNode('cli-cordon');
+    const accel = `${node}-hl0`;
+    const [a, b] = [await testNamespace('cli-a'), await testNamespace('cli-b')];
+    const admin = await grantedWithExport(node, a, []);
+    const hidden = (await (
+      await fetch(`${admin}/hidden-holders`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ export: `${a}/weights` }),
+      })
+    ).json()) as { pid: number };
+    await createLease(b, 'tenant-b', accel, 0);
+    await api('DELETE', `${GROUP}/namespaces/${a}/acceleratorleases/tenant-a`);
+    await waitFor(
+      'the device cordoned',
+      async () => (await getAccel(accel)).metadata.annotations?.[CORDON_ANNOTATION],
+      60_000,
+    );
+
+    const stuck = await dmabuf(['why', 'tenant-b', '-n', b]);
+    console.log(`$ kubectl dmabuf why tenant-b -n ${b}\n${stuck.stdout}`);
+    expect(stuck.code).toBe(1);
+    const lines = stuck.stdout.trimEnd().split('\n');
+    expect(lines).toContainEqual(
+      expect.stringMatching(/^ {3}cordoned \(accel\.dmabuf\.io\/cordoned\): .+/),
+    );
+    const removeCordon = `kubectl annotate accel ${accel} accel.dmabuf.io/cordoned-`;
+    expect(lines.at(-1)).toBe(
+      `next: Unresolvable: pid ${hidden.pid} (hidden-holder) holds a pinned attachment outside any pod; an operator must kill it on ${node}, then remove the annotation accel.dmabuf.io/cordoned from the Accelerator (${removeCordon})`,
+    );
+    const table = await dmabuf(['status', '--node', node]);
+    console.log(`$ kubectl dmabuf status --node ${node}\n${table.stdout}`);
+    expect(row(table.stdout, accel)?.[3]).toBe('Stuck,Cordoned');
+
+    // The operator does as told: kill the process, then run the command printed.
+    await fetch(`${admin}/hidden-holders/${hidden.pid}`, { method: 'DELETE' });
+    await waitFor(
+      'tenant-b Granted',
+      async () => (await getLease(b, 'tenant-b')).status?.phase === 'Granted',
+      60_000,
+    );
+    expect((await dmabuf(['why', 'tenant-b', '-n', b])).code).toBe(0);
+    const annotate = await kubectl(removeCordon.split(' ').slice(1));
+    expect(annotate.code, annotate.stderr).toBe(0);
+    expect(row((await dmabuf(['status', '--node', node])).stdout, accel)?.[3]).toBe('Owned');
   });
 
   it('runs as a kubectl plugin, taking the namespace from the kubeconfig context', async () => {
