@@ -2,6 +2,7 @@
 // forget / requeue-after / rate-limited requeue, with controller-runtime's metrics and log keys.
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
+import { isConflict } from './errors.ts';
 import { reconcileMetrics } from './metrics.ts';
 import type { WorkQueue } from './workqueue.ts';
 
@@ -63,6 +64,13 @@ export async function reconcileLoop(
       if (err instanceof TerminalError) {
         queue.forget(key);
         log?.error({ err }, 'Reconciler error (terminal, not requeued)');
+      } else if (isConflict(err)) {
+        // Someone wrote first; the next reconcile starts from the newer object. Expected, not alarming.
+        queue.addRateLimited(key);
+        log?.info(
+          { retries: queue.numRequeues(key), err: (err as Error).message },
+          'conflict, requeued',
+        );
       } else {
         queue.addRateLimited(key);
         log?.error({ err, retries: queue.numRequeues(key) }, 'Reconciler error');

@@ -38,5 +38,5 @@ export {
   requestsSince,
   type CallOutcome,
 } from './records.ts';
-export { type ReaperEffect } from './effects.ts';
+export { objectReference, type ReaperEffect } from './effects.ts';
 export { callPod } from './api.ts';
