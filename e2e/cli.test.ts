@@ -8,7 +8,8 @@ import { delimiter, join } from 'node:path';
 import { CoreV1Api } from '@kubernetes/client-node';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import type { Accelerator, AcceleratorLease } from '../src/crds/index.ts';
-import { CORDON_ANNOTATION, type DeviceStatus, type WhyChain } from '../src/cli/index.ts';
+import type { DeviceStatus, WhyChain } from '../src/cli/index.ts';
+import { CORDON_ANNOTATION } from '../src/crds/index.ts';
 import { clusterInfo, kubeConfig, kubectl, testNamespace } from './harness/index.ts';
 import { api, ready, startAgent, startController, testNode, waitFor } from './stack/index.ts';
 

@@ -5,4 +5,3 @@ export { parseCommand, HELP, type Command } from './args.ts';
 export { EXIT, failure, type ExitCode } from './errors.ts';
 export { status, statusTable, type DeviceStatus, type StatusModel } from './status.ts';
 export { why, renderWhy, whyExitCode, type Verdict, type WhyChain, type WhyInput } from './why.ts';
-export { CORDON_ANNOTATION } from './annotations.ts';

@@ -10,7 +10,7 @@ import {
   type KubeClient,
 } from '../kube/index.ts';
 import { NotFoundError } from './errors.ts';
-import { targetOf } from './queue.ts';
+import { targetOf } from '../crds/index.ts';
 import type { StatusModel } from './status.ts';
 import type { WhyInput } from './why.ts';
 

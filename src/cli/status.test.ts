@@ -1,6 +1,6 @@
 // `status` rows: owner and epoch as the device enforces them, pins by holder, the queue in order.
 import { describe, expect, it } from 'vitest';
-import { CORDON_ANNOTATION } from './annotations.ts';
+import { CORDON_ANNOTATION } from '../crds/index.ts';
 import { accel, at, lease, owned, pin, T0 } from './fixture.ts';
 import { status, statusTable } from './status.ts';
 

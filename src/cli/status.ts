@@ -1,7 +1,7 @@
 // `kubectl dmabuf status`: one row per device (owner, epoch, pins, queue), as data and as a table.
 import type { Accelerator, AcceleratorLease, Pin } from '../crds/index.ts';
-import { CORDON_ANNOTATION } from './annotations.ts';
-import { deviceQueue, leaseKey } from './queue.ts';
+import { CORDON_ANNOTATION } from '../crds/index.ts';
+import { deviceQueue, leaseKey } from '../crds/index.ts';
 
 export interface StatusModel {
   readonly accelerators: readonly Accelerator[];

@@ -2,7 +2,7 @@
 // records), unresolvable, a missing device, and the controller's or agent's pending steps.
 import { describe, expect, it } from 'vitest';
 import type { AcceleratorLease, Condition } from '../crds/index.ts';
-import { CORDON_ANNOTATION } from './annotations.ts';
+import { CORDON_ANNOTATION } from '../crds/index.ts';
 import { accel, at, lease, owned, pin, T0, weights } from './fixture.ts';
 import { renderWhy, why, whyExitCode, type WhyInput } from './why.ts';
 

@@ -10,8 +10,8 @@ import {
   type ExporterProfile,
   type Pin,
 } from '../crds/index.ts';
-import { CORDON_ANNOTATION } from './annotations.ts';
-import { deviceQueue, isFinished, leaseKey, targetOf } from './queue.ts';
+import { CORDON_ANNOTATION } from '../crds/index.ts';
+import { deviceQueue, isFinished, leaseKey, targetOf } from '../crds/index.ts';
 
 /**
  * Granted: exit 0. DeviceMissing: exit 3. Every other verdict means "not granted": exit 1.

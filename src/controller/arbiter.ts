@@ -1,6 +1,10 @@
 // The handoff as a pure function: one accelerator and the leases queued on it -> the writes to make.
 import {
+  deviceQueue,
   findCondition,
+  isFinished,
+  leaseExpiry,
+  leaseKey,
   setConditions,
   type Accelerator,
   type AcceleratorLease,
@@ -35,7 +39,6 @@ export interface Decision {
   requeueAfterMs?: number;
 }
 
-const keyOf = (l: AcceleratorLease) => `${l.metadata.namespace}/${l.metadata.name}`;
 const uidOf = (l: AcceleratorLease) => l.metadata.uid ?? '';
 const ms = (t: string | Date | undefined) => (t === undefined ? 0 : new Date(t).getTime());
 const iso = (t: number) => new Date(t).toISOString().replace(/\.\d{3}Z$/, 'Z');
@@ -45,32 +48,6 @@ export const leaseRef = (l: AcceleratorLease): LeaseRef => ({
   name: l.metadata.name ?? '',
   uid: uidOf(l),
 });
-
-/** The lease's expiry instant, once it has been granted and if it has a duration. */
-function expiresAt(lease: AcceleratorLease): number | undefined {
-  if (!lease.spec.duration || !lease.status?.grantedAt) return undefined;
-  return ms(lease.status.grantedAt) + parseDuration(lease.spec.duration);
-}
-
-function isFinished(lease: AcceleratorLease, now: number): boolean {
-  const phase = lease.status?.phase;
-  if (phase === 'Expired' || phase === 'Released' || phase === 'Failed') return true;
-  const exp = expiresAt(lease);
-  return exp !== undefined && now >= exp;
-}
-
-/** May this lease hold or wait for the device? */
-const isLive = (lease: AcceleratorLease, now: number) =>
-  !lease.metadata.deletionTimestamp && !isFinished(lease, now);
-
-/** Queue order: priority first, then age, then name so the order is total and deterministic. */
-export function queueOrder(a: AcceleratorLease, b: AcceleratorLease): number {
-  return (
-    b.spec.priority - a.spec.priority ||
-    ms(a.metadata.creationTimestamp) - ms(b.metadata.creationTimestamp) ||
-    keyOf(a).localeCompare(keyOf(b))
-  );
-}
 
 function describePin(p: Pin): string {
   const holder = p.pod ? `pod ${p.pod.namespace}/${p.pod.name}` : 'a process outside any pod';
@@ -176,12 +153,10 @@ export function decide(
 
   const specOwner = accelerator.spec.owner;
   const currentEpoch = specOwner?.epoch ?? 0;
-  const queue = leases.filter((l) => isLive(l, now)).sort(queueOrder);
-  const holder = specOwner?.lease && queue.find((l) => uidOf(l) === specOwner.lease?.uid);
+  const { holder, next, waiting } = deviceQueue(accelerator, leases, now);
 
   // Step 2 of the handoff: the holder is gone (deleted, expired) -> the next in line, epoch + 1.
   let owner: AcceleratorOwner | undefined = specOwner;
-  const next = holder ?? queue[0];
   if (!holder && (next || specOwner?.lease)) {
     owner = { ...(next && { lease: leaseRef(next) }), epoch: currentEpoch + 1 };
   }
@@ -196,7 +171,6 @@ export function decide(
     status?.phase === 'Owned' &&
     status.owner?.lease?.uid === owner.lease?.uid;
   const stalePins = (status?.pins ?? []).filter((p) => p.epoch < (owner?.epoch ?? 0));
-  const waiting = queue.filter((l) => l !== next);
 
   for (const lease of leases) {
     if (!lease.metadata.deletionTimestamp && !lease.metadata.finalizers?.includes(FINALIZER)) {
@@ -297,7 +271,7 @@ export function decide(
       };
     } else {
       const position = waiting.indexOf(lease) + 1;
-      const held = next ? `held by ${keyOf(next)}` : 'free';
+      const held = next ? `held by ${leaseKey(next)}` : 'free';
       want = {
         phase: 'Pending',
         queuePosition: position,
@@ -371,12 +345,10 @@ export function decide(
   }
   actions.push(...events);
 
-  const expiries = queue
-    .filter((l) => l === next && enforced)
-    .map((l) => expiresAt(l))
-    .filter((t): t is number => t !== undefined);
+  // The holder's expiry (granted and with a duration) is the next moment anything changes.
+  const expiry = next && enforced ? leaseExpiry(next) : undefined;
   const decision: Decision = { actions };
-  if (expiries.length > 0) decision.requeueAfterMs = Math.max(0, Math.min(...expiries) - now);
+  if (expiry !== undefined) decision.requeueAfterMs = Math.max(0, expiry - now);
   return decision;
 }
 

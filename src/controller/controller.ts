@@ -13,6 +13,7 @@ import {
   IDLE_REAP_ANNOTATION,
   LAST_HANDOFF_ANNOTATION,
   parseObject,
+  targetOf,
   type EvictionRecord,
   type AcceleratorLeaseStatus,
   type AcceleratorOwner,
@@ -60,11 +61,6 @@ export interface LeaseControllerOptions {
 }
 
 const iso = (t: number) => new Date(t).toISOString().replace(/\.\d{3}Z$/, 'Z');
-
-/** Which accelerator a lease waits for: named in spec, or chosen by placement (status). */
-export function targetOf(lease: AcceleratorLease): string | undefined {
-  return lease.spec.accelerator ?? lease.status?.accelerator;
-}
 
 export class LeaseController {
   readonly accelerators: Informer<Accelerator>;

@@ -3,12 +3,12 @@ import {
   CORDON_ANNOTATION,
   LAST_HANDOFF_ANNOTATION,
   matchesSelector,
+  queueOrder,
   setConditions,
   type Accelerator,
   type AcceleratorLease,
   type AcceleratorLeaseStatus,
 } from '../crds/index.ts';
-import { queueOrder } from './arbiter.ts';
 
 export interface Placement {
   lease: AcceleratorLease;

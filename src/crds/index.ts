@@ -6,10 +6,16 @@ export * from './export.ts';
 export { InvalidObjectError, parseObject } from './validate.ts';
 export { matchesSelector, selectorToString } from './selector.ts';
 export { setConditions, findCondition, type ConditionInput } from './conditions.ts';
-export {
-  LAST_HANDOFF_ANNOTATION,
-  CORDON_ANNOTATION,
-  IDLE_REAP_ANNOTATION,
-} from './annotations.ts';
+export { LAST_HANDOFF_ANNOTATION, CORDON_ANNOTATION, IDLE_REAP_ANNOTATION } from './annotations.ts';
 export { CATEGORY, DEFINITIONS, customResourceDefinition } from './definitions.ts';
 export { renderCrdFiles, CRD_DIRS } from './generate.ts';
+export {
+  deviceQueue,
+  isFinished,
+  isLive,
+  leaseExpiry,
+  leaseKey,
+  queueOrder,
+  targetOf,
+  type DeviceQueue,
+} from './queue.ts';

@@ -31,7 +31,8 @@ export function loadKubeConfig(opts: LoadKubeConfigOptions = {}): KubeConfig {
     kc.loadFromFile(opts.kubeconfig);
     source = opts.kubeconfig;
   } else if (process.env.KUBECONFIG) {
-    kc.loadFromDefault();
+    // Several files: the first current-context wins, as with kubectl.
+    kc.loadFromDefault({}, true);
     source = `KUBECONFIG=${process.env.KUBECONFIG}`;
   } else if (process.env.KUBERNETES_SERVICE_HOST) {
     kc.loadFromCluster();

@@ -1,6 +1,8 @@
-// Who waits for which device, in the controller's order (DESIGN.md section 4): the rules of
-// src/controller/arbiter.ts restated, since the plugin reads only src/kube and src/crds.
-import { parseDuration, type Accelerator, type AcceleratorLease } from '../crds/index.ts';
+// Who waits for which device, and in what order (DESIGN.md section 4): priority, then age.
+// The controller arbitrates by these rules and the plugin explains them, from one definition.
+import type { Accelerator } from './accelerator.ts';
+import { parseDuration } from './common.ts';
+import type { AcceleratorLease } from './lease.ts';
 
 export const leaseKey = (l: AcceleratorLease): string =>
   `${l.metadata.namespace ?? ''}/${l.metadata.name ?? ''}`;
@@ -13,7 +15,7 @@ export function targetOf(lease: AcceleratorLease): string | undefined {
 }
 
 /** When a granted lease runs out: status.expiresAt, else grantedAt + duration. */
-function expiry(lease: AcceleratorLease): number | undefined {
+export function leaseExpiry(lease: AcceleratorLease): number | undefined {
   if (lease.status?.expiresAt) return ms(lease.status.expiresAt);
   if (!lease.spec.duration || !lease.status?.grantedAt) return undefined;
   return ms(lease.status.grantedAt) + parseDuration(lease.spec.duration);
@@ -23,7 +25,7 @@ function expiry(lease: AcceleratorLease): number | undefined {
 export function isFinished(lease: AcceleratorLease, now: number): boolean {
   const phase = lease.status?.phase;
   if (phase === 'Expired' || phase === 'Released' || phase === 'Failed') return true;
-  const end = expiry(lease);
+  const end = leaseExpiry(lease);
   return end !== undefined && now >= end;
 }
 
