@@ -4,7 +4,7 @@
 // forbid each identity, the API server refuses.
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -121,7 +121,9 @@ async function identityOf(
     contexts: [{ name: sa, cluster: 'cluster', user: sa }],
     currentContext: sa,
   });
-  const file = join(mkdtempSync(join(tmpdir(), `accel-helm-${sa}-`)), 'kubeconfig');
+  const dir = mkdtempSync(join(tmpdir(), `accel-helm-${sa}-`));
+  onTestFinished(() => rmSync(dir, { recursive: true, force: true })); // it holds a token
+  const file = join(dir, 'kubeconfig');
   writeFileSync(file, kc.exportConfig(), { mode: 0o600 });
   const fromFile = new KubeConfig();
   fromFile.loadFromFile(file);
