@@ -15,7 +15,13 @@ import {
 } from '../src/device-sim/agent/index.ts';
 import { createLogger } from '../src/kube/index.ts';
 import { clusterInfo, kubeConfig, kubectl, testNamespace } from './harness/index.ts';
-import { api, startAgent as startAgentProcess, testNode, waitFor } from './stack/index.ts';
+import {
+  api,
+  createPod,
+  startAgent as startAgentProcess,
+  testNode,
+  waitFor,
+} from './stack/index.ts';
 
 const CRD_DIR = join(import.meta.dirname, '..', 'deploy', 'crds');
 const GROUP = '/apis/accel.dmabuf.io/v1alpha1';
@@ -58,26 +64,6 @@ const dbx = (ns: string, name: string) =>
 
 function setOwner(name: string, owner: Record<string, unknown>) {
   return api('PATCH', `${GROUP}/accelerators/${name}`, { spec: { owner } }, MERGE);
-}
-
-async function runningPod(ns: string, name: string, node: string): Promise<void> {
-  await api('POST', `/api/v1/namespaces/${ns}/pods`, {
-    apiVersion: 'v1',
-    kind: 'Pod',
-    metadata: { name, namespace: ns },
-    spec: {
-      nodeName: node,
-      containers: [{ name: name.replace(/-\d+$/, ''), image: 'registry.example/workload:1' }],
-      tolerations: [{ operator: 'Exists' }],
-    },
-  });
-  await waitFor(`pod ${ns}/${name} Running`, async () => {
-    const p = await api<{ status?: { phase?: string } }>(
-      'GET',
-      `/api/v1/namespaces/${ns}/pods/${name}`,
-    );
-    return p.status?.phase === 'Running';
-  });
 }
 
 async function until<T>(what: string, read: () => Promise<T>, ok: (v: T) => boolean): Promise<T> {
@@ -268,9 +254,9 @@ describe.skipIf(!kwok)('node agent on a real API server', () => {
     });
 
     // The workload: trainer exports weights to a peer GPU and to an RDMA NIC in another namespace.
-    await runningPod(ns, 'trainer-0', node);
-    await runningPod(ns, 'peer-0', node);
-    await runningPod(io, 'loader-0', node);
+    await createPod(ns, 'trainer-0', node);
+    await createPod(ns, 'peer-0', node);
+    await createPod(io, 'loader-0', node);
     await api('POST', `${GROUP}/namespaces/${ns}/dmabufexports`, {
       apiVersion: 'accel.dmabuf.io/v1alpha1',
       kind: 'DmaBufExport',
@@ -448,7 +434,7 @@ describe.skipIf(!kwok)('node agent on a real API server', () => {
       () => accelerator(device),
       (x) => x.status?.phase === 'Owned',
     );
-    await runningPod(ns, 'trainer-0', node);
+    await createPod(ns, 'trainer-0', node);
     await api('POST', `${GROUP}/namespaces/${ns}/dmabufexports`, {
       apiVersion: 'accel.dmabuf.io/v1alpha1',
       kind: 'DmaBufExport',

@@ -11,7 +11,15 @@ import type { Accelerator, AcceleratorLease } from '../src/crds/index.ts';
 import type { DeviceStatus, WhyChain } from '../src/cli/index.ts';
 import { CORDON_ANNOTATION } from '../src/crds/index.ts';
 import { clusterInfo, kubeConfig, kubectl, testNamespace } from './harness/index.ts';
-import { api, ready, startAgent, startController, testNode, waitFor } from './stack/index.ts';
+import {
+  api,
+  createPod,
+  ready,
+  startAgent,
+  startController,
+  testNode,
+  waitFor,
+} from './stack/index.ts';
 
 const ROOT = join(import.meta.dirname, '..');
 const GROUP = '/apis/accel.dmabuf.io/v1alpha1';
@@ -46,31 +54,6 @@ function row(table: string, device: string): string[] | undefined {
     .split('\n')
     .map((line) => line.split(/ {3,}/))
     .find((cells) => cells[1] === device);
-}
-
-async function createPod(
-  ns: string,
-  name: string,
-  node: string,
-  labels: Record<string, string> = {},
-) {
-  await api('POST', `/api/v1/namespaces/${ns}/pods`, {
-    apiVersion: 'v1',
-    kind: 'Pod',
-    metadata: { name, namespace: ns, labels },
-    spec: {
-      nodeName: node,
-      containers: [{ name: 'main', image: 'registry.example/workload:1' }],
-      tolerations: [{ operator: 'Exists' }],
-    },
-  });
-  await waitFor(`pod ${ns}/${name} Running`, async () => {
-    const p = await api<{ status?: { phase?: string } }>(
-      'GET',
-      `/api/v1/namespaces/${ns}/pods/${name}`,
-    );
-    return p.status?.phase === 'Running';
-  });
 }
 
 function createLease(ns: string, name: string, accelerator: string, gracePeriodSeconds = 30) {

@@ -5,7 +5,6 @@
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
@@ -15,7 +14,7 @@ import type { Accelerator, AcceleratorLease } from '../src/crds/index.ts';
 import { KubeClient, KubeApiError } from '../src/kube/index.ts';
 import { RELEASE } from '../deploy/render.ts';
 import { helm, kubeConfig, kubectl, TEST_NAMESPACE_LABEL, testNamespace } from './harness/index.ts';
-import { api, waitFor } from './stack/index.ts';
+import { api, freePort, waitFor } from './stack/index.ts';
 
 const ROOT = join(import.meta.dirname, '..');
 const CHART = join(ROOT, 'charts', 'accel-lease');
@@ -181,18 +180,6 @@ function chartArgs(
   const args = workload?.spec.template.spec.containers[0]?.args;
   if (!args) throw new Error(`the chart installed no ${kind} with container args`);
   return args;
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      srv.close(() =>
-        typeof addr === 'object' && addr ? resolve(addr.port) : reject(new Error('no port')),
-      );
-    });
-  });
 }
 
 /**
