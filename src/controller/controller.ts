@@ -206,17 +206,35 @@ export class LeaseController {
     for (const i of [this.accelerators, this.leases, this.exports, this.pods]) i.stop();
   }
 
+  /** Parsed leases by uid, kept while the resourceVersion is the same: parse each version once. */
+  private readonly parsed = new Map<
+    string,
+    { rv: string | undefined; lease: AcceleratorLease | undefined }
+  >();
+
   private validLeases(): AcceleratorLease[] {
     const out: AcceleratorLease[] = [];
+    const live = new Set<string>();
     for (const raw of this.leases.list()) {
-      try {
-        out.push(parseObject(AcceleratorLease, raw));
-      } catch (err) {
-        this.opts.log.warn(
-          { err: (err as Error).message },
-          'skipping a lease that does not match the schema',
-        );
+      const uid = raw.metadata.uid ?? '';
+      live.add(uid);
+      let entry = this.parsed.get(uid);
+      if (!entry || entry.rv !== raw.metadata.resourceVersion) {
+        entry = { rv: raw.metadata.resourceVersion, lease: undefined };
+        try {
+          entry.lease = parseObject(AcceleratorLease, raw);
+        } catch (err) {
+          this.opts.log.warn(
+            { err: (err as Error).message },
+            'skipping a lease that does not match the schema',
+          );
+        }
+        this.parsed.set(uid, entry);
       }
+      if (entry.lease) out.push(entry.lease);
+    }
+    if (this.parsed.size > live.size) {
+      for (const uid of this.parsed.keys()) if (!live.has(uid)) this.parsed.delete(uid);
     }
     return out;
   }
