@@ -1,0 +1,154 @@
+// Item 1: handoff latency (lease deletion to the next lease Granted) against its floor, the same
+// number of write-then-observe-by-watch hops done by a bare client, interleaved sample by sample.
+import { randomBytes } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
+import { percentiles, type Percentiles } from './report.ts';
+import type { Bench } from './stack.ts';
+import { counter, GROUP, sleep, startAgent, waitFor, type Proc } from './stack.ts';
+
+/**
+ * The sequential hops a handoff needs at minimum, each a write observed by the next actor's watch:
+ * the user deletes the lease (controller sees it), the controller writes the new owner and epoch
+ * on the Accelerator (agent sees it), the agent reports Owned (controller sees it), the
+ * controller writes Granted (the tenant sees it).
+ */
+export const HOPS_PER_HANDOFF = 4;
+
+interface Lease {
+  metadata: { name?: string; namespace?: string };
+  status?: { phase?: string; queuePosition?: number };
+}
+interface ConfigMap {
+  metadata: { name?: string };
+  data?: Record<string, string>;
+}
+
+export interface HandoffResult {
+  handoffs: number;
+  hopsPerHandoff: number;
+  handoffMs: Percentiles;
+  floorMs: Percentiles;
+  overFloor: { p50: number; p95: number; p99: number };
+  /** Controller API requests (all verbs, from its rest_client_requests_total) per handoff. */
+  requestsPerHandoff: Percentiles & { mean: number };
+  samples: { handoffMs: number[]; floorMs: number[]; requests: number[] };
+}
+
+/** The controller's request count once it has stopped moving (quiet for 150 ms, at most 2 s). */
+async function settledRequests(ctl: Proc): Promise<number> {
+  let last = counter(await ctl.metrics(), 'rest_client_requests_total');
+  const deadline = Date.now() + 2000;
+  while (Date.now() < deadline) {
+    await sleep(150);
+    const now = counter(await ctl.metrics(), 'rest_client_requests_total');
+    if (now === last) break;
+    last = now;
+  }
+  return last;
+}
+
+export async function benchHandoff(
+  b: Bench,
+  kubeconfig: string,
+  ctl: Proc,
+  n: number,
+  log: (s: string) => void,
+): Promise<HandoffResult> {
+  const node = await b.node('bench-hand');
+  const accel = `${node}-hl0`;
+  const agent = await startAgent(kubeconfig, node, 'dynamic');
+  const ns = await b.namespace(`bench-handoff-${randomBytes(2).toString('hex')}`);
+  try {
+    await waitFor(`accelerator ${accel}`, () => b.request('GET', `${GROUP}/accelerators/${accel}`));
+    const leases = await b.watch<Lease>(`${GROUP}/namespaces/${ns}/acceleratorleases`, 'leases');
+    const cms = await b.watch<ConfigMap>(`/api/v1/namespaces/${ns}/configmaps`, 'floor');
+    await b.request('POST', `/api/v1/namespaces/${ns}/configmaps`, {
+      apiVersion: 'v1',
+      kind: 'ConfigMap',
+      metadata: { name: 'floor', namespace: ns },
+      data: { v: 'start' },
+    });
+    const name = (i: number) => `h-${i}`;
+    const granted = (lease: string) =>
+      leases.next(
+        (e, l) => e !== 'delete' && l.metadata.name === lease && l.status?.phase === 'Granted',
+        `lease ${lease} Granted`,
+      );
+    const first = granted(name(0));
+    await b.lease(ns, name(0), { accelerator: accel });
+    await first;
+
+    const handoffMs: number[] = [];
+    const floorMs: number[] = [];
+    const requests: number[] = [];
+    for (let i = 1; i <= n; i++) {
+      const queued = leases.next(
+        (e, l) => e !== 'delete' && l.metadata.name === name(i) && l.status?.queuePosition === 1,
+        `lease ${name(i)} queued`,
+      );
+      await b.lease(ns, name(i), { accelerator: accel });
+      await queued;
+      const before = await settledRequests(ctl);
+
+      const done = granted(name(i));
+      const gone = leases.next(
+        (e, l) => e === 'delete' && l.metadata.name === name(i - 1),
+        `lease ${name(i - 1)} gone`,
+      );
+      const t0 = performance.now();
+      await b.request('DELETE', `${GROUP}/namespaces/${ns}/acceleratorleases/${name(i - 1)}`);
+      handoffMs.push((await done) - t0);
+      await gone;
+      requests.push((await settledRequests(ctl)) - before);
+
+      // The floor, right after, on the same API server: HOPS_PER_HANDOFF writes, each observed
+      // by watch before the next is sent.
+      const f0 = performance.now();
+      let seen = f0;
+      for (let hop = 0; hop < HOPS_PER_HANDOFF; hop++) {
+        const v = `${i}-${hop}`;
+        const observed = cms.next(
+          (e, c) => e === 'update' && c.metadata.name === 'floor' && c.data?.v === v,
+          `floor write ${v}`,
+        );
+        await b.request(
+          'PATCH',
+          `/api/v1/namespaces/${ns}/configmaps/floor`,
+          { data: { v } },
+          'application/merge-patch+json',
+        );
+        seen = await observed;
+      }
+      floorMs.push(seen - f0);
+      if (i % 50 === 0)
+        log(
+          `handoff ${i}/${n}: last ${handoffMs.at(-1)?.toFixed(1)} ms, floor ${floorMs.at(-1)?.toFixed(1)} ms`,
+        );
+    }
+    leases.stop();
+    cms.stop();
+    const h = percentiles(handoffMs);
+    const f = percentiles(floorMs);
+    const ratio = (a: number, c: number) => Math.round((a / c) * 100) / 100;
+    return {
+      handoffs: n,
+      hopsPerHandoff: HOPS_PER_HANDOFF,
+      handoffMs: h,
+      floorMs: f,
+      overFloor: { p50: ratio(h.p50, f.p50), p95: ratio(h.p95, f.p95), p99: ratio(h.p99, f.p99) },
+      requestsPerHandoff: {
+        ...percentiles(requests),
+        mean: Math.round((requests.reduce((s, x) => s + x, 0) / requests.length) * 100) / 100,
+      },
+      samples: {
+        handoffMs: handoffMs.map((x) => Math.round(x * 100) / 100),
+        floorMs: floorMs.map((x) => Math.round(x * 100) / 100),
+        requests,
+      },
+    };
+  } finally {
+    await agent.stop();
+    await b.request('DELETE', `/api/v1/namespaces/${ns}`).catch(() => undefined);
+    await b.deleteNode(node);
+  }
+}

@@ -1,0 +1,98 @@
+// Regenerates the results section of bench/README.md (between its markers) from one run.
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { HandoffResult } from './handoff.ts';
+import type { ReaperResult } from './reaper.ts';
+import type { Environment } from './report.ts';
+
+export interface Summary {
+  handoffOverFloorP50: number | null;
+  handoffP99Ms: number | null;
+  reaperOverDrain: number | null;
+  coldStartOverList: number | null;
+  requestsPerHandoff: number | null;
+  rssBytesPerObject: number | null;
+  kernelOpsPerSec: number | null;
+}
+
+const README = join(import.meta.dirname, 'README.md');
+const BEGIN = '<!-- bench:results:begin (written by npm run bench) -->';
+const END = '<!-- bench:results:end -->';
+
+const verdict = (value: number | null, target: number, lowerIsBetter = true): string => {
+  if (value === null) return 'not measured';
+  const met = lowerIsBetter ? value <= target : value >= target;
+  if (met) return 'met';
+  const by = lowerIsBetter ? value / target : target / value;
+  return `**missed** by ${by.toFixed(2)}x`;
+};
+
+export function resultsSection(
+  env: Environment,
+  s: Summary,
+  h: HandoffResult | undefined,
+  r: ReaperResult | undefined,
+): string {
+  const gib = (env.machine.memoryBytes / 2 ** 30).toFixed(0);
+  const rows: string[] = [
+    '| Figure | Measured | Floor / baseline | Ratio | Target | Verdict |',
+    '| --- | --- | --- | --- | --- | --- |',
+  ];
+  if (h) {
+    for (const p of ['p50', 'p95', 'p99'] as const) {
+      rows.push(
+        `| Handoff latency ${p} (${h.handoffs} handoffs) | ${h.handoffMs[p]} ms | ${h.floorMs[p]} ms (${h.hopsPerHandoff} write-then-watch hops) | ${h.overFloor[p]}x | ${p === 'p50' ? '<= 2' : '-'} | ${p === 'p50' ? verdict(h.overFloor.p50, 2) : '-'} |`,
+      );
+    }
+    rows.push(
+      `| Controller API requests per handoff (p50; mean ${h.requestsPerHandoff.mean}, p99 ${h.requestsPerHandoff.p99}) | ${h.requestsPerHandoff.p50} | - | - | <= 6 | ${verdict(h.requestsPerHandoff.p50, 6)} |`,
+    );
+  } else {
+    rows.push('| Handoff latency | not measured | | | p50 ratio <= 2 | not measured |');
+  }
+  if (r) {
+    rows.push(
+      `| Stuck handoff cleared, ${r.holders} holder pods (Stuck to Granted; ${r.evictions} evictions) | ${r.reaperMs} ms | ${r.drainMs} ms (\`kubectl drain --pod-selector\`, ${r.holders} pods) | ${r.ratio}x | <= 0.5 | ${verdict(r.ratio, 0.5)} |`,
+    );
+  } else {
+    rows.push('| Stuck handoff vs kubectl drain | not measured | | | <= 0.5 | not measured |');
+  }
+  rows.push(
+    '| Cold start, 1,000 accelerators / 5,000 leases / 20,000 exports | not measured | LIST of the same objects | - | - | not measured |',
+    '| Steady-state RSS per object | not measured | JSON size of the objects | - | - | not measured |',
+    '| Reconciles per second under 1,000 lease deletions | not measured | - | - | - | not measured |',
+    `| Kernel model | ${s.kernelOpsPerSec?.toLocaleString('en-US') ?? 'not measured'} ops/s | - | - | >= 100,000 | ${verdict(s.kernelOpsPerSec, 100_000, false)} |`,
+  );
+  return [
+    BEGIN,
+    `Last run: ${env.date}, commit \`${env.commit}\`, Kubernetes ${env.kubernetesVersion}, ${env.machine.cores} cores (${env.machine.cpuModel}), ${gib} GiB, Node ${env.machine.node}.`,
+    '',
+    ...rows,
+    '',
+    '`results/summary.json` (null: not measured in this run):',
+    '',
+    '```json',
+    JSON.stringify(s, null, 2),
+    '```',
+    '',
+    ...(h ? ['![Handoff latency distribution against the floor](handoff.svg)', ''] : []),
+    END,
+  ].join('\n');
+}
+
+export function updateReadme(
+  env: Environment,
+  s: Summary,
+  h: HandoffResult | undefined,
+  r: ReaperResult | undefined,
+): void {
+  const text = readFileSync(README, 'utf8');
+  const section = resultsSection(env, s, h, r);
+  const a = text.indexOf(BEGIN);
+  const b = text.indexOf(END);
+  const next =
+    a >= 0 && b > a
+      ? text.slice(0, a) + section + text.slice(b + END.length)
+      : `${text.trimEnd()}\n\n## Results\n\n${section}\n`;
+  writeFileSync(README, next);
+}

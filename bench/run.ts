@@ -1,0 +1,120 @@
+// `npm run bench`: brings up the local control plane, runs every cluster benchmark side by side
+// with its floor in one run, the kernel micro-benchmark, then writes bench/results/*.json, the
+// summary, the plot and the table in bench/README.md.
+// Flags: --handoffs N (default 200), --holders N (default 100), --skip-cluster (kernel only).
+import { execFileSync } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { loadKubeConfig } from '../src/kube/index.ts';
+import { upByHand } from '../e2e/cluster/index.ts';
+import { benchHandoff, type HandoffResult } from './handoff.ts';
+import { benchReaper, type ReaperResult } from './reaper.ts';
+import { cdfSvg, environment, RESULTS, writeResult, type Environment } from './report.ts';
+import { updateReadme, type Summary } from './readme.ts';
+import { Bench, startController, stopAll } from './stack.ts';
+
+const ROOT = join(import.meta.dirname, '..');
+const started = Date.now();
+const log = (line: string) =>
+  process.stdout.write(`[bench t+${((Date.now() - started) / 1000).toFixed(1)}s] ${line}\n`);
+
+const { values: args } = parseArgs({
+  options: {
+    handoffs: { type: 'string', default: '200' },
+    holders: { type: 'string', default: '100' },
+  },
+});
+
+function kernel(env: Environment): number {
+  log('kernel model micro-benchmark (bench/kernel.bench.ts)');
+  execFileSync(process.execPath, [join(import.meta.dirname, 'kernel.bench.ts')], {
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  const file = join(RESULTS, 'kernel.json');
+  const k = JSON.parse(readFileSync(file, 'utf8')) as { kernelOpsPerSec: number };
+  writeFileSync(file, JSON.stringify({ ...env, ...k }, null, 2) + '\n');
+  return k.kernelOpsPerSec;
+}
+
+async function main(): Promise<void> {
+  log('starting the local control plane');
+  const up = await upByHand((line) => log(`  ${line}`));
+  const kc = loadKubeConfig({ kubeconfig: up.kubeconfigPath });
+  const b = new Bench(kc);
+  execFileSync(
+    up.bins.kubectl,
+    ['apply', '--server-side', '--force-conflicts', '-f', join(ROOT, 'deploy', 'crds')],
+    { env: { ...process.env, KUBECONFIG: up.kubeconfigPath }, stdio: 'ignore' },
+  );
+  execFileSync(
+    up.bins.kubectl,
+    ['wait', '--for=condition=Established', '-f', join(ROOT, 'deploy', 'crds')],
+    { env: { ...process.env, KUBECONFIG: up.kubeconfigPath }, stdio: 'ignore' },
+  );
+  const version = await b.request<{ gitVersion: string }>('GET', '/version');
+  const env = environment(version.gitVersion);
+  log(`Kubernetes ${env.kubernetesVersion}, ${env.machine.cores} cores, commit ${env.commit}`);
+
+  const ctl = await startController(up.kubeconfigPath, [
+    '--max-evictions-per-handoff',
+    '1000',
+    '--max-evictions-per-minute',
+    '10000',
+  ]);
+  const summary: Summary = {
+    handoffOverFloorP50: null,
+    handoffP99Ms: null,
+    reaperOverDrain: null,
+    coldStartOverList: null,
+    requestsPerHandoff: null,
+    rssBytesPerObject: null,
+    kernelOpsPerSec: null,
+  };
+  let handoff: HandoffResult | undefined;
+  let reaper: ReaperResult | undefined;
+  try {
+    const n = Number(args.handoffs);
+    log(`handoff latency: ${n} handoffs, each followed by its floor`);
+    handoff = await benchHandoff(b, up.kubeconfigPath, ctl, n, log);
+    writeResult('handoff', { ...env, ...handoff });
+    writeFileSync(
+      join(import.meta.dirname, 'handoff.svg'),
+      cdfSvg([
+        { label: 'handoff', color: '#d62728', samples: handoff.samples.handoffMs },
+        {
+          label: `floor (${handoff.hopsPerHandoff} watch hops)`,
+          color: '#1f77b4',
+          samples: handoff.samples.floorMs,
+        },
+      ]),
+    );
+    summary.handoffOverFloorP50 = handoff.overFloor.p50;
+    summary.handoffP99Ms = handoff.handoffMs.p99;
+    summary.requestsPerHandoff = handoff.requestsPerHandoff.p50;
+    log(
+      `handoff p50 ${handoff.handoffMs.p50} ms vs floor ${handoff.floorMs.p50} ms: ${handoff.overFloor.p50}x`,
+    );
+
+    const holders = Number(args.holders);
+    log(`stuck handoff: ${holders} holder pods, reaper vs kubectl drain`);
+    reaper = await benchReaper(b, up.kubeconfigPath, up.bins.kubectl, holders, log);
+    writeResult('reaper', { ...env, ...reaper });
+    summary.reaperOverDrain = reaper.ratio;
+    log(`reaper ${reaper.reaperMs} ms vs drain ${reaper.drainMs} ms: ${reaper.ratio}x`);
+  } finally {
+    await stopAll();
+  }
+  summary.kernelOpsPerSec = kernel(env);
+  writeResult('summary', { ...env, ...summary });
+  updateReadme(env, summary, handoff, reaper);
+  log(
+    `done in ${((Date.now() - started) / 1000).toFixed(0)} s; tear down with npm run cluster:down`,
+  );
+}
+
+main().catch(async (err: unknown) => {
+  await stopAll();
+  process.stderr.write(`bench: ${(err as Error).stack ?? String(err)}\n`);
+  process.exitCode = 1;
+});

@@ -1,0 +1,307 @@
+// The bench's own stack: the product's controller and node agents as host processes, simulated
+// nodes, pods and a watch that timestamps events. Like e2e/stack, without vitest's hooks.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, openSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import type { KubeConfig } from '@kubernetes/client-node';
+import { Informer, isAlreadyExists, KubeClient, type ObjectLike } from '../src/kube/index.ts';
+import { freePort } from '../e2e/stack/index.ts';
+
+const ROOT = join(import.meta.dirname, '..');
+export const GROUP = '/apis/accel.dmabuf.io/v1alpha1';
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export async function waitFor<T>(
+  what: string,
+  check: () => Promise<T | undefined | false> | T | undefined | false,
+  timeoutMs = 60_000,
+  intervalMs = 100,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await check();
+      if (v !== undefined && v !== false) return v;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > deadline)
+      throw new Error(
+        `timed out after ${timeoutMs / 1000}s waiting for ${what}${last instanceof Error ? `: ${last.message}` : ''}`,
+      );
+    await sleep(intervalMs);
+  }
+}
+
+export interface Proc {
+  name: string;
+  child: ChildProcess;
+  httpPort: number;
+  logFile: string;
+  stop(): Promise<void>;
+  /** Prometheus text from /metrics. */
+  metrics(): Promise<string>;
+}
+
+const running: Proc[] = [];
+
+/** Kills every process the bench started (on the way out, also after a failure). */
+export async function stopAll(): Promise<void> {
+  await Promise.all(running.splice(0).map((p) => p.stop()));
+}
+
+async function start(
+  name: string,
+  script: string,
+  args: string[],
+  kubeconfig: string,
+  httpFlag: string,
+) {
+  const dir = mkdtempSync(join(tmpdir(), `accel-bench-${name}-`));
+  const logFile = join(dir, 'log');
+  const httpPort = await freePort();
+  const child = spawn(
+    process.execPath,
+    [join(ROOT, script), ...args, httpFlag, `127.0.0.1:${httpPort}`],
+    {
+      env: { ...process.env, KUBECONFIG: kubeconfig },
+      stdio: ['ignore', openSync(logFile, 'a'), openSync(logFile, 'a')],
+    },
+  );
+  const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));
+  const proc: Proc = {
+    name,
+    child,
+    httpPort,
+    logFile,
+    stop: async () => {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+      await Promise.race([exited, sleep(5000).then(() => child.kill('SIGKILL'))]);
+    },
+    metrics: async () => (await fetch(`http://127.0.0.1:${httpPort}/metrics`)).text(),
+  };
+  running.push(proc);
+  await waitFor(`${name} ready`, async () => {
+    if (child.exitCode !== null)
+      throw new Error(`${name} exited: ${readFileSync(logFile, 'utf8').slice(-1500)}`);
+    const res = await fetch(`http://127.0.0.1:${httpPort}/readyz`).catch(() => undefined);
+    return res?.status === 200;
+  });
+  return proc;
+}
+
+export function startController(kubeconfig: string, extraArgs: string[] = []): Promise<Proc> {
+  return start(
+    'controller',
+    'src/controller/main.ts',
+    ['--no-leader-elect', '--log-level', 'warn', ...extraArgs],
+    kubeconfig,
+    '--http-bind-address',
+  );
+}
+
+export async function startAgent(
+  kubeconfig: string,
+  node: string,
+  profile: 'static' | 'dynamic' | 'revocable',
+  devices = 1,
+): Promise<Proc> {
+  const dir = mkdtempSync(join(tmpdir(), 'accel-bench-agent-state-'));
+  const adminPort = await freePort();
+  return start(
+    `agent-${node}`,
+    'src/device-sim/agent/main.ts',
+    [
+      '--node',
+      node,
+      '--profile',
+      profile,
+      '--devices',
+      String(devices),
+      '--state-file',
+      join(dir, 'state.json'),
+      '--admin-addr',
+      `127.0.0.1:${adminPort}`,
+    ],
+    kubeconfig,
+    '--http-addr',
+  );
+}
+
+/** Sum of a counter over all its label sets in Prometheus text (optionally filtered by a label). */
+export function counter(text: string, name: string, labelFilter = ''): number {
+  let sum = 0;
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(name)) continue;
+    const rest = line.slice(name.length);
+    if (rest[0] !== '{' && rest[0] !== ' ') continue;
+    if (labelFilter && !rest.includes(labelFilter)) continue;
+    sum += Number(line.slice(line.lastIndexOf(' ') + 1));
+  }
+  return sum;
+}
+
+export class Bench {
+  readonly client: KubeClient;
+  readonly kc: KubeConfig;
+  constructor(kc: KubeConfig) {
+    this.kc = kc;
+    this.client = new KubeClient(kc);
+  }
+
+  request<T = Record<string, unknown>>(
+    method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE',
+    path: string,
+    body?: unknown,
+    contentType?: string,
+  ): Promise<T> {
+    return this.client.request<T>({
+      method,
+      path,
+      ...(body !== undefined && { body }),
+      ...(contentType !== undefined && { contentType }),
+    });
+  }
+
+  async namespace(name: string): Promise<string> {
+    await this.request('POST', '/api/v1/namespaces', {
+      apiVersion: 'v1',
+      kind: 'Namespace',
+      metadata: { name },
+    }).catch((err: unknown) => {
+      if (!isAlreadyExists(err)) throw err;
+    });
+    return name;
+  }
+
+  /** A fresh simulated node that kwok keeps Ready. */
+  async node(prefix: string): Promise<string> {
+    const name = `${prefix}-${randomBytes(3).toString('hex')}`;
+    await this.request('POST', '/api/v1/nodes', {
+      apiVersion: 'v1',
+      kind: 'Node',
+      metadata: {
+        name,
+        labels: { 'kubernetes.io/hostname': name, type: 'kwok' },
+        annotations: { 'kwok.x-k8s.io/node': 'fake', 'node.alpha.kubernetes.io/ttl': '0' },
+      },
+      spec: {},
+    });
+    await waitFor(`node ${name} Ready`, async () => {
+      const n = await this.request<{
+        status?: { conditions?: { type: string; status: string }[] };
+      }>('GET', `/api/v1/nodes/${name}`);
+      return n.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True');
+    });
+    return name;
+  }
+
+  async deleteNode(name: string): Promise<void> {
+    await this.request('DELETE', `/api/v1/nodes/${name}`).catch(() => undefined);
+    await this.request(
+      'DELETE',
+      `${GROUP}/accelerators?labelSelector=${encodeURIComponent(`accel.dmabuf.io/node=${name}`)}`,
+    ).catch(() => undefined);
+  }
+
+  /** Pods bound to `node` (kwok runs them), created 20 at a time, waited for until Running. */
+  async pods(
+    ns: string,
+    names: string[],
+    node: string,
+    labels: Record<string, string>,
+  ): Promise<void> {
+    for (let i = 0; i < names.length; i += 20) {
+      await Promise.all(
+        names.slice(i, i + 20).map((name) =>
+          this.request('POST', `/api/v1/namespaces/${ns}/pods`, {
+            apiVersion: 'v1',
+            kind: 'Pod',
+            metadata: { name, namespace: ns, labels },
+            spec: {
+              nodeName: node,
+              containers: [{ name: 'work', image: 'registry.example/workload:1' }],
+              tolerations: [{ operator: 'Exists' }],
+            },
+          }),
+        ),
+      );
+    }
+    const want = new Set(names);
+    await waitFor(`${names.length} pods Running in ${ns}`, async () => {
+      const list = await this.request<{
+        items: { metadata: { name: string }; status?: { phase?: string } }[];
+      }>('GET', `/api/v1/namespaces/${ns}/pods`);
+      return (
+        list.items.filter((p) => want.has(p.metadata.name) && p.status?.phase === 'Running')
+          .length === names.length
+      );
+    });
+  }
+
+  lease(ns: string, name: string, spec: Record<string, unknown>, holderApp = name) {
+    return this.request('POST', `${GROUP}/namespaces/${ns}/acceleratorleases`, {
+      apiVersion: 'accel.dmabuf.io/v1alpha1',
+      kind: 'AcceleratorLease',
+      metadata: { name, namespace: ns },
+      spec: { holder: { podSelector: { matchLabels: { app: holderApp } } }, ...spec },
+    });
+  }
+
+  /** A watch that timestamps events, with promises for "the first event satisfying p". */
+  async watch<T extends ObjectLike>(path: string, name: string): Promise<Watch<T>> {
+    const w = new Watch<T>(new Informer<T>(this.kc, { path, name }));
+    await w.start();
+    return w;
+  }
+}
+
+type Event = 'add' | 'update' | 'delete';
+
+/** Informer events with their arrival time (performance.now(), ms). */
+export class Watch<T extends ObjectLike> {
+  private waiters: { p: (e: Event, o: T) => boolean; resolve: (t: number) => void }[] = [];
+  readonly informer: Informer<T>;
+  constructor(informer: Informer<T>) {
+    this.informer = informer;
+    for (const ev of ['add', 'update', 'delete'] as const) {
+      informer.on(ev, (o: T) => {
+        const t = performance.now();
+        this.waiters = this.waiters.filter((w) => {
+          if (!w.p(ev, o)) return true;
+          w.resolve(t);
+          return false;
+        });
+      });
+    }
+  }
+
+  start(): Promise<void> {
+    return this.informer.start();
+  }
+
+  stop(): void {
+    this.informer.stop();
+  }
+
+  /** Resolves with the arrival time of the first later event matching p. */
+  next(p: (e: Event, o: T) => boolean, what: string, timeoutMs = 120_000): Promise<number> {
+    return new Promise<number>((resolve, reject) => {
+      const timer = setTimeout(
+        () => reject(new Error(`timed out after ${timeoutMs / 1000}s waiting for ${what}`)),
+        timeoutMs,
+      );
+      this.waiters.push({
+        p,
+        resolve: (t) => {
+          clearTimeout(timer);
+          resolve(t);
+        },
+      });
+    });
+  }
+}
