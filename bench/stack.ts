@@ -85,12 +85,15 @@ async function start(
     metrics: async () => (await fetch(`http://127.0.0.1:${httpPort}/metrics`)).text(),
   };
   running.push(proc);
-  await waitFor(`${name} ready`, async () => {
+  const deadline = Date.now() + 60_000;
+  for (;;) {
     if (child.exitCode !== null)
       throw new Error(`${name} exited: ${readFileSync(logFile, 'utf8').slice(-1500)}`);
     const res = await fetch(`http://127.0.0.1:${httpPort}/readyz`).catch(() => undefined);
-    return res?.status === 200;
-  });
+    if (res?.status === 200) break;
+    if (Date.now() > deadline) throw new Error(`${name} not ready after 60 s (log: ${logFile})`);
+    await sleep(100);
+  }
   return proc;
 }
 
