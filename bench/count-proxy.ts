@@ -10,15 +10,21 @@ import type { KubeConfig } from '@kubernetes/client-node';
 export interface CountingProxy {
   /** A kubeconfig for the proxied process (plain HTTP to the proxy, no credentials). */
   kubeconfig: string;
-  /** Requests seen so far, by verb (watch counted when it opens). */
+  /** Requests seen so far (a watch counted when it opens). */
   count(): number;
+  /** The same, by verb and resource. */
   byVerb(): Record<string, number>;
   close(): Promise<void>;
 }
 
+/** "VERB resource[/subresource]", e.g. "PATCH acceleratorleases/status". */
 function verbOf(method: string, url: string): string {
-  if (method === 'GET') return /[?&]watch=(1|true)/.test(url) ? 'watch' : 'get/list';
-  return method.toLowerCase();
+  const path = (url.split('?')[0] ?? '').replace(/^\/(api\/v1|apis\/[^/]+\/[^/]+)\//, '');
+  const parts = path.replace(/^namespaces\/[^/]+\/(?=.)/, '').split('/');
+  const resource = parts[0] ?? '';
+  const sub = parts.length > 2 ? `/${parts[2]}` : '';
+  const verb = method === 'GET' && /[?&]watch=(1|true)/.test(url) ? 'WATCH' : method;
+  return `${verb} ${resource}${sub}`;
 }
 
 export async function startCountingProxy(kc: KubeConfig, dir: string): Promise<CountingProxy> {

@@ -33,18 +33,19 @@ export interface HandoffResult {
    * Controller API requests (all verbs) per handoff, counted by a proxy in front of it: from just
    * before the deletion until the controller is quiet after the old lease is gone.
    */
-  requestsPerHandoff?: Percentiles & { mean: number };
+  requestsPerHandoff?: Percentiles & { mean: number; meanByVerb: Record<string, number> };
   samples: { handoffMs: number[]; floorMs: number[]; requests: number[] };
 }
 
 /** A request count once it has stopped moving (quiet for 150 ms, at most 2 s). */
-async function settled(count: () => number): Promise<number> {
+async function settled(count: () => Record<string, number>): Promise<Record<string, number>> {
+  const sum = (r: Record<string, number>) => Object.values(r).reduce((s, x) => s + x, 0);
   let last = count();
   const deadline = Date.now() + 2000;
   while (Date.now() < deadline) {
     await sleep(150);
     const now = count();
-    if (now === last) break;
+    if (sum(now) === sum(last)) break;
     last = now;
   }
   return last;
@@ -56,7 +57,7 @@ export async function benchHandoff(
   n: number,
   log: (s: string) => void,
   /** The controller's request count, when it runs behind the counting proxy. */
-  requestCount?: () => number,
+  requestCount?: () => Record<string, number>,
 ): Promise<HandoffResult> {
   const node = await b.node('bench-hand');
   const accel = `${node}-hl0`;
@@ -85,6 +86,7 @@ export async function benchHandoff(
     const handoffMs: number[] = [];
     const floorMs: number[] = [];
     const requests: number[] = [];
+    const byVerb: Record<string, number> = {};
     for (let i = 1; i <= n; i++) {
       const queued = leases.next(
         (e, l) => e !== 'delete' && l.metadata.name === name(i) && l.status?.queuePosition === 1,
@@ -93,7 +95,7 @@ export async function benchHandoff(
       await b.lease(ns, name(i), { accelerator: accel });
       await queued;
       // Let the previous handoff's trailing work (events, finalizer) finish before timing.
-      const before = requestCount ? await settled(requestCount) : (await sleep(100), 0);
+      const before = requestCount ? await settled(requestCount) : (await sleep(100), {});
 
       const done = granted(name(i));
       const gone = leases.next(
@@ -104,7 +106,16 @@ export async function benchHandoff(
       await b.request('DELETE', `${GROUP}/namespaces/${ns}/acceleratorleases/${name(i - 1)}`);
       handoffMs.push((await done) - t0);
       await gone;
-      if (requestCount) requests.push((await settled(requestCount)) - before);
+      if (requestCount) {
+        const after = await settled(requestCount);
+        let n = 0;
+        for (const [verb, c] of Object.entries(after)) {
+          const d = c - (before[verb] ?? 0);
+          byVerb[verb] = (byVerb[verb] ?? 0) + d;
+          n += d;
+        }
+        requests.push(n);
+      }
 
       // The floor, right after, on the same API server: HOPS_PER_HANDOFF writes, each observed
       // by watch before the next is sent.
@@ -145,6 +156,11 @@ export async function benchHandoff(
         requestsPerHandoff: {
           ...percentiles(requests),
           mean: Math.round((requests.reduce((s, x) => s + x, 0) / requests.length) * 100) / 100,
+          meanByVerb: Object.fromEntries(
+            Object.entries(byVerb)
+              .filter(([, c]) => c > 0)
+              .map(([v, c]) => [v, Math.round((c / requests.length) * 100) / 100]),
+          ),
         },
       }),
       samples: {

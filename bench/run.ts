@@ -114,14 +114,14 @@ async function main(): Promise<void> {
       ctl = await startController(proxy.kubeconfig, reaperFlags);
       const counted = Number(args.counted);
       log(`requests per handoff: ${counted} handoffs, controller behind a counting proxy`);
-      const c = await benchHandoff(b, up.kubeconfigPath, counted, log, () => proxy.count());
+      const c = await benchHandoff(b, up.kubeconfigPath, counted, log, () => proxy.byVerb());
       await ctl.stop();
       if (c.requestsPerHandoff) {
         handoff.requestsPerHandoff = c.requestsPerHandoff;
         handoff.samples.requests = c.samples.requests;
         summary.requestsPerHandoff = c.requestsPerHandoff.p50;
         log(
-          `controller requests per handoff: p50 ${c.requestsPerHandoff.p50}, mean ${c.requestsPerHandoff.mean}`,
+          `controller requests per handoff: p50 ${c.requestsPerHandoff.p50}, mean ${c.requestsPerHandoff.mean} ${JSON.stringify(c.requestsPerHandoff.meanByVerb)}`,
         );
       }
     } finally {
