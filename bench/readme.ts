@@ -55,7 +55,7 @@ export function resultsSection(
   }
   if (r) {
     rows.push(
-      `| Stuck handoff cleared, ${r.holders} holder pods (Stuck to Granted; ${r.evictions} evictions) | ${r.reaperMs} ms | ${r.drainMs} ms (\`kubectl drain --pod-selector\`, ${r.holders} pods) | ${r.ratio}x | <= 0.5 | ${verdict(r.ratio, 0.5)} |`,
+      `| Stuck handoff cleared, ${r.holders} holder pods (Stuck to Granted, median of ${r.rounds.length}; ratios ${r.rounds.map((x) => x.ratio).join(', ')}) | ${r.reaperMs} ms | ${r.drainMs} ms (\`kubectl drain --pod-selector\`, ${r.holders} pods) | ${r.ratio}x | <= 0.5 | ${verdict(r.ratio, 0.5)} |`,
     );
   } else {
     rows.push('| Stuck handoff vs kubectl drain | not measured | | | <= 0.5 | not measured |');

@@ -14,7 +14,7 @@ interface Obj {
   status?: { phase?: string; queuePosition?: number };
 }
 
-export interface ReaperResult {
+export interface ReaperRound {
   holders: number;
   /** Accelerator Stuck (seen by watch) to the waiting lease Granted (seen by watch). */
   reaperMs: number;
@@ -35,7 +35,7 @@ export async function benchReaper(
   kubectl: string,
   holders: number,
   log: (s: string) => void,
-): Promise<ReaperResult> {
+): Promise<ReaperRound> {
   const suffix = randomBytes(2).toString('hex');
   const node = await b.node('bench-reap');
   const drainNode = await b.node('bench-drain');
@@ -155,4 +155,39 @@ export async function benchReaper(
     await b.deleteNode(node);
     await b.deleteNode(drainNode);
   }
+}
+
+export interface ReaperResult {
+  holders: number;
+  /** Medians over the rounds; the ratio is median reaper over median drain. */
+  reaperMs: number;
+  deleteToGrantedMs: number;
+  drainMs: number;
+  ratio: number;
+  evictions: number;
+  drainCommand: string;
+  rounds: ReaperRound[];
+}
+
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
+};
+
+export function summarizeRounds(rounds: ReaperRound[]): ReaperResult {
+  const first = rounds[0];
+  if (!first) throw new Error('no reaper round ran');
+  const reaperMs = median(rounds.map((r) => r.reaperMs));
+  const drainMs = median(rounds.map((r) => r.drainMs));
+  return {
+    holders: first.holders,
+    reaperMs,
+    deleteToGrantedMs: median(rounds.map((r) => r.deleteToGrantedMs)),
+    drainMs,
+    ratio: Math.round((reaperMs / drainMs) * 1000) / 1000,
+    evictions: Math.min(...rounds.map((r) => r.evictions)),
+    drainCommand: first.drainCommand,
+    rounds,
+  };
 }

@@ -103,7 +103,7 @@ export function cdfSvg(series: { label: string; color: string; samples: number[]
       );
     }
   }
-  for (const q of [0, 0.25, 0.5, 0.75, 0.95, 0.99, 1]) {
+  for (const q of [0, 0.25, 0.5, 0.75, 0.9, 1]) {
     parts.push(
       `<line x1="${m.l}" y1="${y(q).toFixed(1)}" x2="${W - m.r}" y2="${y(q).toFixed(1)}" stroke="#eee"/>`,
       `<text x="${m.l - 6}" y="${(y(q) + 4).toFixed(1)}" text-anchor="end">${q}</text>`,

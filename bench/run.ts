@@ -2,7 +2,7 @@
 // with its floor in one run, the kernel micro-benchmark, then writes bench/results/*.json, the
 // summary, the plot and the table in bench/README.md.
 // Flags: --handoffs N (default 200), --counted N (handoffs behind the request-counting proxy,
-// default 50), --holders N (default 100).
+// default 50), --holders N (default 100), --rounds N (reaper against drain, default 3).
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -12,7 +12,7 @@ import { loadKubeConfig } from '../src/kube/index.ts';
 import { upByHand } from '../e2e/cluster/index.ts';
 import { startCountingProxy } from './count-proxy.ts';
 import { benchHandoff, type HandoffResult } from './handoff.ts';
-import { benchReaper, type ReaperResult } from './reaper.ts';
+import { benchReaper, summarizeRounds, type ReaperResult, type ReaperRound } from './reaper.ts';
 import { cdfSvg, environment, RESULTS, writeResult, type Environment } from './report.ts';
 import { updateReadme, type Summary } from './readme.ts';
 import { Bench, startController, stopAll } from './stack.ts';
@@ -27,6 +27,7 @@ const { values: args } = parseArgs({
     handoffs: { type: 'string', default: '200' },
     holders: { type: 'string', default: '100' },
     counted: { type: 'string', default: '50' },
+    rounds: { type: 'string', default: '3' },
   },
 });
 
@@ -101,10 +102,16 @@ async function main(): Promise<void> {
 
     const holders = Number(args.holders);
     log(`stuck handoff: ${holders} holder pods, reaper vs kubectl drain`);
-    reaper = await benchReaper(b, up.kubeconfigPath, up.bins.kubectl, holders, log);
+    const rounds: ReaperRound[] = [];
+    for (let i = 1; i <= Number(args.rounds); i++) {
+      const round = await benchReaper(b, up.kubeconfigPath, up.bins.kubectl, holders, log);
+      rounds.push(round);
+      log(`round ${i}: reaper ${round.reaperMs} ms vs drain ${round.drainMs} ms: ${round.ratio}x`);
+    }
+    reaper = summarizeRounds(rounds);
     writeResult('reaper', { ...env, ...reaper });
     summary.reaperOverDrain = reaper.ratio;
-    log(`reaper ${reaper.reaperMs} ms vs drain ${reaper.drainMs} ms: ${reaper.ratio}x`);
+    log(`reaper median ${reaper.reaperMs} ms vs drain ${reaper.drainMs} ms: ${reaper.ratio}x`);
 
     // Requests per handoff: a separate pass with the controller behind a counting proxy, so the
     // proxy's own hop does not show in the latency figures above.
