@@ -83,12 +83,13 @@ export function resultsSection(
   ].join('\n');
 }
 
-export function updateReadme(
+/** Rewrites the results section, formatted as the repository's prettier config wants. */
+export async function updateReadme(
   env: Environment,
   s: Summary,
   h: HandoffResult | undefined,
   r: ReaperResult | undefined,
-): void {
+): Promise<void> {
   const text = readFileSync(README, 'utf8');
   const section = resultsSection(env, s, h, r);
   const a = text.indexOf(BEGIN);
@@ -97,5 +98,7 @@ export function updateReadme(
     a >= 0 && b > a
       ? text.slice(0, a) + section + text.slice(b + END.length)
       : `${text.trimEnd()}\n\n## Results\n\n${section}\n`;
-  writeFileSync(README, next);
+  const prettier = await import('prettier');
+  const config = (await prettier.resolveConfig(README)) ?? {};
+  writeFileSync(README, await prettier.format(next, { ...config, filepath: README }));
 }

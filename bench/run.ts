@@ -140,7 +140,7 @@ async function main(): Promise<void> {
   }
   summary.kernelOpsPerSec = kernel(env);
   writeResult('summary', { ...env, ...summary });
-  updateReadme(env, summary, handoff, reaper);
+  await updateReadme(env, summary, handoff, reaper);
   log(
     `done in ${((Date.now() - started) / 1000).toFixed(0)} s; tear down with npm run cluster:down`,
   );
