@@ -10,6 +10,7 @@ import {
   commonFlags,
   createLogger,
   EventRecorder,
+  exposeRequestMetrics,
   flag,
   KubeClient,
   LeaderElector,
@@ -88,6 +89,7 @@ try {
 
 const registry = new Registry();
 collectDefaultMetrics({ register: registry });
+exposeRequestMetrics(client.kc, registry);
 const readiness = new ReadinessChecks();
 const recorder = new EventRecorder(client, {
   reportingController: 'accel.dmabuf.io/controller',
