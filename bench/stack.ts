@@ -8,34 +8,20 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import type { KubeConfig } from '@kubernetes/client-node';
 import { Informer, isAlreadyExists, KubeClient, type ObjectLike } from '../src/kube/index.ts';
-import { freePort } from '../e2e/stack/index.ts';
+import { freePort, sleep, waitFor as waitUntil } from '../e2e/stack/wait.ts';
 
-const ROOT = join(import.meta.dirname, '..');
-export const GROUP = '/apis/accel.dmabuf.io/v1alpha1';
-export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+export { sleep };
 
-export async function waitFor<T>(
+/** The shared wait, with the bench's longer timeout and tighter polling. */
+export const waitFor = <T>(
   what: string,
   check: () => Promise<T | undefined | false> | T | undefined | false,
   timeoutMs = 60_000,
   intervalMs = 100,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await check();
-      if (v !== undefined && v !== false) return v;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline)
-      throw new Error(
-        `timed out after ${timeoutMs / 1000}s waiting for ${what}${last instanceof Error ? `: ${last.message}` : ''}`,
-      );
-    await sleep(intervalMs);
-  }
-}
+): Promise<T> => waitUntil(what, check, timeoutMs, intervalMs);
+
+const ROOT = join(import.meta.dirname, '..');
+export const GROUP = '/apis/accel.dmabuf.io/v1alpha1';
 
 export interface Proc {
   name: string;

@@ -9,6 +9,7 @@ import { KubeConfig } from '@kubernetes/client-node';
 import type { Accelerator, AcceleratorLease } from '../src/crds/index.ts';
 import { KubeClient } from '../src/kube/index.ts';
 import { upByHand } from '../e2e/cluster/index.ts';
+import { sleep, waitFor } from '../e2e/stack/wait.ts';
 
 const ROOT = join(import.meta.dirname, '..');
 const NS = 'accel-lease-system';
@@ -17,7 +18,6 @@ const NODE = 'node-a';
 const started = Date.now();
 const say = (line: string) =>
   process.stdout.write(`[t+${((Date.now() - started) / 1000).toFixed(1).padStart(5)}s] ${line}\n`);
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 function run(cmd: string, args: string[], kubeconfig: string): string {
   const res = spawnSync(cmd, args, {
@@ -86,20 +86,6 @@ function start(name: string, args: string[], dir: string): ChildProcess {
   const env = { ...process.env };
   delete env.KUBECONFIG;
   return spawn(process.execPath, args, { cwd: ROOT, env, stdio: ['ignore', out, out] });
-}
-
-async function waitFor<T>(
-  what: string,
-  check: () => Promise<T | undefined>,
-  timeoutMs = 60_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await check().catch(() => undefined);
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(250);
-  }
 }
 
 /** Prints what changed in leases, the device and pods since the last look. */
@@ -230,11 +216,14 @@ async function main(): Promise<void> {
     say(
       `controller and node agent (${NODE}, dynamic profile) started as the chart's ServiceAccounts; logs in ${dir}`,
     );
-    await waitFor('the device', () =>
-      admin.request({
-        method: 'GET',
-        path: `/apis/accel.dmabuf.io/v1alpha1/accelerators/${NODE}-hl0`,
-      }),
+    await waitFor(
+      'the device',
+      () =>
+        admin.request({
+          method: 'GET',
+          path: `/apis/accel.dmabuf.io/v1alpha1/accelerators/${NODE}-hl0`,
+        }),
+      60_000,
     );
     run(
       c.kubectl,
@@ -254,15 +243,19 @@ async function main(): Promise<void> {
       });
       return l.status?.phase === want ? l : undefined;
     };
-    await waitFor('tenant A granted', () => phase('team-a', 'tenant-a', 'Granted'));
-    await waitFor('the export realized', async () => {
-      await tick();
-      const e = await admin.request<{ status?: { phase?: string } }>({
-        method: 'GET',
-        path: '/apis/accel.dmabuf.io/v1alpha1/namespaces/team-a/dmabufexports/weights',
-      });
-      return e.status?.phase === 'Active' ? true : undefined;
-    });
+    await waitFor('tenant A granted', () => phase('team-a', 'tenant-a', 'Granted'), 60_000);
+    await waitFor(
+      'the export realized',
+      async () => {
+        await tick();
+        const e = await admin.request<{ status?: { phase?: string } }>({
+          method: 'GET',
+          path: '/apis/accel.dmabuf.io/v1alpha1/namespaces/team-a/dmabufexports/weights',
+        });
+        return e.status?.phase === 'Active' ? true : undefined;
+      },
+      60_000,
+    );
     say("deleting tenant A's lease: the device must move to tenant B");
     run(
       c.kubectl,

@@ -13,6 +13,7 @@ import { CORDON_ANNOTATION } from '../src/crds/index.ts';
 import { clusterInfo, kubeConfig, kubectl, testNamespace } from './harness/index.ts';
 import {
   api,
+  createActiveExport,
   createPod,
   ready,
   startAgent,
@@ -117,24 +118,12 @@ async function grantedWithExport(
     return (await getLease(a, 'tenant-a')).status?.phase === 'Granted';
   });
   await createPod(a, 'trainer-0', node);
-  await api('POST', `${GROUP}/namespaces/${a}/dmabufexports`, {
-    apiVersion: 'accel.dmabuf.io/v1alpha1',
-    kind: 'DmaBufExport',
-    metadata: { name: 'weights', namespace: a },
-    spec: {
-      accelerator: accel,
-      lease: 'tenant-a',
-      exporter: { pod: 'trainer-0' },
-      sizeBytes: 1 << 30,
-      importers,
-    },
-  });
-  await waitFor('export Active', async () => {
-    const e = await api<{ status?: { phase?: string } }>(
-      'GET',
-      `${GROUP}/namespaces/${a}/dmabufexports/weights`,
-    );
-    return e.status?.phase === 'Active';
+  await createActiveExport(a, 'weights', {
+    accelerator: accel,
+    lease: 'tenant-a',
+    exporter: { pod: 'trainer-0' },
+    sizeBytes: 1 << 30,
+    importers,
   });
   return `http://127.0.0.1:${agent.adminPort}`;
 }

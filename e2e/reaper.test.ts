@@ -8,6 +8,7 @@ import { testNamespace } from './harness/index.ts';
 import {
   api,
   createLease,
+  createActiveExport,
   createPod,
   getLease,
   GROUP,
@@ -76,24 +77,12 @@ async function seedStory(
       pod: { namespace: io, name: i.pod },
     }),
   );
-  await api('POST', `${GROUP}/namespaces/${a}/dmabufexports`, {
-    apiVersion: 'accel.dmabuf.io/v1alpha1',
-    kind: 'DmaBufExport',
-    metadata: { name: 'weights', namespace: a },
-    spec: {
-      accelerator: accel,
-      lease: 'tenant-a',
-      exporter: { pod: 'trainer-0' },
-      sizeBytes: 1 << 30,
-      importers,
-    },
-  });
-  await waitFor('export Active', async () => {
-    const e = await api<{ status?: { phase?: string } }>(
-      'GET',
-      `${GROUP}/namespaces/${a}/dmabufexports/weights`,
-    );
-    return e.status?.phase === 'Active';
+  await createActiveExport(a, 'weights', {
+    accelerator: accel,
+    lease: 'tenant-a',
+    exporter: { pod: 'trainer-0' },
+    sizeBytes: 1 << 30,
+    importers,
   });
   await createLease(b, 'tenant-b', {
     accelerator: accel,

@@ -2,7 +2,6 @@
 // replicas started as host processes (as users run them), stopped when the test finishes.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, openSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -10,32 +9,11 @@ import { onTestFailed, onTestFinished } from 'vitest';
 import type { AcceleratorLease } from '../../src/crds/index.ts';
 import { isNotFound, KubeClient } from '../../src/kube/index.ts';
 import { clusterInfo, kubeConfig } from '../harness/index.ts';
+import { freePort, waitFor } from './wait.ts';
+
+export { freePort, sleep, waitFor } from './wait.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..');
-
-export async function waitFor<T>(
-  what: string,
-  check: () => Promise<T | undefined | false> | T | undefined | false,
-  timeoutMs = 30_000,
-  intervalMs = 200,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await check();
-      if (v !== undefined && v !== false) return v;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) {
-      throw new Error(
-        `timed out after ${timeoutMs / 1000}s waiting for ${what}${last instanceof Error ? `: ${last.message}` : ''}`,
-      );
-    }
-    await new Promise((r) => setTimeout(r, intervalMs));
-  }
-}
 
 let admin: KubeClient | undefined;
 
@@ -83,19 +61,6 @@ export async function testNode(prefix: string): Promise<string> {
     return n.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True');
   });
   return name;
-}
-
-/** A TCP port free on loopback right now. */
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      srv.close(() =>
-        typeof addr === 'object' && addr ? resolve(addr.port) : reject(new Error('no port')),
-      );
-    });
-  });
 }
 
 export interface Component {
@@ -304,4 +269,25 @@ export function phaseIs(ns: string, name: string, phase: string, timeoutMs = 30_
     },
     timeoutMs,
   );
+}
+
+/** A DmaBufExport in `ns`, waited for until the node agent reports it Active. */
+export async function createActiveExport(
+  ns: string,
+  name: string,
+  spec: Record<string, unknown>,
+): Promise<void> {
+  await api('POST', `${GROUP}/namespaces/${ns}/dmabufexports`, {
+    apiVersion: 'accel.dmabuf.io/v1alpha1',
+    kind: 'DmaBufExport',
+    metadata: { name, namespace: ns },
+    spec,
+  });
+  await waitFor(`export ${ns}/${name} Active`, async () => {
+    const e = await api<{ status?: { phase?: string } }>(
+      'GET',
+      `${GROUP}/namespaces/${ns}/dmabufexports/${name}`,
+    );
+    return e.status?.phase === 'Active';
+  });
 }
