@@ -42,7 +42,7 @@ describe('KubeClient on a real API server', () => {
     expect(a.client.requests.total - before).toBe(3);
     expect(a.client.requests.byCode.get(409)).toBeGreaterThanOrEqual(1);
     expect(await registry.metrics()).toMatch(
-      /rest_client_requests_total\{verb="create",code="409"\} [1-9]/,
+      /rest_client_requests_total\{verb="create",code="409",resource="configmaps"\} [1-9]/,
     );
   });
 

@@ -2,7 +2,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { loadKubeConfig } from './client.ts';
+import { loadKubeConfig, resourceOf } from './client.ts';
 
 function kubeconfigFile(server: string, context = 'main'): string {
   const dir = mkdtempSync(join(tmpdir(), 'kc-'));
@@ -46,5 +46,21 @@ describe('loadKubeConfig', () => {
     expect(() => loadKubeConfig({ kubeconfig: '/nonexistent/kubeconfig' })).toThrow(
       'kubeconfig /nonexistent/kubeconfig does not exist',
     );
+  });
+});
+
+describe('resourceOf', () => {
+  it('names the resource and subresource of a path, namespaced or not', () => {
+    expect(
+      resourceOf('/apis/accel.dmabuf.io/v1alpha1/namespaces/t/acceleratorleases/a/status'),
+    ).toBe('acceleratorleases/status');
+    expect(resourceOf('/apis/accel.dmabuf.io/v1alpha1/accelerators/node-a-hl0')).toBe(
+      'accelerators',
+    );
+    expect(resourceOf('/api/v1/namespaces/t/pods/p/eviction')).toBe('pods/eviction');
+    expect(resourceOf('/apis/events.k8s.io/v1/namespaces/t/events')).toBe('events');
+    expect(resourceOf('/api/v1/pods')).toBe('pods');
+    expect(resourceOf('/api/v1/namespaces/t')).toBe('namespaces');
+    expect(resourceOf('/api/v1/namespaces')).toBe('namespaces');
   });
 });

@@ -66,17 +66,17 @@ export class RequestStats {
   };
   /** Responses by HTTP code (0: no response). */
   readonly byCode = new Map<number, number>();
-  private readonly listeners: Array<(verb: Verb, code: number) => void> = [];
+  private readonly listeners: Array<(verb: Verb, code: number, resource: string) => void> = [];
 
-  record(verb: Verb, code: number): void {
+  record(verb: Verb, code: number, resource = ''): void {
     this.total++;
     this.byVerb[verb]++;
     this.byCode.set(code, (this.byCode.get(code) ?? 0) + 1);
-    for (const l of this.listeners) l(verb, code);
+    for (const l of this.listeners) l(verb, code, resource);
   }
 
   /** Calls fn for every request recorded from now on. */
-  onRecord(fn: (verb: Verb, code: number) => void): void {
+  onRecord(fn: (verb: Verb, code: number, resource: string) => void): void {
     this.listeners.push(fn);
   }
 
@@ -99,22 +99,35 @@ export function requestStats(kc: KubeConfig): RequestStats {
   return s;
 }
 
-const requestCounters = new WeakMap<Registry, Counter<'verb' | 'code'>>();
+const requestCounters = new WeakMap<Registry, Counter<'verb' | 'code' | 'resource'>>();
 
-/** Also counts kc's requests as rest_client_requests_total{verb,code} in registry. */
+/**
+ * The resource a request path addresses, with its subresource: "acceleratorleases/status",
+ * "pods/eviction", "events". Namespaces themselves are "namespaces".
+ */
+export function resourceOf(path: string): string {
+  const rest = path.replace(/^\/(api\/v1|apis\/[^/]+\/[^/]+)\/?/, '');
+  const parts = rest.replace(/^namespaces\/[^/]+\/(?=.)/, '').split('/');
+  const sub = parts.length > 2 ? `/${parts[2]}` : '';
+  return `${parts[0] ?? ''}${sub}`;
+}
+
+/** Also counts kc's requests as rest_client_requests_total{verb,code,resource} in registry. */
 export function exposeRequestMetrics(kc: KubeConfig, registry: Registry): void {
   let counter = requestCounters.get(registry);
   if (!counter) {
     counter = new Counter({
       name: 'rest_client_requests_total',
-      help: 'Number of requests to the API server, by verb and HTTP status code (0: no response)',
-      labelNames: ['verb', 'code'],
+      help: 'Number of requests to the API server, by verb, HTTP status code (0: no response) and resource',
+      labelNames: ['verb', 'code', 'resource'],
       registers: [registry],
     });
     requestCounters.set(registry, counter);
   }
   const c = counter;
-  requestStats(kc).onRecord((verb, code) => c.inc({ verb, code: String(code) }));
+  requestStats(kc).onRecord((verb, code, resource) =>
+    c.inc({ verb, code: String(code), resource }),
+  );
 }
 
 export interface RequestOptions {
@@ -135,6 +148,32 @@ export interface RequestOptions {
 export interface KubeClientOptions {
   requestTimeoutMs?: number;
   userAgent?: string;
+}
+
+type Dispatcher = NonNullable<ReturnType<RequestContext['getDispatcher']>>;
+
+/** How long one connection pool serves a KubeConfig before it is rebuilt (rotated certificates). */
+const POOL_LIFETIME_MS = 60 * 60_000;
+const pools = new WeakMap<KubeConfig, { dispatcher: Dispatcher; until: number }>();
+
+/**
+ * Keep-alive connections shared by every client on kc. client-node builds a new undici Agent for
+ * every request, which opens a new TLS connection (and handshake) each time; this keeps the
+ * first one and hands it to every later request. Credentials sent as headers (tokens, exec
+ * plugins) are still applied per request; the pool is rebuilt hourly so that rotated client
+ * certificates are picked up, and the old one closes once its requests are done.
+ */
+function sharedConnections(kc: KubeConfig, ctx: RequestContext): void {
+  const fresh = ctx.getDispatcher();
+  if (!fresh) return;
+  const now = Date.now();
+  const pool = pools.get(kc);
+  if (pool && now < pool.until) {
+    ctx.setDispatcher(pool.dispatcher);
+    return;
+  }
+  pools.set(kc, { dispatcher: fresh, until: now + POOL_LIFETIME_MS });
+  if (pool) void pool.dispatcher.close().catch(() => undefined);
 }
 
 const defaultVerb: Record<string, Verb> = {
@@ -207,14 +246,15 @@ export class KubeClient {
     }
     if (opts.signal) ctx.setSignal(opts.signal);
     await this.kc.applySecurityAuthentication(ctx);
+    sharedConnections(this.kc, ctx);
     let res;
     try {
       res = await this.http.send(ctx).toPromise();
     } catch (err) {
-      this.requests.record(verb, 0);
+      this.requests.record(verb, 0, resourceOf(opts.path));
       throw new KubeApiError(opts.method, opts.path, 0, undefined, err);
     }
-    this.requests.record(verb, res.httpStatusCode);
+    this.requests.record(verb, res.httpStatusCode, resourceOf(opts.path));
     if (res.httpStatusCode < 200 || res.httpStatusCode >= 300) {
       const text = await res.body.text().catch(() => '');
       const parsed = parseJson(text) as ApiStatus | undefined;
