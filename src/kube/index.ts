@@ -10,6 +10,8 @@ export {
 } from './client.ts';
 export type { LoadKubeConfigOptions, KubeClientOptions, RequestOptions, Verb } from './client.ts';
 
+export { MutationCache } from './mutation-cache.ts';
+
 export {
   KubeApiError,
   statusCode,
