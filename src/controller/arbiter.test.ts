@@ -1,8 +1,13 @@
 // The handoff decision: examples for each transition, and a property test of I1/I2 over random runs.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import type { Accelerator, AcceleratorLease, Pin } from '../crds/index.ts';
-import { decide, decideMissing, FINALIZER, type Action } from './arbiter.ts';
+import {
+  LAST_HANDOFF_ANNOTATION,
+  type Accelerator,
+  type AcceleratorLease,
+  type Pin,
+} from '../crds/index.ts';
+import { decide, decideMissing, FINALIZER, SETTLE_MS, type Action } from './arbiter.ts';
 
 const T0 = Date.parse('2026-11-25T10:00:00Z');
 
@@ -51,6 +56,7 @@ function apply(
   accel: Accelerator,
   leases: AcceleratorLease[],
   actions: readonly Action[],
+  now = T0,
 ): { accel: Accelerator; leases: AcceleratorLease[] } {
   let a = accel;
   let ls = leases;
@@ -67,7 +73,14 @@ function apply(
   for (const act of actions) {
     switch (act.type) {
       case 'setOwner':
-        a = { ...a, spec: { ...a.spec, owner: act.owner } };
+        a = {
+          ...a,
+          metadata: {
+            ...a.metadata,
+            annotations: { [LAST_HANDOFF_ANNOTATION]: new Date(now).toISOString() },
+          },
+          spec: { ...a.spec, owner: act.owner },
+        };
         break;
       case 'leaseStatus':
         replace(act.lease, (l) => ({ ...l, status: act.status }));
@@ -80,6 +93,7 @@ function apply(
         replace(act.lease, (l) => (l.metadata.deletionTimestamp ? undefined : l));
         break;
       case 'event':
+      case 'wait':
         break;
     }
   }
@@ -106,7 +120,7 @@ function agent(accel: Accelerator, pins: Pin[]): Accelerator {
 function run(accel: Accelerator, leases: AcceleratorLease[], now = T0, pins: Pin[] = []) {
   let state = { accel, leases };
   for (let i = 0; i < 5; i++) {
-    state = apply(state.accel, state.leases, decide(state.accel, state.leases, now).actions);
+    state = apply(state.accel, state.leases, decide(state.accel, state.leases, now).actions, now);
     state.accel = agent(state.accel, pins);
   }
   return state;
@@ -124,9 +138,9 @@ describe('decide', () => {
     const first = decide(mkAccel(), [mkLease('a')], T0);
     const owner = first.actions.find((x) => x.type === 'setOwner');
     expect(owner).toMatchObject({ owner: { lease: { name: 'a', uid: 'uid-a' }, epoch: 1 } });
-    expect(first.actions.find((x) => x.type === 'leaseStatus')).toMatchObject({
-      status: { phase: 'Pending', epoch: 1 },
-    });
+    // The transient "handoff in progress" state is not written while the handoff settles.
+    expect(first.actions.find((x) => x.type === 'leaseStatus')).toBeUndefined();
+    expect(first.requeueAfterMs).toBe(SETTLE_MS);
     const { leases, accel } = run(mkAccel(), [mkLease('a')]);
     expect(phases(leases)).toEqual({ a: 'Granted' });
     expect(leases[0]!.status).toMatchObject({
@@ -146,13 +160,55 @@ describe('decide', () => {
     expect(s.leases[0]!.status?.epoch).toBe(2);
   });
 
-  it('writes the leaving lease status before the owner change (I1 ordering)', () => {
-    const s = run(mkAccel(), [mkLease('a'), mkLease('b', { created: T0 + 1 })]);
-    const acts = decide(s.accel, [deleted(s.leases[0]!), s.leases[1]!], T0).actions.map((a) =>
-      a.type === 'leaseStatus' ? `status:${a.lease.metadata.name}:${a.status.phase}` : a.type,
+  const names = (actions: readonly Action[]) =>
+    actions.map((a) =>
+      a.type === 'leaseStatus'
+        ? `status:${a.lease.metadata.name}:${a.status.phase}`
+        : a.type === 'removeFinalizer'
+          ? `removeFinalizer:${a.lease.metadata.name}`
+          : a.type,
     );
-    expect(acts.indexOf('status:a:Releasing')).toBeLessThan(acts.indexOf('setOwner'));
-    expect(acts).not.toContain('status:b:Granted');
+
+  it('writes an expired lease out of Granted before the owner moves (I1, its tenant still reads it)', () => {
+    const s = run(mkAccel(), [mkLease('a', { duration: '5s' }), mkLease('b', { created: T0 + 1 })]);
+    const acts = names(decide(s.accel, s.leases, T0 + 5000).actions);
+    expect(acts.filter((a) => a !== 'event')).toEqual(['status:a:Expired', 'wait', 'setOwner']);
+  });
+
+  it('hands a deleted holder over in one round of writes, then grants with its finalizer', () => {
+    const s = run(mkAccel(), [mkLease('a'), mkLease('b', { created: T0 + 1 })]);
+    const gone = [deleted(s.leases[0]!), s.leases[1]!];
+    const first = decide(s.accel, gone, T0);
+    expect(names(first.actions).filter((a) => a !== 'event')).toEqual([
+      'status:a:Releasing',
+      'setOwner',
+    ]);
+    expect(first.requeueAfterMs).toBe(SETTLE_MS);
+    const handing = apply(s.accel, gone, first.actions, T0);
+    // The device answers within SETTLE_MS: the finalizer goes and the next lease is Granted,
+    // together (nothing else shows Granted).
+    const answered = agent(handing.accel, []);
+    const acts = names(decide(answered, handing.leases, T0 + 200).actions);
+    expect(acts.filter((a) => a !== 'event')).toEqual(['removeFinalizer:a', 'status:b:Granted']);
+    // The device has not answered after SETTLE_MS: the next lease says what it waits for.
+    const late = decide(handing.accel, handing.leases, T0 + SETTLE_MS).actions;
+    expect(names(late).filter((a) => a !== 'event')).toEqual(['status:b:Pending']);
+    expect(decide(handing.accel, handing.leases, T0 + 400).requeueAfterMs).toBe(SETTLE_MS - 400);
+  });
+
+  it('grants only behind a wait while another lease still shows Granted', () => {
+    const s = run(mkAccel(), [mkLease('a'), mkLease('b', { created: T0 + 1 })]);
+    const gone = [deleted(s.leases[0]!), s.leases[1]!];
+    // The owner change landed but the Releasing write of a did not: a still says Granted.
+    const ownerOnly = decide(s.accel, gone, T0).actions.filter((a) => a.type === 'setOwner');
+    const handing = apply(s.accel, gone, ownerOnly, T0);
+    const answered = agent(handing.accel, []);
+    const acts = names(decide(answered, handing.leases, T0 + 200).actions);
+    expect(acts.filter((a) => a !== 'event')).toEqual([
+      'removeFinalizer:a',
+      'wait',
+      'status:b:Granted',
+    ]);
   });
 
   it('puts a higher priority lease created later ahead of an older one', () => {
@@ -245,6 +301,31 @@ describe('decideMissing', () => {
   });
 });
 
+/** The groups between waits, each shuffled by `seed` (keeping one lease's writes in order). */
+function inAnyOrder(actions: readonly Action[], seed: number): Action[][] {
+  const groups: Action[][] = [[]];
+  for (const a of actions) {
+    if (a.type === 'wait') groups.push([]);
+    else groups.at(-1)!.push(a);
+  }
+  let x = seed + 1;
+  return groups.map((g) => {
+    const keyed = g.map((a, i) => {
+      x = (x * 1103515245 + 12345) % 2 ** 31;
+      return { a, i, k: x };
+    });
+    const key = (a: Action) =>
+      a.type === 'leaseStatus' || a.type === 'addFinalizer' || a.type === 'removeFinalizer'
+        ? (a.lease.metadata.uid ?? '')
+        : a.type;
+    // Shuffle, then restore the order within each object.
+    const shuffled = [...keyed].sort((p, q) => p.k - q.k);
+    const byObject = new Map<string, typeof keyed>();
+    for (const e of keyed) byObject.set(key(e.a), [...(byObject.get(key(e.a)) ?? []), e]);
+    return shuffled.map((e) => byObject.get(key(e.a))!.shift()!.a);
+  });
+}
+
 describe('decide, over random runs (property)', () => {
   type Step =
     | { op: 'create'; priority: number; duration?: number }
@@ -253,7 +334,7 @@ describe('decide, over random runs (property)', () => {
     | { op: 'pin' }
     | { op: 'unpin' }
     | { op: 'agent' }
-    | { op: 'reconcile' };
+    | { op: 'reconcile'; order: number; stopAfter: number };
 
   // Weighted so that runs reach Owned, get pinned and hand over with pins left (Stuck) often.
   const step: fc.Arbitrary<Step> = fc.oneof(
@@ -276,7 +357,14 @@ describe('decide, over random runs (property)', () => {
     { weight: 2, arbitrary: fc.constant({ op: 'pin' as const }) },
     { weight: 1, arbitrary: fc.constant({ op: 'unpin' as const }) },
     { weight: 4, arbitrary: fc.constant({ op: 'agent' as const }) },
-    { weight: 4, arbitrary: fc.constant({ op: 'reconcile' as const }) },
+    {
+      weight: 4,
+      arbitrary: fc.record({
+        op: fc.constant('reconcile' as const),
+        order: fc.nat(),
+        stopAfter: fc.integer({ min: 0, max: 12 }),
+      }),
+    },
   );
 
   it('never shows two Granted leases, never grants over a stale pin, never lowers the epoch', () => {
@@ -321,16 +409,31 @@ describe('decide, over random runs (property)', () => {
             if (accel.status?.phase === 'Stuck') stuckRuns.add(steps);
             accel = agent(accel, pins);
           } else if (s.op === 'reconcile') {
-            ({ accel, leases } = apply(accel, leases, decide(accel, leases, now).actions));
+            // The writes between two waits land in any order, and a failure can stop them
+            // anywhere: the invariants must hold after every single write.
+            let landed = 0;
+            for (const group of inAnyOrder(decide(accel, leases, now).actions, s.order)) {
+              for (const act of group) {
+                if (landed++ >= s.stopAfter && s.stopAfter < 12) break;
+                ({ accel, leases } = apply(accel, leases, [act], now));
+                check();
+              }
+              if (landed > s.stopAfter && s.stopAfter < 12) break;
+            }
           }
+          check();
+        }
+        function check() {
           const granted = leases.filter((l) => l.status?.phase === 'Granted');
           expect(granted.length).toBeLessThanOrEqual(1); // I1
           const epoch = accel.spec.owner?.epoch ?? 0;
           expect(epoch).toBeGreaterThanOrEqual(lastEpoch);
           lastEpoch = epoch;
           for (const g of granted) {
-            // I2: a granted lease's epoch is the device's, and no older pin survives.
-            expect(accel.status?.observedEpoch).toBe(g.status?.epoch);
+            // I2: a granted lease's epoch is the device's, and no older pin survives. A deleted
+            // lease keeps its last status while the device moves on, until its finalizer goes.
+            if (!g.metadata.deletionTimestamp)
+              expect(accel.status?.observedEpoch).toBe(g.status?.epoch);
             expect(pins.filter((p) => p.epoch < (g.status?.epoch ?? 0))).toEqual([]);
           }
         }

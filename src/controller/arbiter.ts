@@ -2,6 +2,7 @@
 import {
   deviceQueue,
   findCondition,
+  LAST_HANDOFF_ANNOTATION,
   isFinished,
   leaseExpiry,
   leaseKey,
@@ -19,8 +20,20 @@ import {
 
 export const FINALIZER = 'accel.dmabuf.io/finalizer';
 
-/** A write the controller makes; executed in order, stopping at the first failure. */
+/**
+ * A handoff that completes within this long writes no intermediate status on the next lease: it
+ * goes from Queued straight to Granted. A handoff still running after this long (or Stuck) gets
+ * HandoffInProgress written. Most handoffs take a fraction of this, so the common case costs
+ * one write less.
+ */
+export const SETTLE_MS = 1000;
+
+/**
+ * A write the controller makes. Writes between two `wait`s run concurrently (writes to one lease
+ * in order); a `wait` lets nothing after it start until everything before it succeeded.
+ */
 export type Action =
+  | { type: 'wait' }
   | { type: 'addFinalizer'; lease: AcceleratorLease }
   | { type: 'removeFinalizer'; lease: AcceleratorLease }
   | { type: 'setOwner'; accelerator: Accelerator; owner: AcceleratorOwner }
@@ -130,15 +143,14 @@ function canonical(v: unknown): unknown {
 
 const EVENT_FOR_PHASE: Partial<Record<Desired['phase'], { reason: string; type: 'Normal' }>> = {
   Granted: { reason: 'Granted', type: 'Normal' },
-  Releasing: { reason: 'Releasing', type: 'Normal' },
   Expired: { reason: 'Expired', type: 'Normal' },
 };
 
 /**
  * Decide the writes for one accelerator. `leases` are every lease that targets it (by name, or
  * placed on it by selector). Pure: the same inputs give the same actions.
- * Ordering guarantees I1: a lease leaves Granted (status write) before the owner changes, and a
- * lease becomes Granted only after the device reports it enforces that lease's epoch.
+ * I1: a lease is written Granted only once the device reports it enforces that lease's epoch, and
+ * only after every other lease of the device has left Granted (see the `wait` below).
  */
 export function decide(
   accelerator: Accelerator,
@@ -171,6 +183,18 @@ export function decide(
     status?.phase === 'Owned' &&
     status.owner?.lease?.uid === owner.lease?.uid;
   const stalePins = (status?.pins ?? []).filter((p) => p.epoch < (owner?.epoch ?? 0));
+  const stuck =
+    owner !== undefined &&
+    status?.phase === 'Stuck' &&
+    observed === owner.epoch &&
+    stalePins.length > 0;
+  // While a handoff settles, its transient lease states are not written (see SETTLE_MS).
+  const handoffAt = ownerChanged
+    ? now
+    : Date.parse(accelerator.metadata.annotations?.[LAST_HANDOFF_ANNOTATION] ?? '');
+  const settleUntil = Number.isFinite(handoffAt) ? handoffAt + SETTLE_MS : -Infinity;
+  const settling = !stuck && now < settleUntil;
+  let deferred = false;
 
   for (const lease of leases) {
     if (!lease.metadata.deletionTimestamp && !lease.metadata.finalizers?.includes(FINALIZER)) {
@@ -200,8 +224,10 @@ export function decide(
             cond(lease, 'Blocked', 'False', 'NotBlocked', 'nothing pins the device'),
           ],
         };
+      } else if (settling) {
+        deferred = true;
+        continue;
       } else {
-        const stuck = status?.phase === 'Stuck' && observed === owner.epoch && stalePins.length > 0;
         want = {
           phase: 'Pending',
           epoch: owner.epoch,
@@ -294,9 +320,7 @@ export function decide(
         const note =
           want.phase === 'Granted'
             ? `granted ${name} at epoch ${want.epoch ?? '?'}`
-            : want.phase === 'Releasing'
-              ? `releasing ${name}: the device drops this lease's epoch before the next owner`
-              : `expired after ${lease.spec.duration ?? ''} on ${name}`;
+            : `expired after ${lease.spec.duration ?? ''} on ${name}`;
         events.push({
           type: 'event',
           regarding: lease,
@@ -330,25 +354,41 @@ export function decide(
     }
   }
 
-  // Leases leaving Granted are written first; the new owner after; Granted only once enforced.
-  actions.push(...statusWrites);
+  // Everything runs at once, except in two cases, where the lease leaving Granted is written
+  // first, behind a wait: the owner moves away from a lease that is not deleted (its tenant may
+  // still act on Granted), or a lease is granted while another still shows Granted (that
+  // lease's way out is its status, or its finalizer when it is deleted).
+  const isGrant = (a: Action) => a.type === 'leaseStatus' && a.status.phase === 'Granted';
+  const grants = statusWrites.filter(isGrant);
+  actions.push(...statusWrites.filter((a) => !isGrant(a)));
   if (ownerChanged && owner) {
+    if (leases.some((l) => l.status?.phase === 'Granted' && !l.metadata.deletionTimestamp))
+      actions.push({ type: 'wait' });
     actions.push({ type: 'setOwner', accelerator, owner });
-    const to = owner.lease ? `${owner.lease.namespace}/${owner.lease.name}` : 'nobody';
+    const who = (l: LeaseRef | undefined) => (l ? `${l.namespace}/${l.name}` : 'nobody');
     events.push({
       type: 'event',
       regarding: accelerator,
       eventType: 'Normal',
       reason: 'HandoffStarted',
-      note: `ownership moves to ${to} at epoch ${owner.epoch}`,
+      note: `ownership moves from ${who(specOwner?.lease)} to ${who(owner.lease)} at epoch ${owner.epoch}`,
     });
+  }
+  if (grants.length > 0) {
+    const grantee = new Set(grants.map((a) => (a.type === 'leaseStatus' ? uidOf(a.lease) : '')));
+    if (leases.some((l) => l.status?.phase === 'Granted' && !grantee.has(uidOf(l))))
+      actions.push({ type: 'wait' });
+    actions.push(...grants);
   }
   actions.push(...events);
 
   // The holder's expiry (granted and with a duration) is the next moment anything changes.
   const expiry = next && enforced ? leaseExpiry(next) : undefined;
+  const wakeAt = [expiry, deferred ? settleUntil : undefined].filter(
+    (t): t is number => t !== undefined,
+  );
   const decision: Decision = { actions };
-  if (expiry !== undefined) decision.requeueAfterMs = Math.max(0, expiry - now);
+  if (wakeAt.length > 0) decision.requeueAfterMs = Math.max(0, Math.min(...wakeAt) - now);
   return decision;
 }
 

@@ -23,6 +23,7 @@ import {
   ACCELERATORS,
   Informer,
   type KubeClient,
+  MutationCache,
   ResourceClient,
   WorkQueue,
   type Clock,
@@ -60,6 +61,7 @@ export interface LeaseControllerOptions {
   policy?: ReaperPolicy;
 }
 
+const present = <T>(xs: (T | undefined)[]): T[] => xs.filter((x): x is T => x !== undefined);
 const iso = (t: number) => new Date(t).toISOString().replace(/\.\d{3}Z$/, 'Z');
 
 export class LeaseController {
@@ -77,6 +79,9 @@ export class LeaseController {
   private readonly opts: LeaseControllerOptions;
   private readonly clock: Clock;
   private readonly handoffSeconds: Histogram;
+  /** Our own writes, read in place of the caches until their watch events arrive. */
+  private readonly writtenLeases = new MutationCache<AcceleratorLease>();
+  private readonly writtenAccels = new MutationCache<Accelerator>();
 
   constructor(opts: LeaseControllerOptions) {
     this.opts = opts;
@@ -163,6 +168,8 @@ export class LeaseController {
         if (named) this.queue.add(ACCEL_PREFIX + (a.metadata.name ?? ''));
       }
     };
+    this.leases.on('delete', (l: AcceleratorLease) => this.writtenLeases.forget(l));
+    this.accelerators.on('delete', (a: Accelerator) => this.writtenAccels.forget(a));
     this.pods.on('update', onPod);
     this.pods.on('delete', onPod);
     this.exports.on('add', (e: DmaBufExport) => this.queue.add(ACCEL_PREFIX + e.spec.accelerator));
@@ -187,7 +194,7 @@ export class LeaseController {
   /** Run the workers until `signal` aborts (leadership lost or shutdown); then drain. */
   async run(signal: AbortSignal): Promise<void> {
     // Every write carries the leadership signal: losing the lease aborts requests in flight.
-    const writes = clusterWrites(this.opts.client, signal);
+    const writes = this.recording(clusterWrites(this.opts.client, signal));
     const loop = this.queue.runWorkers(this.opts.workers ?? 4, async (key) =>
       signal.aborted ? undefined : this.reconcile(key, writes, signal),
     );
@@ -206,6 +213,47 @@ export class LeaseController {
     for (const i of [this.accelerators, this.leases, this.exports, this.pods]) i.stop();
   }
 
+  /** The same writes, each result remembered until the informer has it. */
+  private recording(w: Writes): Writes {
+    const lease = async (p: Promise<AcceleratorLease>) => {
+      const l = await p;
+      this.writtenLeases.record(l);
+      return l;
+    };
+    const accel = async (p: Promise<Accelerator>) => {
+      const a = await p;
+      this.writtenAccels.record(a);
+      return a;
+    };
+    return {
+      setLeaseFinalizers: async (l, f) => {
+        const out = await w.setLeaseFinalizers(l, f);
+        // The last finalizer of a deleted lease: the object is gone, whatever version it shows.
+        if (out.metadata.deletionTimestamp && (out.metadata.finalizers ?? []).length === 0)
+          this.writtenLeases.recordDeleted(out);
+        else this.writtenLeases.record(out);
+        return out;
+      },
+      replaceLeaseStatus: (l, st) => lease(w.replaceLeaseStatus(l, st)),
+      annotate: (a, an) => accel(w.annotate(a, an)),
+      setOwner: (a, o, at) => accel(w.setOwner(a, o, at)),
+    };
+  }
+
+  /** The accelerator as last written by us or seen by the informer, whichever is newer. */
+  private accelerator(name: string): Accelerator | undefined {
+    const cached = this.accelerators.get(name);
+    return cached && this.writtenAccels.resolve(cached);
+  }
+
+  private acceleratorList(): Accelerator[] {
+    return present(this.accelerators.list().map((a) => this.writtenAccels.resolve(a)));
+  }
+
+  private leaseList(): AcceleratorLease[] {
+    return present(this.leases.list().map((l) => this.writtenLeases.resolve(l)));
+  }
+
   /** Parsed leases by uid, kept while the resourceVersion is the same: parse each version once. */
   private readonly parsed = new Map<
     string,
@@ -215,7 +263,7 @@ export class LeaseController {
   private validLeases(): AcceleratorLease[] {
     const out: AcceleratorLease[] = [];
     const live = new Set<string>();
-    for (const raw of this.leases.list()) {
+    for (const raw of this.leaseList()) {
       const uid = raw.metadata.uid ?? '';
       live.add(uid);
       let entry = this.parsed.get(uid);
@@ -247,6 +295,7 @@ export class LeaseController {
   ): Promise<{ requeueAfter?: number } | void> {
     const now = this.clock.now();
     const nowIso = iso(now);
+    const at = new Date(now).toISOString();
     if (key === PLACEMENT_KEY) {
       const leases = this.validLeases();
       const queued = new Set(
@@ -255,7 +304,8 @@ export class LeaseController {
           .map((l) => targetOf(l) ?? ''),
       );
       const unplaced = leases.filter((l) => !targetOf(l) && !l.metadata.deletionTimestamp);
-      const accels = this.accelerators.list().map((a) => parseObject(Accelerator, a));
+      if (unplaced.length === 0) return;
+      const accels = this.acceleratorList().map((a) => parseObject(Accelerator, a));
       for (const { lease, status } of place(unplaced, accels, queued, nowIso)) {
         if (JSON.stringify(status) !== JSON.stringify(lease.status)) {
           await writes.replaceLeaseStatus(lease, status);
@@ -265,9 +315,9 @@ export class LeaseController {
     }
     const name = key.slice(ACCEL_PREFIX.length);
     const leases = this.validLeases().filter((l) => targetOf(l) === name);
-    const raw = this.accelerators.get(name);
+    const raw = this.accelerator(name);
     if (!raw) {
-      await execute(decideMissing(name, leases, now).actions, writes, this.opts.events, nowIso);
+      await execute(decideMissing(name, leases, now).actions, writes, this.opts.events, at);
       return;
     }
     const accelerator = parseObject(Accelerator, raw);
@@ -282,7 +332,7 @@ export class LeaseController {
       now,
     });
     const startedAt = accelerator.metadata.annotations?.[LAST_HANDOFF_ANNOTATION];
-    const written = await execute(decision.actions, writes, this.opts.events, nowIso);
+    const written = await execute(decision.actions, writes, this.opts.events, at);
     if (decision.annotations) await writes.annotate(accelerator, decision.annotations);
     for (const a of decision.actions) {
       if (
@@ -336,10 +386,10 @@ export class LeaseController {
 
   private allRecords(except?: string): EvictionRecord[][] {
     const out: EvictionRecord[][] = [];
-    for (const l of this.leases.list()) {
+    for (const l of this.leaseList()) {
       if (targetOf(l) !== except) out.push(l.status?.evictions ?? []);
     }
-    for (const a of this.accelerators.list()) {
+    for (const a of this.acceleratorList()) {
       if (a.metadata.name === except || !a.metadata.annotations?.[IDLE_REAP_ANNOTATION]) continue;
       out.push(readIdleReap(parseObject(Accelerator, a))?.evictions ?? []);
     }

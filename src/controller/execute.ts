@@ -5,7 +5,7 @@ import type {
   AcceleratorLeaseStatus,
   AcceleratorOwner,
 } from '../crds/index.ts';
-import type { ObjectReference } from '../kube/index.ts';
+import { isNotFound, type ObjectReference } from '../kube/index.ts';
 import { FINALIZER, type Action } from './arbiter.ts';
 
 /** The writes the controller makes; each is optimistic (carries the resourceVersion it read). */
@@ -49,21 +49,25 @@ export interface EventSink {
 }
 
 /**
- * Run `actions` in order. A failed write throws and the rest are not attempted (the next
- * reconcile re-decides from fresh state). Later writes to the same object use the
- * resourceVersion returned by earlier ones, so a reconcile never conflicts with itself.
+ * Run `actions`: the writes between two `wait`s concurrently, except that writes to one lease go
+ * in order, each with the resourceVersion the one before returned (a reconcile never conflicts
+ * with itself). If a write fails, the writes already started finish, nothing after the next
+ * `wait` starts, and the first error is thrown (the next reconcile re-decides from fresh state).
+ * Events are recorded once every write succeeded; they are never waited for.
  */
 export async function execute(
   actions: readonly Action[],
   writes: Writes,
   events: EventSink,
-  nowIso: string,
+  /** This reconcile's time (ISO 8601 with milliseconds): the last-handoff annotation of an owner change. */
+  handoffAt: string,
 ): Promise<{ ownerChanged?: AcceleratorOwner; leases: ReadonlyMap<string, AcceleratorLease> }> {
   const latest = new Map<string, AcceleratorLease>();
   const fresh = (l: AcceleratorLease) => latest.get(l.metadata.uid ?? '') ?? l;
   const remember = (l: AcceleratorLease) => latest.set(l.metadata.uid ?? '', l);
   let ownerChanged: AcceleratorOwner | undefined;
-  for (const action of actions) {
+
+  const write = async (action: Exclude<Action, { type: 'wait' | 'event' }>): Promise<void> => {
     switch (action.type) {
       case 'addFinalizer': {
         const l = fresh(action.lease);
@@ -72,23 +76,51 @@ export async function execute(
       }
       case 'removeFinalizer': {
         const l = fresh(action.lease);
-        await writes.setLeaseFinalizers(
-          l,
-          (l.metadata.finalizers ?? []).filter((f) => f !== FINALIZER),
-        );
+        await writes
+          .setLeaseFinalizers(
+            l,
+            (l.metadata.finalizers ?? []).filter((f) => f !== FINALIZER),
+          )
+          .catch((err: unknown) => {
+            if (!isNotFound(err)) throw err; // already gone: what removing it was for
+          });
         break;
       }
       case 'leaseStatus':
         remember(await writes.replaceLeaseStatus(fresh(action.lease), action.status));
         break;
       case 'setOwner':
-        await writes.setOwner(action.accelerator, action.owner, nowIso);
+        await writes.setOwner(action.accelerator, action.owner, handoffAt);
         ownerChanged = action.owner;
         break;
-      case 'event':
-        events.event(action.regarding, action.eventType, action.reason, action.reason, action.note);
-        break;
     }
+  };
+
+  // One chain per object: writes to one lease in order, different objects at once.
+  let chains = new Map<string, Promise<void>>();
+  const settle = async () => {
+    const results = await Promise.allSettled(chains.values());
+    chains = new Map();
+    const failed = results.find((r) => r.status === 'rejected');
+    if (failed) throw failed.reason;
+  };
+  const notes: Extract<Action, { type: 'event' }>[] = [];
+  for (const action of actions) {
+    if (action.type === 'wait') {
+      await settle();
+      continue;
+    }
+    if (action.type === 'event') {
+      notes.push(action);
+      continue;
+    }
+    const key = action.type === 'setOwner' ? 'accelerator' : (action.lease.metadata.uid ?? '');
+    chains.set(
+      key,
+      (chains.get(key) ?? Promise.resolve()).then(() => write(action)),
+    );
   }
+  await settle();
+  for (const e of notes) events.event(e.regarding, e.eventType, e.reason, e.reason, e.note);
   return ownerChanged ? { ownerChanged, leases: latest } : { leases: latest };
 }
