@@ -1,50 +1,69 @@
 // Item 1: handoff latency (lease deletion to the next lease Granted) against its floor, the same
-// number of write-then-observe-by-watch hops done by a bare client, interleaved sample by sample.
+// write-then-observe-by-watch hops done by a bare client (floor.ts), interleaved sample by sample.
 import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { percentiles, type Percentiles } from './report.ts';
+import { configMapFloor, type Floor, handoffWritesFloor, HOPS_PER_HANDOFF } from './floor.ts';
 import type { Bench } from './stack.ts';
 import { GROUP, sleep, startAgent, waitFor } from './stack.ts';
-
-/**
- * The sequential hops a handoff needs at minimum, each a write observed by the next actor's watch:
- * the user deletes the lease (controller sees it), the controller writes the new owner and epoch
- * on the Accelerator (agent sees it), the agent reports Owned (controller sees it), the
- * controller writes Granted (the tenant sees it).
- */
-export const HOPS_PER_HANDOFF = 4;
 
 interface Lease {
   metadata: { name?: string; namespace?: string };
   status?: { phase?: string; queuePosition?: number };
 }
-interface ConfigMap {
-  metadata: { name?: string };
-  data?: Record<string, string>;
-}
-
 export interface HandoffResult {
   handoffs: number;
   hopsPerHandoff: number;
   handoffMs: Percentiles;
+  /** The handoff's own writes, on objects of the same kinds, by a bare client (floor.ts). */
   floorMs: Percentiles;
   overFloor: { p50: number; p95: number; p99: number };
+  /** The same number of hops on a ConfigMap: what a hop costs on a built-in kind. */
+  configMapFloorMs: Percentiles;
+  overConfigMapFloor: { p50: number; p95: number; p99: number };
   /**
-   * Controller API requests (all verbs) per handoff, counted by a proxy in front of it: from just
-   * before the deletion until the controller is quiet after the old lease is gone.
+   * Controller API requests (all verbs, Events included) per handoff, from its own
+   * rest_client_requests_total: from just before the deletion until the controller is quiet
+   * after the old lease is gone. `meanByVerb` keys are "verb resource", with the status code
+   * appended when it is not 2xx.
    */
   requestsPerHandoff?: Percentiles & { mean: number; meanByVerb: Record<string, number> };
-  samples: { handoffMs: number[]; floorMs: number[]; requests: number[] };
+  samples: {
+    handoffMs: number[];
+    floorMs: number[];
+    configMapFloorMs: number[];
+    requests: number[];
+  };
+}
+
+/**
+ * The controller's requests by "verb resource" (code appended unless 2xx), from the
+ * rest_client_requests_total lines of its /metrics.
+ */
+export function requestsByVerb(metrics: string): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const line of metrics.split('\n')) {
+    const m = /^rest_client_requests_total\{(.*)\} (\S+)$/.exec(line);
+    if (!m) continue;
+    const labels = new Map<string, string>();
+    for (const x of (m[1] ?? '').matchAll(/(\w+)="([^"]*)"/g)) labels.set(x[1] ?? '', x[2] ?? '');
+    const code = labels.get('code') ?? '';
+    const key = `${labels.get('verb')} ${labels.get('resource')}${code.startsWith('2') ? '' : ` ${code}`}`;
+    out[key] = (out[key] ?? 0) + Number(m[2]);
+  }
+  return out;
 }
 
 /** A request count once it has stopped moving (quiet for 150 ms, at most 2 s). */
-async function settled(count: () => Record<string, number>): Promise<Record<string, number>> {
+async function settled(
+  count: () => Promise<Record<string, number>>,
+): Promise<Record<string, number>> {
   const sum = (r: Record<string, number>) => Object.values(r).reduce((s, x) => s + x, 0);
-  let last = count();
+  let last = await count();
   const deadline = Date.now() + 2000;
   while (Date.now() < deadline) {
     await sleep(150);
-    const now = count();
+    const now = await count();
     if (sum(now) === sum(last)) break;
     last = now;
   }
@@ -56,23 +75,19 @@ export async function benchHandoff(
   kubeconfig: string,
   n: number,
   log: (s: string) => void,
-  /** The controller's request count, when it runs behind the counting proxy. */
-  requestCount?: () => Record<string, number>,
+  /** The controller's requests by verb (read between handoffs, never inside the timed window). */
+  requestCount?: () => Promise<Record<string, number>>,
 ): Promise<HandoffResult> {
   const node = await b.node('bench-hand');
   const accel = `${node}-hl0`;
   const agent = await startAgent(kubeconfig, node, 'dynamic');
   const ns = await b.namespace(`bench-handoff-${randomBytes(2).toString('hex')}`);
+  const floors: Floor[] = [];
   try {
     await waitFor(`accelerator ${accel}`, () => b.request('GET', `${GROUP}/accelerators/${accel}`));
     const leases = await b.watch<Lease>(`${GROUP}/namespaces/${ns}/acceleratorleases`, 'leases');
-    const cms = await b.watch<ConfigMap>(`/api/v1/namespaces/${ns}/configmaps`, 'floor');
-    await b.request('POST', `/api/v1/namespaces/${ns}/configmaps`, {
-      apiVersion: 'v1',
-      kind: 'ConfigMap',
-      metadata: { name: 'floor', namespace: ns },
-      data: { v: 'start' },
-    });
+    floors.push(await handoffWritesFloor(b, ns, node), await configMapFloor(b, ns));
+    const [floor, cmFloor] = floors as [Floor, Floor];
     const name = (i: number) => `h-${i}`;
     const granted = (lease: string) =>
       leases.next(
@@ -85,6 +100,7 @@ export async function benchHandoff(
 
     const handoffMs: number[] = [];
     const floorMs: number[] = [];
+    const configMapFloorMs: number[] = [];
     const requests: number[] = [];
     const byVerb: Record<string, number> = {};
     for (let i = 1; i <= n; i++) {
@@ -117,41 +133,32 @@ export async function benchHandoff(
         requests.push(n);
       }
 
-      // The floor, right after, on the same API server: HOPS_PER_HANDOFF writes, each observed
-      // by watch before the next is sent.
-      const f0 = performance.now();
-      let seen = f0;
-      for (let hop = 0; hop < HOPS_PER_HANDOFF; hop++) {
-        const v = `${i}-${hop}`;
-        const observed = cms.next(
-          (e, c) => e === 'update' && c.metadata.name === 'floor' && c.data?.v === v,
-          `floor write ${v}`,
-        );
-        await b.request(
-          'PATCH',
-          `/api/v1/namespaces/${ns}/configmaps/floor`,
-          { data: { v } },
-          'application/merge-patch+json',
-        );
-        seen = await observed;
-      }
-      floorMs.push(seen - f0);
+      // The floors, right after, on the same API server.
+      floorMs.push(await floor.sample());
+      configMapFloorMs.push(await cmFloor.sample());
       if (i % 50 === 0)
         log(
           `handoff ${i}/${n}: last ${handoffMs.at(-1)?.toFixed(1)} ms, floor ${floorMs.at(-1)?.toFixed(1)} ms`,
         );
     }
     leases.stop();
-    cms.stop();
     const h = percentiles(handoffMs);
     const f = percentiles(floorMs);
+    const cf = percentiles(configMapFloorMs);
     const ratio = (a: number, c: number) => Math.round((a / c) * 100) / 100;
+    const over = (x: Percentiles) => ({
+      p50: ratio(h.p50, x.p50),
+      p95: ratio(h.p95, x.p95),
+      p99: ratio(h.p99, x.p99),
+    });
     return {
       handoffs: n,
       hopsPerHandoff: HOPS_PER_HANDOFF,
       handoffMs: h,
       floorMs: f,
-      overFloor: { p50: ratio(h.p50, f.p50), p95: ratio(h.p95, f.p95), p99: ratio(h.p99, f.p99) },
+      overFloor: over(f),
+      configMapFloorMs: cf,
+      overConfigMapFloor: over(cf),
       ...(requests.length > 0 && {
         requestsPerHandoff: {
           ...percentiles(requests),
@@ -166,10 +173,12 @@ export async function benchHandoff(
       samples: {
         handoffMs: handoffMs.map((x) => Math.round(x * 100) / 100),
         floorMs: floorMs.map((x) => Math.round(x * 100) / 100),
+        configMapFloorMs: configMapFloorMs.map((x) => Math.round(x * 100) / 100),
         requests,
       },
     };
   } finally {
+    for (const f of floors) await f.stop();
     await agent.stop();
     await b.request('DELETE', `/api/v1/namespaces/${ns}`).catch(() => undefined);
     await b.deleteNode(node);

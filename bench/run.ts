@@ -1,17 +1,15 @@
 // `npm run bench`: brings up the local control plane, runs every cluster benchmark side by side
 // with its floor in one run, the kernel micro-benchmark, then writes bench/results/*.json, the
 // summary, the plot and the table in bench/README.md.
-// Flags: --handoffs N (default 200), --counted N (handoffs behind the request-counting proxy,
-// default 50), --holders N (default 100), --rounds N (reaper against drain, default 3).
+// Flags: --handoffs N (default 200), --holders N (default 100), --rounds N (reaper against
+// drain, default 3).
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadKubeConfig } from '../src/kube/index.ts';
 import { upByHand } from '../e2e/cluster/index.ts';
-import { startCountingProxy } from './count-proxy.ts';
-import { benchHandoff, type HandoffResult } from './handoff.ts';
+import { benchHandoff, requestsByVerb, type HandoffResult } from './handoff.ts';
 import { benchReaper, summarizeRounds, type ReaperResult, type ReaperRound } from './reaper.ts';
 import { cdfSvg, environment, RESULTS, writeResult, type Environment } from './report.ts';
 import { updateReadme, type Summary } from './readme.ts';
@@ -26,7 +24,6 @@ const { values: args } = parseArgs({
   options: {
     handoffs: { type: 'string', default: '200' },
     holders: { type: 'string', default: '100' },
-    counted: { type: 'string', default: '50' },
     rounds: { type: 'string', default: '3' },
   },
 });
@@ -67,7 +64,7 @@ async function main(): Promise<void> {
     '--max-evictions-per-minute',
     '10000',
   ];
-  let ctl = await startController(up.kubeconfigPath, reaperFlags);
+  const ctl = await startController(up.kubeconfigPath, reaperFlags);
   const summary: Summary = {
     handoffOverFloorP50: null,
     handoffP99Ms: null,
@@ -82,23 +79,38 @@ async function main(): Promise<void> {
   try {
     const n = Number(args.handoffs);
     log(`handoff latency: ${n} handoffs, each followed by its floor`);
-    handoff = await benchHandoff(b, up.kubeconfigPath, n, log);
+    handoff = await benchHandoff(b, up.kubeconfigPath, n, log, async () =>
+      requestsByVerb(await ctl.metrics()),
+    );
     writeFileSync(
       join(import.meta.dirname, 'handoff.svg'),
       cdfSvg([
         { label: 'handoff', color: '#d62728', samples: handoff.samples.handoffMs },
         {
-          label: `floor (${handoff.hopsPerHandoff} watch hops)`,
+          label: `floor: the handoff's ${handoff.hopsPerHandoff} writes, bare client`,
           color: '#1f77b4',
           samples: handoff.samples.floorMs,
+        },
+        {
+          label: `${handoff.hopsPerHandoff} ConfigMap write hops`,
+          color: '#7f7f7f',
+          samples: handoff.samples.configMapFloorMs,
         },
       ]),
     );
     summary.handoffOverFloorP50 = handoff.overFloor.p50;
     summary.handoffP99Ms = handoff.handoffMs.p99;
     log(
-      `handoff p50 ${handoff.handoffMs.p50} ms vs floor ${handoff.floorMs.p50} ms: ${handoff.overFloor.p50}x`,
+      `handoff p50 ${handoff.handoffMs.p50} ms vs floor ${handoff.floorMs.p50} ms: ${handoff.overFloor.p50}x (ConfigMap hops ${handoff.configMapFloorMs.p50} ms: ${handoff.overConfigMapFloor.p50}x)`,
     );
+    const q = handoff.requestsPerHandoff;
+    if (q) {
+      summary.requestsPerHandoff = q.p50;
+      log(
+        `controller requests per handoff: p50 ${q.p50}, mean ${q.mean} ${JSON.stringify(q.meanByVerb)}`,
+      );
+    }
+    writeResult('handoff', { ...env, ...handoff });
 
     const holders = Number(args.holders);
     log(`stuck handoff: ${holders} holder pods, reaper vs kubectl drain`);
@@ -112,29 +124,6 @@ async function main(): Promise<void> {
     writeResult('reaper', { ...env, ...reaper });
     summary.reaperOverDrain = reaper.ratio;
     log(`reaper median ${reaper.reaperMs} ms vs drain ${reaper.drainMs} ms: ${reaper.ratio}x`);
-
-    // Requests per handoff: a separate pass with the controller behind a counting proxy, so the
-    // proxy's own hop does not show in the latency figures above.
-    await ctl.stop();
-    const proxy = await startCountingProxy(kc, mkdtempSync(join(tmpdir(), 'accel-bench-proxy-')));
-    try {
-      ctl = await startController(proxy.kubeconfig, reaperFlags);
-      const counted = Number(args.counted);
-      log(`requests per handoff: ${counted} handoffs, controller behind a counting proxy`);
-      const c = await benchHandoff(b, up.kubeconfigPath, counted, log, () => proxy.byVerb());
-      await ctl.stop();
-      if (c.requestsPerHandoff) {
-        handoff.requestsPerHandoff = c.requestsPerHandoff;
-        handoff.samples.requests = c.samples.requests;
-        summary.requestsPerHandoff = c.requestsPerHandoff.p50;
-        log(
-          `controller requests per handoff: p50 ${c.requestsPerHandoff.p50}, mean ${c.requestsPerHandoff.mean} ${JSON.stringify(c.requestsPerHandoff.meanByVerb)}`,
-        );
-      }
-    } finally {
-      await proxy.close();
-    }
-    writeResult('handoff', { ...env, ...handoff });
   } finally {
     await stopAll();
   }
