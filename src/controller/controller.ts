@@ -61,6 +61,11 @@ export interface LeaseControllerOptions {
   policy?: ReaperPolicy;
 }
 
+const push = <T>(m: Map<string, T[]>, k: string, v: T) => {
+  const list = m.get(k);
+  if (list) list.push(v);
+  else m.set(k, [v]);
+};
 const present = <T>(xs: (T | undefined)[]): T[] => xs.filter((x): x is T => x !== undefined);
 const iso = (t: number) => new Date(t).toISOString().replace(/\.\d{3}Z$/, 'Z');
 
@@ -169,6 +174,10 @@ export class LeaseController {
       }
     };
     this.leases.on('delete', (l: AcceleratorLease) => this.writtenLeases.forget(l));
+    for (const ev of ['add', 'update', 'delete'] as const) {
+      this.leases.on(ev, () => this.changes++);
+      this.exports.on(ev, () => this.changes++);
+    }
     this.accelerators.on('delete', (a: Accelerator) => this.writtenAccels.forget(a));
     this.pods.on('update', onPod);
     this.pods.on('delete', onPod);
@@ -218,6 +227,7 @@ export class LeaseController {
     const lease = async (p: Promise<AcceleratorLease>) => {
       const l = await p;
       this.writtenLeases.record(l);
+      this.changes++;
       return l;
     };
     const accel = async (p: Promise<Accelerator>) => {
@@ -228,6 +238,7 @@ export class LeaseController {
     return {
       setLeaseFinalizers: async (l, f) => {
         const out = await w.setLeaseFinalizers(l, f);
+        this.changes++;
         // The last finalizer of a deleted lease: the object is gone, whatever version it shows.
         if (out.metadata.deletionTimestamp && (out.metadata.finalizers ?? []).length === 0)
           this.writtenLeases.recordDeleted(out);
@@ -260,7 +271,41 @@ export class LeaseController {
     { rv: string | undefined; lease: AcceleratorLease | undefined }
   >();
 
+  /**
+   * Bumped by every lease or export event and every lease write of ours: the views below are
+   * rebuilt only after something changed, not once per reconcile (a cold start reconciles every
+   * accelerator against the same caches).
+   */
+  private changes = 0;
+  private view?: {
+    at: number;
+    leases: AcceleratorLease[];
+    leasesByTarget: Map<string, AcceleratorLease[]>;
+    exportsByAccelerator: Map<string, DmaBufExport[]>;
+  };
+
+  private current() {
+    if (this.view?.at === this.changes) return this.view;
+    const leases = this.parseLeases();
+    const leasesByTarget = new Map<string, AcceleratorLease[]>();
+    for (const l of leases) {
+      const t = targetOf(l);
+      if (t) push(leasesByTarget, t, l);
+    }
+    const exportsByAccelerator = new Map<string, DmaBufExport[]>();
+    for (const e of this.exports.list()) {
+      const a = e.spec.accelerator;
+      push(exportsByAccelerator, a, e);
+    }
+    this.view = { at: this.changes, leases, leasesByTarget, exportsByAccelerator };
+    return this.view;
+  }
+
   private validLeases(): AcceleratorLease[] {
+    return this.current().leases;
+  }
+
+  private parseLeases(): AcceleratorLease[] {
     const out: AcceleratorLease[] = [];
     const live = new Set<string>();
     for (const raw of this.leaseList()) {
@@ -314,7 +359,8 @@ export class LeaseController {
       return;
     }
     const name = key.slice(ACCEL_PREFIX.length);
-    const leases = this.validLeases().filter((l) => targetOf(l) === name);
+    const view = this.current();
+    const leases = view.leasesByTarget.get(name) ?? [];
     const raw = this.accelerator(name);
     if (!raw) {
       await execute(decideMissing(name, leases, now).actions, writes, this.opts.events, at);
@@ -324,7 +370,7 @@ export class LeaseController {
     const decision = decideHandoff({
       accelerator,
       leases,
-      exports: this.exports.list().filter((e) => e.spec.accelerator === name),
+      exports: view.exportsByAccelerator.get(name) ?? [],
       pods: this.podLookup(),
       policy: this.policy,
       evictionsInLastMinute: this.evictionsInLastMinute(now),
@@ -386,7 +432,7 @@ export class LeaseController {
 
   private allRecords(except?: string): EvictionRecord[][] {
     const out: EvictionRecord[][] = [];
-    for (const l of this.leaseList()) {
+    for (const l of this.validLeases()) {
       if (targetOf(l) !== except) out.push(l.status?.evictions ?? []);
     }
     for (const a of this.acceleratorList()) {
