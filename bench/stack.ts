@@ -114,6 +114,11 @@ export function startController(
   );
 }
 
+/** The process that plays the node agents of many simulated nodes (bench/fleet.ts). */
+export function startFleet(kubeconfig: string, args: string[]): Promise<Proc> {
+  return start('fleet', 'bench/fleet.ts', args, kubeconfig, '--http-addr');
+}
+
 /**
  * A kubeconfig whose requests share one connection pool. client-node 2.0.1 builds a new undici
  * dispatcher for every request, so every request opens (and TLS-handshakes) a new connection:
