@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import type { HandoffResult } from './handoff.ts';
 import type { ReaperResult } from './reaper.ts';
 import type { Environment } from './report.ts';
+import type { ScaleResult } from './scale.ts';
 
 export interface Summary {
   handoffOverFloorP50: number | null;
@@ -32,6 +33,7 @@ export function resultsSection(
   s: Summary,
   h: HandoffResult | undefined,
   r: ReaperResult | undefined,
+  sc?: ScaleResult,
 ): string {
   const gib = (env.machine.memoryBytes / 2 ** 30).toFixed(0);
   const rows: string[] = [
@@ -63,10 +65,8 @@ export function resultsSection(
   } else {
     rows.push('| Stuck handoff vs kubectl drain | not measured | | | <= 0.5 | not measured |');
   }
+  rows.push(...(sc ? scaleRows(sc) : NO_SCALE_ROWS));
   rows.push(
-    '| Cold start, 1,000 accelerators / 5,000 leases / 20,000 exports | not measured | LIST of the same objects | - | - | not measured |',
-    '| Steady-state RSS per object | not measured | JSON size of the objects | - | - | not measured |',
-    '| Reconciles per second under 1,000 lease deletions | not measured | - | - | - | not measured |',
     `| Kernel model | ${s.kernelOpsPerSec?.toLocaleString('en-US') ?? 'not measured'} ops/s | - | - | >= 100,000 | ${verdict(s.kernelOpsPerSec, 100_000, false)} |`,
   );
   return [
@@ -86,15 +86,40 @@ export function resultsSection(
   ].join('\n');
 }
 
+const NO_SCALE_ROWS = [
+  '| Cold start, 1,000 accelerators / 5,000 leases / 20,000 exports | not measured | LIST of the same objects | - | - | not measured |',
+  '| Steady-state RSS per object | not measured | JSON size of the objects | - | - | not measured |',
+  '| Reconciles per second under 1,000 lease deletions | not measured | - | - | - | not measured |',
+];
+
+const mib = (bytes: number) => `${(bytes / 2 ** 20).toFixed(1)} MiB`;
+const n = (x: number) => x.toLocaleString('en-US');
+
+function scaleRows(sc: ScaleResult): string[] {
+  const c = sc.coldStart;
+  const b = sc.burst;
+  const fleet = `${n(sc.accelerators)} accelerators / ${n(sc.leases)} leases / ${n(sc.exports)} exports`;
+  return [
+    `| Cold start, ${fleet} (spawn to every device reconciled, median of ${sc.samples.spawnToReconciledMs.length}: caches synced at ${c.spawnToSyncedMs} ms, first pass ${c.syncedToReconciledMs} ms; ${c.emptyClusterMs} ms on the empty cluster) | ${c.spawnToReconciledMs} ms | ${c.listFloorMs} ms (bare LIST of the same ${n(sc.objects)} objects) | ${c.overList}x | - | - |`,
+    `| Fill from scratch (controller start to ${n(b.deletions)} Granted, the rest queued) | ${(sc.fillMs / 1000).toFixed(1)} s | - | - | - | - |`,
+    `| Steady-state RSS with the fleet (median of ${sc.samples.rssFleetBytes.length}; ${mib(sc.rss.emptyBytes)} before it, so the fleet added ${sc.rss.addedOverJson}x its JSON size) | ${mib(sc.rss.fleetBytes)} | ${mib(sc.rss.jsonBytes)} (JSON of the listed objects) | ${sc.rss.overJson}x | - | - |`,
+    `| Steady-state RSS per object (RSS with the fleet less RSS before it, over ${n(sc.objects)} objects) | ${n(sc.rss.bytesPerObject)} bytes | - | - | - | - |`,
+    `| Reconciles per second under ${n(b.deletions)} lease deletions (${n(b.reconciles)} reconciles in ${(b.ms / 1000).toFixed(1)} s) | ${b.reconcilesPerSec}/s | - | - | - | - |`,
+    `| Handoffs per second under the same burst (per device p50 ${(b.handoffMs.p50 / 1000).toFixed(1)} s, p99 ${(b.handoffMs.p99 / 1000).toFixed(1)} s) | ${b.handoffsPerSec}/s | - | - | - | - |`,
+    `| Controller API requests per handoff in the burst (${b.eventsPerHandoff} of them Events; ${b.requestsPerHandoffWithoutEvents} without) | ${b.requestsPerHandoff} | - | - | <= 6 | ${verdict(b.requestsPerHandoff, 6)} |`,
+  ];
+}
+
 /** Rewrites the results section, formatted as the repository's prettier config wants. */
 export async function updateReadme(
   env: Environment,
   s: Summary,
   h: HandoffResult | undefined,
   r: ReaperResult | undefined,
+  sc?: ScaleResult,
 ): Promise<void> {
   const text = readFileSync(README, 'utf8');
-  const section = resultsSection(env, s, h, r);
+  const section = resultsSection(env, s, h, r, sc);
   const a = text.indexOf(BEGIN);
   const b = text.indexOf(END);
   const next =

@@ -2,7 +2,10 @@
 // with its floor in one run, the kernel micro-benchmark, then writes bench/results/*.json, the
 // summary, the plot and the table in bench/README.md.
 // Flags: --handoffs N (default 200), --holders N (default 100), --rounds N (reaper against
-// drain, default 3).
+// drain, default 3);
+// scale: --scale-accelerators N (default 1000), --scale-leases N (default 5 per accelerator),
+// --scale-exports N (default 20 per accelerator), --scale-cold-starts N (default 3),
+// --scale-cpu-prof DIR (V8 CPU profiles of the scale bench's controllers; off by default).
 import { execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -11,6 +14,7 @@ import { loadKubeConfig } from '../src/kube/index.ts';
 import { upByHand } from '../e2e/cluster/index.ts';
 import { benchHandoff, requestsByVerb, type HandoffResult } from './handoff.ts';
 import { benchReaper, summarizeRounds, type ReaperResult, type ReaperRound } from './reaper.ts';
+import { benchScale, type ScaleResult } from './scale.ts';
 import { cdfSvg, environment, RESULTS, writeResult, type Environment } from './report.ts';
 import { updateReadme, type Summary } from './readme.ts';
 import { Bench, startController, stopAll } from './stack.ts';
@@ -25,6 +29,11 @@ const { values: args } = parseArgs({
     handoffs: { type: 'string', default: '200' },
     holders: { type: 'string', default: '100' },
     rounds: { type: 'string', default: '3' },
+    'scale-accelerators': { type: 'string', default: '1000' },
+    'scale-leases': { type: 'string' },
+    'scale-exports': { type: 'string' },
+    'scale-cold-starts': { type: 'string', default: '3' },
+    'scale-cpu-prof': { type: 'string' },
   },
 });
 
@@ -76,6 +85,7 @@ async function main(): Promise<void> {
   };
   let handoff: HandoffResult | undefined;
   let reaper: ReaperResult | undefined;
+  let scale: ScaleResult | undefined;
   try {
     const n = Number(args.handoffs);
     log(`handoff latency: ${n} handoffs, each followed by its floor`);
@@ -124,12 +134,33 @@ async function main(): Promise<void> {
     writeResult('reaper', { ...env, ...reaper });
     summary.reaperOverDrain = reaper.ratio;
     log(`reaper median ${reaper.reaperMs} ms vs drain ${reaper.drainMs} ms: ${reaper.ratio}x`);
+
+    // The scale bench starts controllers of its own.
+    await ctl.stop();
+    const accelerators = Number(args['scale-accelerators']);
+    const leases = Number(args['scale-leases'] ?? 5 * accelerators);
+    const exports = Number(args['scale-exports'] ?? 20 * accelerators);
+    log(`scale: ${accelerators} accelerators, ${leases} leases, ${exports} exports`);
+    scale = await benchScale(
+      up.kubeconfigPath,
+      {
+        accelerators,
+        leases,
+        exports,
+        coldStarts: Number(args['scale-cold-starts']),
+        ...(args['scale-cpu-prof'] && { cpuProfileDir: args['scale-cpu-prof'] }),
+      },
+      log,
+    );
+    writeResult('scale', { ...env, ...scale });
+    summary.coldStartOverList = scale.coldStart.overList;
+    summary.rssBytesPerObject = scale.rss.bytesPerObject;
   } finally {
     await stopAll();
   }
   summary.kernelOpsPerSec = kernel(env);
   writeResult('summary', { ...env, ...summary });
-  await updateReadme(env, summary, handoff, reaper);
+  await updateReadme(env, summary, handoff, reaper, scale);
   log(
     `done in ${((Date.now() - started) / 1000).toFixed(0)} s; tear down with npm run cluster:down`,
   );

@@ -28,6 +28,9 @@ export interface Proc {
   child: ChildProcess;
   httpPort: number;
   logFile: string;
+  /** performance.now() just before the spawn, and when /readyz first answered 200. */
+  spawnedAt: number;
+  readyAt: number;
   stop(): Promise<void>;
   /** Prometheus text from /metrics. */
   metrics(): Promise<string>;
@@ -40,21 +43,31 @@ export async function stopAll(): Promise<void> {
   await Promise.all(running.splice(0).map((p) => p.stop()));
 }
 
+export interface StartOptions {
+  /** Flags for node itself, before the script (e.g. --cpu-prof); none by default. */
+  nodeArgs?: string[];
+  env?: Record<string, string>;
+  /** How often /readyz is polled until it answers 200 (default 100 ms). */
+  readyPollMs?: number;
+}
+
 async function start(
   name: string,
   script: string,
   args: string[],
   kubeconfig: string,
   httpFlag: string,
+  options: StartOptions = {},
 ) {
   const dir = mkdtempSync(join(tmpdir(), `accel-bench-${name}-`));
   const logFile = join(dir, 'log');
   const httpPort = await freePort();
+  const spawnedAt = performance.now();
   const child = spawn(
     process.execPath,
-    [join(ROOT, script), ...args, httpFlag, `127.0.0.1:${httpPort}`],
+    [...(options.nodeArgs ?? []), join(ROOT, script), ...args, httpFlag, `127.0.0.1:${httpPort}`],
     {
-      env: { ...process.env, KUBECONFIG: kubeconfig },
+      env: { ...process.env, ...options.env, KUBECONFIG: kubeconfig },
       stdio: ['ignore', openSync(logFile, 'a'), openSync(logFile, 'a')],
     },
   );
@@ -64,6 +77,8 @@ async function start(
     child,
     httpPort,
     logFile,
+    spawnedAt,
+    readyAt: NaN,
     stop: async () => {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
       await Promise.race([exited, sleep(5000).then(() => child.kill('SIGKILL'))]);
@@ -78,19 +93,30 @@ async function start(
     const res = await fetch(`http://127.0.0.1:${httpPort}/readyz`).catch(() => undefined);
     if (res?.status === 200) break;
     if (Date.now() > deadline) throw new Error(`${name} not ready after 60 s (log: ${logFile})`);
-    await sleep(100);
+    await sleep(options.readyPollMs ?? 100);
   }
+  proc.readyAt = performance.now();
   return proc;
 }
 
-export function startController(kubeconfig: string, extraArgs: string[] = []): Promise<Proc> {
+export function startController(
+  kubeconfig: string,
+  extraArgs: string[] = [],
+  options: StartOptions = {},
+): Promise<Proc> {
   return start(
     'controller',
     'src/controller/main.ts',
     ['--no-leader-elect', '--log-level', 'warn', ...extraArgs],
     kubeconfig,
     '--http-bind-address',
+    options,
   );
+}
+
+/** The process that plays the node agents of many simulated nodes (bench/fleet.ts). */
+export function startFleet(kubeconfig: string, args: string[]): Promise<Proc> {
+  return start('fleet', 'bench/fleet.ts', args, kubeconfig, '--http-addr');
 }
 
 export async function startAgent(
@@ -119,6 +145,22 @@ export async function startAgent(
     kubeconfig,
     '--http-addr',
   );
+}
+
+/** Runs fn over items with at most `limit` calls in flight; rejects with the first failure. */
+export async function inParallel<T>(
+  items: readonly T[],
+  limit: number,
+  fn: (item: T, index: number) => Promise<unknown>,
+): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const i = next++;
+      await fn(items[i] as T, i);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
 }
 
 /** Sum of a counter over all its label sets in Prometheus text (optionally filtered by a label). */

@@ -2,6 +2,7 @@
 // cluster (DESIGN.md section 5). `main.ts` is the command; `startAgent` runs it in-process.
 export {
   AgentStartError,
+  EVENT_CONTROLLER,
   FIELD_MANAGER,
   MODEL_LABEL,
   NODE_LABEL,
@@ -13,5 +14,13 @@ export { handleAdmin, type AdminTarget } from './admin.ts';
 export { parseAgentFlags, type AgentFlags, type HostPort } from './flags.ts';
 export { decideOwner, ownerKey, leaseOfOwner, type OwnerDecision } from './ownership.ts';
 export { publish, statusPin, type Published } from './publish.ts';
-export { deviceName, parseStateFile, toStateFile, STATE_VERSION, type StateFile } from './state.ts';
-export { syncNode, type Observed, type SyncResult } from './sync.ts';
+export {
+  deviceName,
+  newState,
+  parseStateFile,
+  toStateFile,
+  STATE_VERSION,
+  type AgentState,
+  type StateFile,
+} from './state.ts';
+export { syncNode, type Note, type Observed, type SyncResult } from './sync.ts';
