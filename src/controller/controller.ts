@@ -175,8 +175,8 @@ export class LeaseController {
     };
     this.leases.on('delete', (l: AcceleratorLease) => this.writtenLeases.forget(l));
     for (const ev of ['add', 'update', 'delete'] as const) {
-      this.leases.on(ev, () => this.changes++);
-      this.exports.on(ev, () => this.changes++);
+      this.leases.on(ev, (l: AcceleratorLease) => this.touchLease(l));
+      this.exports.on(ev, () => this.exportChanges++);
     }
     this.accelerators.on('delete', (a: Accelerator) => this.writtenAccels.forget(a));
     this.pods.on('update', onPod);
@@ -227,7 +227,7 @@ export class LeaseController {
     const lease = async (p: Promise<AcceleratorLease>) => {
       const l = await p;
       this.writtenLeases.record(l);
-      this.changes++;
+      this.touchLease(l);
       return l;
     };
     const accel = async (p: Promise<Accelerator>) => {
@@ -238,7 +238,7 @@ export class LeaseController {
     return {
       setLeaseFinalizers: async (l, f) => {
         const out = await w.setLeaseFinalizers(l, f);
-        this.changes++;
+        this.touchLease(out);
         // The last finalizer of a deleted lease: the object is gone, whatever version it shows.
         if (out.metadata.deletionTimestamp && (out.metadata.finalizers ?? []).length === 0)
           this.writtenLeases.recordDeleted(out);
@@ -261,10 +261,6 @@ export class LeaseController {
     return present(this.accelerators.list().map((a) => this.writtenAccels.resolve(a)));
   }
 
-  private leaseList(): AcceleratorLease[] {
-    return present(this.leases.list().map((l) => this.writtenLeases.resolve(l)));
-  }
-
   /** Parsed leases by uid, kept while the resourceVersion is the same: parse each version once. */
   private readonly parsed = new Map<
     string,
@@ -272,64 +268,75 @@ export class LeaseController {
   >();
 
   /**
-   * Bumped by every lease or export event and every lease write of ours: the views below are
-   * rebuilt only after something changed, not once per reconcile (a cold start reconciles every
-   * accelerator against the same caches).
+   * The leases, parsed and with our newer writes applied, kept up to date one changed lease at a
+   * time: a lease event (or a lease write of ours) marks it, and the next read re-resolves only
+   * the marked ones. A cold start reconciles every accelerator against the same caches, and a
+   * burst of handoffs changes a few leases per event; neither re-reads them all.
    */
-  private changes = 0;
-  private view?: {
-    at: number;
-    leases: AcceleratorLease[];
-    leasesByTarget: Map<string, AcceleratorLease[]>;
-    exportsByAccelerator: Map<string, DmaBufExport[]>;
-  };
+  private readonly leaseIndex = new Map<string, AcceleratorLease>();
+  /** Leases changed since the index was brought up to date: uid -> namespace/name. */
+  private readonly dirtyLeases = new Map<string, string>();
+  private leaseView?: { leases: AcceleratorLease[]; byTarget: Map<string, AcceleratorLease[]> };
+  /** Exports by accelerator, rebuilt after an export event (rare during handoffs). */
+  private exportChanges = 0;
+  private exportView?: { at: number; byAccelerator: Map<string, DmaBufExport[]> };
 
-  private current() {
-    if (this.view?.at === this.changes) return this.view;
-    const leases = this.parseLeases();
-    const leasesByTarget = new Map<string, AcceleratorLease[]>();
+  private touchLease(l: AcceleratorLease): void {
+    const uid = l.metadata.uid;
+    if (uid) this.dirtyLeases.set(uid, `${l.metadata.namespace ?? ''}/${l.metadata.name ?? ''}`);
+  }
+
+  private currentLeases() {
+    if (this.leaseView && this.dirtyLeases.size === 0) return this.leaseView;
+    if (!this.leaseView) for (const raw of this.leases.list()) this.touchLease(raw);
+    for (const [uid, key] of this.dirtyLeases) {
+      const cached = this.leases.get(key);
+      const raw = cached?.metadata.uid === uid ? this.writtenLeases.resolve(cached) : undefined;
+      const lease = raw && this.parseLease(raw);
+      if (lease) this.leaseIndex.set(uid, lease);
+      else this.leaseIndex.delete(uid);
+      if (!raw) this.parsed.delete(uid);
+    }
+    this.dirtyLeases.clear();
+    const leases = [...this.leaseIndex.values()];
+    const byTarget = new Map<string, AcceleratorLease[]>();
     for (const l of leases) {
       const t = targetOf(l);
-      if (t) push(leasesByTarget, t, l);
+      if (t) push(byTarget, t, l);
     }
-    const exportsByAccelerator = new Map<string, DmaBufExport[]>();
-    for (const e of this.exports.list()) {
-      const a = e.spec.accelerator;
-      push(exportsByAccelerator, a, e);
-    }
-    this.view = { at: this.changes, leases, leasesByTarget, exportsByAccelerator };
-    return this.view;
+    this.leaseView = { leases, byTarget };
+    return this.leaseView;
+  }
+
+  private exportsByAccelerator(): Map<string, DmaBufExport[]> {
+    if (this.exportView?.at === this.exportChanges) return this.exportView.byAccelerator;
+    const byAccelerator = new Map<string, DmaBufExport[]>();
+    for (const e of this.exports.list()) push(byAccelerator, e.spec.accelerator, e);
+    this.exportView = { at: this.exportChanges, byAccelerator };
+    return byAccelerator;
   }
 
   private validLeases(): AcceleratorLease[] {
-    return this.current().leases;
+    return this.currentLeases().leases;
   }
 
-  private parseLeases(): AcceleratorLease[] {
-    const out: AcceleratorLease[] = [];
-    const live = new Set<string>();
-    for (const raw of this.leaseList()) {
-      const uid = raw.metadata.uid ?? '';
-      live.add(uid);
-      let entry = this.parsed.get(uid);
-      if (!entry || entry.rv !== raw.metadata.resourceVersion) {
-        entry = { rv: raw.metadata.resourceVersion, lease: undefined };
-        try {
-          entry.lease = parseObject(AcceleratorLease, raw);
-        } catch (err) {
-          this.opts.log.warn(
-            { err: (err as Error).message },
-            'skipping a lease that does not match the schema',
-          );
-        }
-        this.parsed.set(uid, entry);
+  /** Parse one version of a lease once; undefined (and a warning) if it breaks the schema. */
+  private parseLease(raw: AcceleratorLease): AcceleratorLease | undefined {
+    const uid = raw.metadata.uid ?? '';
+    let entry = this.parsed.get(uid);
+    if (!entry || entry.rv !== raw.metadata.resourceVersion) {
+      entry = { rv: raw.metadata.resourceVersion, lease: undefined };
+      try {
+        entry.lease = parseObject(AcceleratorLease, raw);
+      } catch (err) {
+        this.opts.log.warn(
+          { err: (err as Error).message },
+          'skipping a lease that does not match the schema',
+        );
       }
-      if (entry.lease) out.push(entry.lease);
+      this.parsed.set(uid, entry);
     }
-    if (this.parsed.size > live.size) {
-      for (const uid of this.parsed.keys()) if (!live.has(uid)) this.parsed.delete(uid);
-    }
-    return out;
+    return entry.lease;
   }
 
   /** One accelerator (or the placement pass): read the caches, decide, write. */
@@ -359,8 +366,7 @@ export class LeaseController {
       return;
     }
     const name = key.slice(ACCEL_PREFIX.length);
-    const view = this.current();
-    const leases = view.leasesByTarget.get(name) ?? [];
+    const leases = this.currentLeases().byTarget.get(name) ?? [];
     const raw = this.accelerator(name);
     if (!raw) {
       await execute(decideMissing(name, leases, now).actions, writes, this.opts.events, at);
@@ -370,7 +376,7 @@ export class LeaseController {
     const decision = decideHandoff({
       accelerator,
       leases,
-      exports: view.exportsByAccelerator.get(name) ?? [],
+      exports: this.exportsByAccelerator().get(name) ?? [],
       pods: this.podLookup(),
       policy: this.policy,
       evictionsInLastMinute: this.evictionsInLastMinute(now),
