@@ -454,12 +454,18 @@ export async function benchScale(
         `${GROUP}/namespaces/${l.metadata.namespace}/acceleratorleases/${l.metadata.name}`,
       );
     });
+    // A deadline whose timer goes with the burst: a pending timer would keep the process alive.
+    let deadline: NodeJS.Timeout | undefined;
     await Promise.race([
       handed,
-      sleep(10 * 60_000).then(() => {
-        throw new Error(`burst: ${handedAt.size}/${grantedBy.size} handed over after 10 min`);
+      new Promise<never>((_, reject) => {
+        deadline = setTimeout(
+          () =>
+            reject(new Error(`burst: ${handedAt.size}/${grantedBy.size} handed over after 10 min`)),
+          10 * 60_000,
+        );
       }),
-    ]);
+    ]).finally(() => clearTimeout(deadline));
     const burstMs = Math.max(...handedAt.values()) - burstStart;
     const reconciles =
       counter(await ctl.metrics(), 'controller_runtime_reconcile_total', `"${CONTROLLER}"`) -
