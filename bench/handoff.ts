@@ -36,24 +36,6 @@ export interface HandoffResult {
   };
 }
 
-/**
- * The controller's requests by "verb resource" (code appended unless 2xx), from the
- * rest_client_requests_total lines of its /metrics.
- */
-export function requestsByVerb(metrics: string): Record<string, number> {
-  const out: Record<string, number> = {};
-  for (const line of metrics.split('\n')) {
-    const m = /^rest_client_requests_total\{(.*)\} (\S+)$/.exec(line);
-    if (!m) continue;
-    const labels = new Map<string, string>();
-    for (const x of (m[1] ?? '').matchAll(/(\w+)="([^"]*)"/g)) labels.set(x[1] ?? '', x[2] ?? '');
-    const code = labels.get('code') ?? '';
-    const key = `${labels.get('verb')} ${labels.get('resource')}${code.startsWith('2') ? '' : ` ${code}`}`;
-    out[key] = (out[key] ?? 0) + Number(m[2]);
-  }
-  return out;
-}
-
 /** A request count once it has stopped moving (quiet for 150 ms, at most 2 s). */
 async function settled(
   count: () => Promise<Record<string, number>>,

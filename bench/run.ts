@@ -12,12 +12,12 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadKubeConfig } from '../src/kube/index.ts';
 import { upByHand } from '../e2e/cluster/index.ts';
-import { benchHandoff, requestsByVerb, type HandoffResult } from './handoff.ts';
+import { benchHandoff, type HandoffResult } from './handoff.ts';
 import { benchReaper, summarizeRounds, type ReaperResult, type ReaperRound } from './reaper.ts';
 import { benchScale, type ScaleResult } from './scale.ts';
 import { cdfSvg, environment, RESULTS, writeResult, type Environment } from './report.ts';
 import { updateReadme, type Summary } from './readme.ts';
-import { Bench, startController, stopAll } from './stack.ts';
+import { Bench, requestsByVerb, startController, stopAll } from './stack.ts';
 
 const ROOT = join(import.meta.dirname, '..');
 const started = Date.now();

@@ -14,16 +14,17 @@ import {
   ResourceClient,
   type ResourceType,
 } from '../src/kube/index.ts';
-import { requestsByVerb } from './handoff.ts';
 import { percentile, percentiles, type Percentiles } from './report.ts';
 import {
   Bench,
   counter,
+  requestsByVerb,
   GROUP,
   inParallel,
   sleep,
   startController,
   startFleet,
+  sumBy,
   waitFor,
   type Proc,
 } from './stack.ts';
@@ -138,15 +139,8 @@ const round = (x: number, digits = 2) => Math.round(x * 10 ** digits) / 10 ** di
 const median = (xs: readonly number[]) => percentile(xs, 50);
 
 /** Sums of a metric by the value of one label, e.g. rest_client_requests_total by verb. */
-function byLabel(text: string, name: string, label: string): Record<string, number> {
-  const out: Record<string, number> = {};
-  const re = new RegExp(`^${name}\\{([^}]*)\\} (\\S+)$`, 'gm');
-  for (const m of text.matchAll(re)) {
-    const value = new RegExp(`(?:^|,)${label}="([^"]*)"`).exec(m[1] ?? '')?.[1];
-    if (value !== undefined) out[value] = (out[value] ?? 0) + Number(m[2]);
-  }
-  return out;
-}
+const byLabel = (text: string, name: string, label: string) =>
+  sumBy(text, name, (l) => l.get(label));
 
 const minus = (a: Record<string, number>, b: Record<string, number>, per = 1) =>
   Object.fromEntries(

@@ -176,6 +176,35 @@ export function counter(text: string, name: string, labelFilter = ''): number {
   return sum;
 }
 
+/**
+ * A counter in Prometheus text summed by a key built from each sample's labels (samples whose
+ * key is undefined are left out).
+ */
+export function sumBy(
+  text: string,
+  name: string,
+  key: (labels: ReadonlyMap<string, string>) => string | undefined,
+): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const m of text.matchAll(new RegExp(`^${name}\\{([^}]*)\\} (\\S+)$`, 'gm'))) {
+    const labels = new Map<string, string>();
+    for (const x of (m[1] ?? '').matchAll(/(\w+)="([^"]*)"/g)) labels.set(x[1] ?? '', x[2] ?? '');
+    const k = key(labels);
+    if (k !== undefined) out[k] = (out[k] ?? 0) + Number(m[2]);
+  }
+  return out;
+}
+
+/**
+ * The controller's requests by "verb resource" (code appended unless 2xx), from the
+ * rest_client_requests_total lines of its /metrics.
+ */
+export const requestsByVerb = (metrics: string): Record<string, number> =>
+  sumBy(metrics, 'rest_client_requests_total', (l) => {
+    const code = l.get('code') ?? '';
+    return `${l.get('verb')} ${l.get('resource')}${code.startsWith('2') ? '' : ` ${code}`}`;
+  });
+
 export class Bench {
   readonly client: KubeClient;
   readonly kc: KubeConfig;
