@@ -261,19 +261,18 @@ export class LeaseController {
     return present(this.accelerators.list().map((a) => this.writtenAccels.resolve(a)));
   }
 
-  /** Parsed leases by uid, kept while the resourceVersion is the same: parse each version once. */
+  /**
+   * The leases by uid, each parsed once per resourceVersion (undefined: it breaks the schema),
+   * with our newer writes applied, kept up to date one changed lease at a time: a lease event
+   * (or a lease write of ours) marks it, and the next read re-resolves only the marked ones. A
+   * cold start reconciles every accelerator against the same caches, and a burst of handoffs
+   * changes a few leases per event; neither re-reads them all.
+   */
   private readonly parsed = new Map<
     string,
     { rv: string | undefined; lease: AcceleratorLease | undefined }
   >();
 
-  /**
-   * The leases, parsed and with our newer writes applied, kept up to date one changed lease at a
-   * time: a lease event (or a lease write of ours) marks it, and the next read re-resolves only
-   * the marked ones. A cold start reconciles every accelerator against the same caches, and a
-   * burst of handoffs changes a few leases per event; neither re-reads them all.
-   */
-  private readonly leaseIndex = new Map<string, AcceleratorLease>();
   /** Leases changed since the index was brought up to date: uid -> namespace/name. */
   private readonly dirtyLeases = new Map<string, string>();
   private leaseView?: { leases: AcceleratorLease[]; byTarget: Map<string, AcceleratorLease[]> };
@@ -292,13 +291,11 @@ export class LeaseController {
     for (const [uid, key] of this.dirtyLeases) {
       const cached = this.leases.get(key);
       const raw = cached?.metadata.uid === uid ? this.writtenLeases.resolve(cached) : undefined;
-      const lease = raw && this.parseLease(raw);
-      if (lease) this.leaseIndex.set(uid, lease);
-      else this.leaseIndex.delete(uid);
-      if (!raw) this.parsed.delete(uid);
+      if (raw) this.parseLease(raw);
+      else this.parsed.delete(uid);
     }
     this.dirtyLeases.clear();
-    const leases = [...this.leaseIndex.values()];
+    const leases = present([...this.parsed.values()].map((e) => e.lease));
     const byTarget = new Map<string, AcceleratorLease[]>();
     for (const l of leases) {
       const t = targetOf(l);
