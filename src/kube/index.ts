@@ -100,6 +100,7 @@ export {
   leaderElectionFlags,
   parseFlags,
   parseFlagsOrExit,
+  exitWithUsageIfAsked,
   parseDuration,
   formatDuration,
   flagName,

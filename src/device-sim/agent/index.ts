@@ -11,7 +11,7 @@ export {
   type AgentOptions,
 } from './agent.ts';
 export { handleAdmin, type AdminTarget } from './admin.ts';
-export { parseAgentFlags, type AgentFlags, type HostPort } from './flags.ts';
+export { AGENT_FLAGS, parseAgentFlags, type AgentFlags, type HostPort } from './flags.ts';
 export { decideOwner, ownerKey, leaseOfOwner, type OwnerDecision } from './ownership.ts';
 export { publish, statusPin, type Published } from './publish.ts';
 export {
