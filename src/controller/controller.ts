@@ -39,6 +39,8 @@ import {
   type PodLookup,
   type ReaperEffect,
   type ReaperPolicy,
+  type ReapState,
+  type ReapSummary,
 } from '../reaper/index.ts';
 import { decideMissing } from './arbiter.ts';
 import { execute, type EventSink, type Writes } from './execute.ts';
@@ -81,6 +83,10 @@ export class LeaseController {
   private readonly evictionsTotal: Counter<'result'>;
   private readonly planSize: Gauge<'accelerator'>;
   private readonly unresolvableTotal: Counter;
+  private readonly reapState: Gauge<'accelerator' | 'state'>;
+  private readonly graceEnds: Gauge<'accelerator'>;
+  /** The state each accelerator's reapState series carries, so a change removes the old one. */
+  private readonly reapStates = new Map<string, ReapState>();
   private readonly opts: LeaseControllerOptions;
   private readonly clock: Clock;
   private readonly handoffSeconds: Histogram;
@@ -145,6 +151,18 @@ export class LeaseController {
     this.unresolvableTotal = new Counter({
       name: 'unresolvable_total',
       help: 'Handoffs declared Unresolvable: pins remain with no evictable holder.',
+      registers: [opts.registry],
+    });
+    this.reapState = new Gauge({
+      name: 'reaper_handoff_state',
+      help: 'The reaper state of each stuck handoff (GracePeriod, Evicting, RateLimited, DeadlineExceeded, Unresolvable, ...), 1 for the current one.',
+      labelNames: ['accelerator', 'state'],
+      registers: [opts.registry],
+    });
+    this.graceEnds = new Gauge({
+      name: 'reaper_grace_period_end_timestamp_seconds',
+      help: 'When the grace period of each stuck handoff ends, in seconds since the epoch; absent when the device is not stuck.',
+      labelNames: ['accelerator'],
       registers: [opts.registry],
     });
     this.registerGauges(opts.registry);
@@ -394,6 +412,7 @@ export class LeaseController {
       }
     }
     const summary = decision.reaper;
+    this.recordReapState(name, summary);
     if (summary) {
       this.planSize.set({ accelerator: name }, summary.planSize);
       const ownerUid = accelerator.spec.owner?.lease?.uid;
@@ -409,6 +428,25 @@ export class LeaseController {
     return decision.requeueAfterMs !== undefined
       ? { requeueAfter: Math.max(1, decision.requeueAfterMs) }
       : undefined;
+  }
+
+  /** One reapState series per stuck accelerator, and its grace end while it has one. */
+  private recordReapState(name: string, summary: ReapSummary | undefined): void {
+    const state = summary && summary.state !== 'NotStuck' ? summary.state : undefined;
+    const previous = this.reapStates.get(name);
+    if (previous !== undefined && previous !== state) {
+      this.reapState.remove({ accelerator: name, state: previous });
+    }
+    if (state === undefined) this.reapStates.delete(name);
+    else {
+      this.reapStates.set(name, state);
+      this.reapState.set({ accelerator: name, state }, 1);
+    }
+    if (state !== undefined && summary?.graceEndsAt !== undefined) {
+      this.graceEnds.set({ accelerator: name }, summary.graceEndsAt / 1000);
+    } else {
+      this.graceEnds.remove({ accelerator: name });
+    }
   }
 
   /** Pods by namespace/name, as the reaper reads them. */
@@ -528,6 +566,55 @@ export class LeaseController {
       },
     });
     const accels = () => this.accelerators.list();
+    new Gauge({
+      name: 'accel_lease_accelerator_status',
+      help: 'Each Accelerator with its node, phase and owner (namespace/name of the lease the device enforces, empty for none); always 1.',
+      labelNames: ['accelerator', 'node', 'phase', 'owner'],
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const a of accels()) {
+          const lease = a.status?.owner?.lease;
+          this.set(
+            {
+              accelerator: a.metadata.name ?? '',
+              node: a.spec.node,
+              phase: a.status?.phase ?? 'Unknown',
+              owner: lease ? `${lease.namespace}/${lease.name}` : '',
+            },
+            1,
+          );
+        }
+      },
+    });
+    new Gauge({
+      name: 'accel_lease_accelerator_heartbeat_timestamp_seconds',
+      help: "When each Accelerator's node agent last refreshed status.heartbeatTime, in seconds since the epoch.",
+      labelNames: ['accelerator', 'node'],
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const a of accels()) {
+          const beat = Date.parse(a.status?.heartbeatTime ?? '');
+          if (!Number.isFinite(beat)) continue;
+          this.set({ accelerator: a.metadata.name ?? '', node: a.spec.node }, beat / 1000);
+        }
+      },
+    });
+    const byTarget = () => this.currentLeases().byTarget;
+    new Gauge({
+      name: 'accel_lease_queue_length',
+      help: 'Leases waiting (Pending) for each accelerator they name, the granted one not counted.',
+      labelNames: ['accelerator'],
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const [accelerator, leases] of byTarget()) {
+          const waiting = leases.filter((l) => (l.status?.phase ?? 'Pending') === 'Pending');
+          this.set({ accelerator }, waiting.length);
+        }
+      },
+    });
     new Gauge({
       name: 'accel_lease_stuck_accelerators',
       help: 'Accelerators whose handoff is blocked by pins of an earlier owner.',

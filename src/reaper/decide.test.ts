@@ -75,7 +75,7 @@ describe('reap', () => {
     const d = reap(input({ now: T0 + 10_000 }));
     expect(d.effects).toEqual([]);
     expect(d.requeueAfterMs).toBe(20_000);
-    expect(d.summary.state).toBe('GracePeriod');
+    expect(d.summary).toMatchObject({ state: 'GracePeriod', graceEndsAt: GRACE_END });
     expect(d.leaseStatus?.conditions).toEqual([
       expect.objectContaining({
         type: 'Reaping',
@@ -91,6 +91,7 @@ describe('reap', () => {
     const d = reap(input({ lease: waitingLease(), now: T0 + 3_600_000 }));
     expect(d.effects).toEqual([]);
     expect(d.requeueAfterMs).toBe(30_000);
+    expect(d.summary.graceEndsAt).toBeUndefined();
   });
 
   it('writes the first wave as Planned records before it sends anything', () => {
@@ -105,7 +106,12 @@ describe('reap', () => {
         result: 'Planned',
       },
     ]);
-    expect(d.summary).toMatchObject({ state: 'Evicting', wave: 1, planSize: 3 });
+    expect(d.summary).toMatchObject({
+      state: 'Evicting',
+      wave: 1,
+      planSize: 3,
+      graceEndsAt: GRACE_END,
+    });
     expect(d.requeueAfterMs).toBe(0);
     expect(ofType(d, 'event').map((e) => [e.regarding.kind, e.reason])).toEqual([
       ['AcceleratorLease', 'Reaping'],

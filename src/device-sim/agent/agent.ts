@@ -188,6 +188,12 @@ function agentMetrics(registry: Registry) {
       help: 'Simulated processes on the node',
       registers,
     }),
+    heartbeatPeriod: new Gauge({
+      name: 'accel_agent_heartbeat_period_seconds',
+      help: 'How often this agent refreshes status.heartbeatTime (--heartbeat), so alerts can tell a late heartbeat',
+      labelNames: ['node'],
+      registers,
+    }),
   };
 }
 
@@ -249,6 +255,7 @@ export async function startAgent(options: AgentOptions): Promise<AgentHandle> {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
   const metrics = agentMetrics(registry);
+  metrics.heartbeatPeriod.set({ node }, heartbeatMs / 1000);
   const persist = (): void => {
     if (dead) return;
     const out = JSON.stringify(toStateFile(state));
