@@ -68,6 +68,8 @@ const push = <T>(m: Map<string, T[]>, k: string, v: T) => {
   if (list) list.push(v);
   else m.set(k, [v]);
 };
+/** Reaper states of a handoff that is not (or no longer) held up by pins. */
+const NOT_STUCK: ReadonlySet<ReapState> = new Set(['Off', 'NotStuck', 'Resolved']);
 const present = <T>(xs: (T | undefined)[]): T[] => xs.filter((x): x is T => x !== undefined);
 const iso = (t: number) => new Date(t).toISOString().replace(/\.\d{3}Z$/, 'Z');
 
@@ -432,7 +434,7 @@ export class LeaseController {
 
   /** One reapState series per stuck accelerator, and its grace end while it has one. */
   private recordReapState(name: string, summary: ReapSummary | undefined): void {
-    const state = summary && summary.state !== 'NotStuck' ? summary.state : undefined;
+    const state = summary && !NOT_STUCK.has(summary.state) ? summary.state : undefined;
     const previous = this.reapStates.get(name);
     if (previous !== undefined && previous !== state) {
       this.reapState.remove({ accelerator: name, state: previous });
