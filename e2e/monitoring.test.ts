@@ -42,7 +42,7 @@ describe('alerts', () => {
     expect(missing).toEqual([]);
   });
 
-  it('are off by default, and the no-leader alert goes with leader election', async () => {
+  it('are off by default, refuse a misspelt value, and alert on no leader only with election', async () => {
     const none = await helm([
       'template',
       'x',
@@ -52,6 +52,14 @@ describe('alerts', () => {
     ]);
     expect(none.code).not.toBe(0);
     expect(none.stderr).toContain('could not find template');
+    const typo = await helm([
+      'template',
+      'x',
+      CHART,
+      '--set',
+      'metrics.prometheusRule.enable=true',
+    ]);
+    expect(typo.stderr).toContain("at '/metrics/prometheusRule': additional properties 'enable'");
     const noElection = PrometheusRule.parse(
       await render(
         'prometheusrule.yaml',
