@@ -2,7 +2,7 @@
 // the alerts run through Prometheus' own rules engine (`promtool test rules`) on series shaped
 // like the components' /metrics, the dashboard parsed against the Grafana model it relies on,
 // and each alert's runbook and each dashboard panel present in the README.
-import { copyFileSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -16,6 +16,7 @@ import {
   renderedDashboard,
   renderedRules,
 } from './monitoring/chart.ts';
+import { DASHBOARD_JSON, LAYOUT_SVG, layoutSvg } from './monitoring/dashboard-layout.ts';
 import { metricNames } from './monitoring/promql.ts';
 
 describe('alerts', () => {
@@ -85,6 +86,15 @@ describe('dashboard', () => {
       expect(metricNames(t.expr).length, t.expr).toBeGreaterThan(0);
       expect(t.expr).toContain('namespace=~"$namespace"');
     }
+  });
+
+  it('has its layout drawing in the README up to date with its JSON', () => {
+    const drawn = layoutSvg(readFileSync(DASHBOARD_JSON, 'utf8'));
+    expect(
+      readFileSync(LAYOUT_SVG, 'utf8') === drawn,
+      'run node e2e/monitoring/dashboard-layout.ts',
+    ).toBe(true);
+    expect(README).toContain('](charts/accel-lease/dashboards/accel-lease.layout.svg)');
   });
 
   it('has each of its panels in the README', async () => {
