@@ -386,6 +386,7 @@ export class LeaseController {
     const leases = this.currentLeases().byTarget.get(name) ?? [];
     const raw = this.accelerator(name);
     if (!raw) {
+      this.recordReapState(name, undefined);
       await execute(decideMissing(name, leases, now).actions, writes, this.opts.events, at);
       return;
     }
