@@ -14,7 +14,15 @@ import type { Accelerator, AcceleratorLease } from '../src/crds/index.ts';
 import { KubeClient, KubeApiError } from '../src/kube/index.ts';
 import { RELEASE } from '../deploy/render.ts';
 import { helm, kubeConfig, kubectl, TEST_NAMESPACE_LABEL, testNamespace } from './harness/index.ts';
-import { api, freePort, waitFor } from './stack/index.ts';
+import {
+  adminClient,
+  api,
+  freePort,
+  nodeBoundPod,
+  serviceAccountKubeconfig,
+  testNode,
+  waitFor,
+} from './stack/index.ts';
 
 const ROOT = join(import.meta.dirname, '..');
 const CHART = join(ROOT, 'charts', 'accel-lease');
@@ -42,6 +50,8 @@ interface Release {
    * cluster at the same time (with their controllers as the cluster admin) are left alone. */
   guardLabel: Record<string, string>;
   controllerUser: string;
+  /** The chart puts the agent in a namespace of its own (it needs privileged Pod Security). */
+  agentNamespace: string;
   agentUser: string;
   manifest: Record<string, unknown>[];
 }
@@ -92,38 +102,29 @@ async function installChart(): Promise<Release> {
     namespace,
     guardLabel,
     controllerUser: `system:serviceaccount:${namespace}:${fullname}-controller`,
-    agentUser: `system:serviceaccount:${namespace}:${fullname}-agent`,
+    agentNamespace: `${namespace}-agent`,
+    agentUser: `system:serviceaccount:${namespace}-agent:${fullname}-agent`,
     manifest: parseManifest(got.stdout),
   };
 }
 
-/** A kubeconfig file that authenticates with a TokenRequest token of namespace/sa, and its client. */
+/**
+ * A kubeconfig file that authenticates with a TokenRequest token of namespace/sa, and its client.
+ * With `boundPod`, the token is bound to that pod, and so to its node, as a pod's own token is.
+ */
 async function identityOf(
   namespace: string,
   sa: string,
+  boundPod?: { name: string; uid: string },
 ): Promise<{ file: string; client: KubeClient }> {
-  const request = await api<{ status: { token: string } }>(
-    'POST',
-    `/api/v1/namespaces/${namespace}/serviceaccounts/${sa}/token`,
-    {
-      apiVersion: 'authentication.k8s.io/v1',
-      kind: 'TokenRequest',
-      spec: { expirationSeconds: 3600 },
-    },
-  );
-  const cluster = kubeConfig().getCurrentCluster();
-  if (!cluster) throw new Error('the admin kubeconfig has no current cluster');
-  const kc = new KubeConfig();
-  kc.loadFromOptions({
-    clusters: [{ ...cluster, name: 'cluster' }],
-    users: [{ name: sa, token: request.status.token }],
-    contexts: [{ name: sa, cluster: 'cluster', user: sa }],
-    currentContext: sa,
-  });
   const dir = mkdtempSync(join(tmpdir(), `accel-helm-${sa}-`));
   onTestFinished(() => rmSync(dir, { recursive: true, force: true })); // it holds a token
-  const file = join(dir, 'kubeconfig');
-  writeFileSync(file, kc.exportConfig(), { mode: 0o600 });
+  const file = await serviceAccountKubeconfig(adminClient(), kubeConfig(), {
+    namespace,
+    serviceAccount: sa,
+    dir,
+    ...(boundPod && { boundPod }),
+  });
   const fromFile = new KubeConfig();
   fromFile.loadFromFile(file);
   const client = new KubeClient(fromFile);
@@ -281,12 +282,16 @@ describe('helm chart', () => {
 
     // Into a namespace of this test, with the defaults the plain manifests in deploy/ use.
     const ns = await testNamespace('helm-dry-run');
+    // A server-side dry run cannot place objects in a namespace it only pretends to create.
+    const agentNs = await testNamespace('helm-dry-run-agent');
     const rendered = await helm([
       'template',
       RELEASE,
       CHART,
       '--namespace',
       ns,
+      '--set',
+      `agent.namespace.name=${agentNs}`,
       '--kube-version',
       KUBE_VERSION,
     ]);
@@ -308,6 +313,7 @@ describe('helm chart', () => {
       'clusterrolebinding.rbac.authorization.k8s.io',
       'daemonset.apps',
       'deployment.apps',
+      'namespace', // the agent's, Pod Security privileged
       'pod', // the helm test hook
       'poddisruptionbudget.policy',
       'role.rbac.authorization.k8s.io',
@@ -325,7 +331,15 @@ describe('helm chart', () => {
     const release = await installChart();
     const fullname = `${release.name}-accel-lease`;
     const ctl = await identityOf(release.namespace, `${fullname}-controller`);
-    const agent = await identityOf(release.namespace, `${fullname}-agent`);
+    // The agent's token is bound to a pod on its node, as its DaemonSet pod's own token would be.
+    const node = await testNode('helm');
+    const agentPod = await nodeBoundPod(adminClient(), {
+      namespace: release.agentNamespace,
+      serviceAccount: `${fullname}-agent`,
+      node,
+      name: `${fullname}-agent-host`,
+    });
+    const agent = await identityOf(release.agentNamespace, `${fullname}-agent`, agentPod);
     const [nsA, nsB] = [await testNamespace('helm-team-a'), await testNamespace('helm-team-b')];
     const [tenantA, tenantB] = [await tenantIn(nsA), await tenantIn(nsB)];
     // Should the test stop before the controller releases them, the leases' finalizers would
@@ -338,14 +352,7 @@ describe('helm chart', () => {
       }
     });
 
-    const node = `helm-${randomBytes(3).toString('hex')}`;
     const accel = `${node}-hl0`;
-    onTestFinished(async () => {
-      await api(
-        'DELETE',
-        `${GROUP}/accelerators?labelSelector=${encodeURIComponent(`accel.dmabuf.io/node=${node}`)}`,
-      ).catch(() => undefined);
-    });
 
     const agentPort = await freePort();
     let agentArgs = chartArgs(release.manifest, 'DaemonSet').map((a) =>
@@ -359,7 +366,7 @@ describe('helm chart', () => {
     );
     agentArgs = withFlag(agentArgs, 'admin-addr', `127.0.0.1:${await freePort()}`);
     agentArgs = withFlag(agentArgs, 'kubeconfig', agent.file);
-    await runAs('agent', agentArgs, agentPort, { POD_NAMESPACE: release.namespace });
+    await runAs('agent', agentArgs, agentPort, { POD_NAMESPACE: release.agentNamespace });
 
     const accelerator = await waitFor(`${accel} published by the agent`, () =>
       api<Accelerator>('GET', `${GROUP}/accelerators/${accel}`),
