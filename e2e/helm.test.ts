@@ -3,26 +3,23 @@
 // tokens of the chart's ServiceAccounts, hand a device over; what RBAC and the admission policy
 // forbid each identity, the API server refuses.
 import { spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { KubeConfig } from '@kubernetes/client-node';
-import { parseAllDocuments } from 'yaml';
 import { describe, expect, it, onTestFailed, onTestFinished } from 'vitest';
 import type { Accelerator, AcceleratorLease } from '../src/crds/index.ts';
-import { KubeClient, KubeApiError } from '../src/kube/index.ts';
+import { KubeApiError } from '../src/kube/index.ts';
 import { RELEASE } from '../deploy/render.ts';
-import { helm, kubeConfig, kubectl, TEST_NAMESPACE_LABEL, testNamespace } from './harness/index.ts';
+import { helm, kubectl, testNamespace } from './harness/index.ts';
+import { adminClient, api, freePort, nodeBoundPod, testNode, waitFor } from './stack/index.ts';
 import {
-  adminClient,
-  api,
-  freePort,
-  nodeBoundPod,
-  serviceAccountKubeconfig,
-  testNode,
-  waitFor,
-} from './stack/index.ts';
+  identityOf,
+  installChart,
+  parseManifest,
+  patch,
+  refusal,
+  tenantIn,
+} from './stack/chart.ts';
 
 const ROOT = join(import.meta.dirname, '..');
 const CHART = join(ROOT, 'charts', 'accel-lease');
@@ -42,134 +39,6 @@ async function leaseGone(ns: string): Promise<boolean> {
 }
 /** `helm template` cannot ask a cluster for its version; the chart needs 1.30 or newer. */
 const KUBE_VERSION = '1.30.0';
-
-interface Release {
-  name: string;
-  namespace: string;
-  /** The admission policy guards only objects with this label, so suites running on the same
-   * cluster at the same time (with their controllers as the cluster admin) are left alone. */
-  guardLabel: Record<string, string>;
-  controllerUser: string;
-  /** The chart puts the agent in a namespace of its own (it needs privileged Pod Security). */
-  agentNamespace: string;
-  agentUser: string;
-  manifest: Record<string, unknown>[];
-}
-
-/**
- * Installs the chart into a fresh namespace as an operator would (CRDs come from the global
- * setup, hence --skip-crds). Its pods would be a second controller and more agents; the test
- * runs the same programs as host processes instead, under the same ServiceAccounts.
- */
-async function installChart(): Promise<Release> {
-  const namespace = await testNamespace('helm');
-  const name = `al-${randomBytes(3).toString('hex')}`;
-  const guardLabel = { 'accel.dmabuf.io/e2e-release': name };
-  onTestFinished(async () => {
-    await helm(['uninstall', name, '--namespace', namespace, '--wait=false']);
-    // Cluster-scoped leftovers, should the namespace (and the release record in it) go first.
-    await kubectl([
-      'delete',
-      'validatingadmissionpolicybinding,validatingadmissionpolicy,clusterrolebinding,clusterrole',
-      '-l',
-      `app.kubernetes.io/instance=${name}`,
-      '--ignore-not-found',
-    ]);
-  });
-  const install = await helm([
-    'install',
-    name,
-    CHART,
-    '--namespace',
-    namespace,
-    '--skip-crds',
-    '--set',
-    'controller.replicas=0',
-    '--set-json',
-    `agent.nodeSelector=${JSON.stringify({ 'accel.dmabuf.io/e2e-no-such-node': 'true' })}`,
-    '--set-json',
-    `commonLabels=${JSON.stringify({ [TEST_NAMESPACE_LABEL]: 'true' })}`,
-    '--set-json',
-    `admissionPolicy.objectSelector=${JSON.stringify({ matchLabels: guardLabel })}`,
-  ]);
-  expect(install.code, install.stderr).toBe(0);
-  expect(install.stdout).toContain('kubectl get accel');
-  const got = await helm(['get', 'manifest', name, '--namespace', namespace]);
-  expect(got.code, got.stderr).toBe(0);
-  const fullname = `${name}-accel-lease`;
-  return {
-    name,
-    namespace,
-    guardLabel,
-    controllerUser: `system:serviceaccount:${namespace}:${fullname}-controller`,
-    agentNamespace: `${namespace}-agent`,
-    agentUser: `system:serviceaccount:${namespace}-agent:${fullname}-agent`,
-    manifest: parseManifest(got.stdout),
-  };
-}
-
-/**
- * A kubeconfig file that authenticates with a TokenRequest token of namespace/sa, and its client.
- * With `boundPod`, the token is bound to that pod, and so to its node, as a pod's own token is.
- */
-async function identityOf(
-  namespace: string,
-  sa: string,
-  boundPod?: { name: string; uid: string },
-): Promise<{ file: string; client: KubeClient }> {
-  const dir = mkdtempSync(join(tmpdir(), `accel-helm-${sa}-`));
-  onTestFinished(() => rmSync(dir, { recursive: true, force: true })); // it holds a token
-  const file = await serviceAccountKubeconfig(adminClient(), kubeConfig(), {
-    namespace,
-    serviceAccount: sa,
-    dir,
-    ...(boundPod && { boundPod }),
-  });
-  const fromFile = new KubeConfig();
-  fromFile.loadFromFile(file);
-  const client = new KubeClient(fromFile);
-  const review = await client.request<{ status: { userInfo: { username: string } } }>({
-    method: 'POST',
-    path: '/apis/authentication.k8s.io/v1/selfsubjectreviews',
-    body: { apiVersion: 'authentication.k8s.io/v1', kind: 'SelfSubjectReview' },
-  });
-  expect(review.status.userInfo.username).toBe(`system:serviceaccount:${namespace}:${sa}`);
-  return { file, client };
-}
-
-/** A tenant: a ServiceAccount in `namespace` bound to the built-in edit role there, nothing else. */
-async function tenantIn(namespace: string): Promise<KubeClient> {
-  await api('POST', `/api/v1/namespaces/${namespace}/serviceaccounts`, {
-    metadata: { name: 'tenant' },
-  });
-  await api('POST', `/apis/rbac.authorization.k8s.io/v1/namespaces/${namespace}/rolebindings`, {
-    metadata: { name: 'tenant-edit' },
-    roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'edit' },
-    subjects: [{ kind: 'ServiceAccount', name: 'tenant', namespace }],
-  });
-  return (await identityOf(namespace, 'tenant')).client;
-}
-
-/** The refusal a request met: HTTP code and the API server's message. Fails if it succeeded. */
-async function refusal(call: Promise<unknown>): Promise<{ code: number; message: string }> {
-  try {
-    await call;
-  } catch (err) {
-    if (err instanceof KubeApiError) return { code: err.code, message: err.status?.message ?? '' };
-    throw err;
-  }
-  throw new Error('the API server allowed a request it should have refused');
-}
-
-function patch(client: KubeClient, path: string, body: unknown) {
-  return client.request({ method: 'PATCH', path, body, contentType: MERGE });
-}
-
-function parseManifest(text: string): Record<string, unknown>[] {
-  return parseAllDocuments(text)
-    .map((d) => d.toJS() as Record<string, unknown> | null)
-    .filter((d): d is Record<string, unknown> => d !== null);
-}
 
 /** A workload's container args in a chart manifest, by workload kind. */
 function chartArgs(

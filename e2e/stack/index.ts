@@ -148,6 +148,8 @@ export interface AgentOptions {
   devices?: number;
   stateFile?: string;
   heartbeat?: string;
+  /** Run as this identity instead of the cluster admin (a node-bound agent token, say). */
+  kubeconfig?: string;
 }
 
 export async function startAgent(
@@ -171,6 +173,7 @@ export async function startAgent(
     `127.0.0.1:${adminPort}`,
     '--heartbeat',
     opts.heartbeat ?? '5s',
+    ...(opts.kubeconfig !== undefined ? ['--kubeconfig', opts.kubeconfig] : []),
   ]);
   await ready(c);
   return Object.assign(c, { stateFile, adminPort });
@@ -181,6 +184,8 @@ export interface ControllerOptions {
   electionNamespace?: string;
   identity?: string;
   extraArgs?: string[];
+  /** Run as this identity instead of the cluster admin (the chart's ServiceAccount, say). */
+  kubeconfig?: string;
 }
 
 export async function startController(opts: ControllerOptions = {}): Promise<Component> {
@@ -205,6 +210,7 @@ export async function startController(opts: ControllerOptions = {}): Promise<Com
     '--http-bind-address',
     '$HTTP',
     ...election,
+    ...(opts.kubeconfig !== undefined ? ['--kubeconfig', opts.kubeconfig] : []),
     ...(opts.extraArgs ?? []),
   ]);
   return c;
