@@ -460,6 +460,7 @@ export class LeaseController {
         if (!p?.metadata?.uid) return undefined;
         return {
           uid: p.metadata.uid,
+          nodeName: p.spec?.nodeName,
           deletionTimestamp: p.metadata.deletionTimestamp,
           creationTimestamp: p.metadata.creationTimestamp,
         };

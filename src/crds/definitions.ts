@@ -1,8 +1,9 @@
-// The three CustomResourceDefinitions, built from the zod schemas: names, columns, categories.
+// The CustomResourceDefinitions, built from the zod schemas: names, columns, categories.
 import type { z } from 'zod';
 import { AcceleratorSpec, AcceleratorStatus } from './accelerator.ts';
 import { GROUP, VERSION } from './common.ts';
 import { DmaBufExportSpec, DmaBufExportStatus } from './export.ts';
+import { DmaBufImportGrantSpec } from './grant.ts';
 import { AcceleratorLeaseSpec, AcceleratorLeaseStatus } from './lease.ts';
 import { toStructural, type JsonSchema } from './structural.ts';
 
@@ -24,7 +25,8 @@ interface Definition {
   scope: 'Namespaced' | 'Cluster';
   description: string;
   spec: z.ZodType;
-  status: z.ZodType;
+  /** Absent for a resource that is all spec (a grant): no status subresource then. */
+  status?: z.ZodType;
   columns: PrinterColumn[];
 }
 
@@ -96,6 +98,17 @@ export const DEFINITIONS: readonly Definition[] = [
       AGE,
     ],
   },
+  {
+    kind: 'DmaBufImportGrant',
+    plural: 'dmabufimportgrants',
+    singular: 'dmabufimportgrant',
+    shortNames: ['dbig'],
+    scope: 'Namespaced',
+    description:
+      "A namespace's consent that DmaBufExports in the listed namespaces may name its pods as importers. Without one, such an importer fails and never attaches, so it can never pin a device or be evicted.",
+    spec: DmaBufImportGrantSpec,
+    columns: [{ name: 'From', type: 'string', jsonPath: '.spec.from[*].namespace' }, AGE],
+  },
 ];
 
 /** The apiextensions.k8s.io/v1 CustomResourceDefinition object for one definition. */
@@ -120,7 +133,7 @@ export function customResourceDefinition(def: Definition): JsonSchema {
           name: VERSION,
           served: true,
           storage: true,
-          subresources: { status: {} },
+          ...(def.status && { subresources: { status: {} } }),
           additionalPrinterColumns: def.columns,
           schema: {
             openAPIV3Schema: {
@@ -132,7 +145,7 @@ export function customResourceDefinition(def: Definition): JsonSchema {
                 kind: { type: 'string' },
                 metadata: { type: 'object' },
                 spec: toStructural(def.spec),
-                status: toStructural(def.status),
+                ...(def.status && { status: toStructural(def.status) }),
               },
             },
           },

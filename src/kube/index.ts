@@ -33,6 +33,7 @@ export {
   ACCELERATORS,
   ACCELERATOR_LEASES,
   DMABUF_EXPORTS,
+  DMABUF_IMPORT_GRANTS,
 } from './resources.ts';
 export type {
   ResourceType,

@@ -21,6 +21,7 @@ import {
   ACCEL,
   exportOf,
   iso,
+  NODE,
   pin,
   podsOf,
   policy,
@@ -139,7 +140,11 @@ describe('reap', () => {
     });
     // The pod is terminating: a restarted controller only has the lease, and sends nothing.
     const pods = podsOf('team-a/viewer-0', 'team-a/trainer-0');
-    pods.set('team-io/loader-0', { uid: 'uid-loader-0', deletionTimestamp: iso(GRACE_END) });
+    pods.set('team-io/loader-0', {
+      uid: 'uid-loader-0',
+      nodeName: NODE,
+      deletionTimestamp: iso(GRACE_END),
+    });
     for (const now of [GRACE_END + 2000, GRACE_END + 60_000]) {
       d = reap(input({ lease, pods, now }));
       expect(ofType(d, 'evict')).toEqual([]);
@@ -162,7 +167,10 @@ describe('reap', () => {
     };
     const lease = waitingLease({ blockedAt: T0, evictions: [rec] });
     const terminating = new Map<string, PodState>([
-      ['team-io/loader-0', { uid: 'uid-loader-0', deletionTimestamp: iso(GRACE_END) }],
+      [
+        'team-io/loader-0',
+        { uid: 'uid-loader-0', nodeName: NODE, deletionTimestamp: iso(GRACE_END) },
+      ],
     ]);
     expect(reap(input({ lease, pods: terminating })).leaseStatus?.evictions).toEqual([rec]);
     const gone = reap(input({ lease, pods: new Map(), now: GRACE_END + 5000 }));
@@ -171,7 +179,9 @@ describe('reap', () => {
     ]);
     // A replacement pod of the same name is another pod: the record is done, and the
     // replacement is not evicted even though the agent still reports the old pod's pins.
-    const replaced = new Map<string, PodState>([['team-io/loader-0', { uid: 'uid-new' }]]);
+    const replaced = new Map<string, PodState>([
+      ['team-io/loader-0', { uid: 'uid-new', nodeName: NODE }],
+    ]);
     const d = reap(input({ lease, pods: replaced, now: GRACE_END + 5000 }));
     expect(d.leaseStatus?.evictions?.[0]?.result).toBe('Evicted');
     expect(d.leaseStatus?.evictions?.map((r) => r.uid)).not.toContain('uid-new');
@@ -265,7 +275,11 @@ describe('reap', () => {
     };
     const lease = waitingLease({ blockedAt: T0, evictions: [rec] });
     const pods = podsOf('team-a/viewer-0', 'team-a/trainer-0');
-    pods.set('team-io/loader-0', { uid: 'uid-loader-0', deletionTimestamp: iso(GRACE_END) });
+    pods.set('team-io/loader-0', {
+      uid: 'uid-loader-0',
+      nodeName: NODE,
+      deletionTimestamp: iso(GRACE_END),
+    });
     const at = (onDeadline: 'Wait' | 'Delete' | 'ForceDelete', now = GRACE_END + 60_000) =>
       reap(input({ lease, pods, now, policy: policy({ evictionDeadlineMs: 60_000, onDeadline }) }));
 
@@ -477,7 +491,11 @@ describe('reap, when the blocking set changes under it', () => {
     const planned: EvictionRecord = { ...sent('Planned'), message: undefined, started: undefined };
     const lease = waitingLease({ blockedAt: T0, evictions: [planned] });
     const pods = podsOf('team-a/viewer-0', 'team-a/trainer-0');
-    pods.set('team-io/loader-0', { uid: 'uid-loader-0', deletionTimestamp: iso(GRACE_END) });
+    pods.set('team-io/loader-0', {
+      uid: 'uid-loader-0',
+      nodeName: NODE,
+      deletionTimestamp: iso(GRACE_END),
+    });
     const d = reap(input({ lease, pods, now: GRACE_END + 1000 }));
     expect(d.leaseStatus?.evictions).toEqual([]);
     expect(evicted(d)).toEqual([]);

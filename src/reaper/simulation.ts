@@ -7,6 +7,7 @@ import type {
   Accelerator,
   AcceleratorLease,
   DmaBufExport,
+  DmaBufImportGrant,
   EvictionRecord,
   ExporterProfile,
   ImporterKind,
@@ -123,6 +124,17 @@ interface Scenario {
 }
 
 const key = (ns: string, name: string) => `${ns}/${name}`;
+
+/**
+ * team-io and kube-system let team-a's exports name their pods; team-c gives no consent, so its
+ * importer must fail and never pin, whatever else happens.
+ */
+const GRANTS: DmaBufImportGrant[] = ['team-io', 'kube-system'].map((namespace) => ({
+  apiVersion: 'accel.dmabuf.io/v1alpha1',
+  kind: 'DmaBufImportGrant',
+  metadata: { namespace, name: 'from-team-a' },
+  spec: { from: [{ namespace: 'team-a' }] },
+}));
 
 export function scenario(seed: number): Scenario {
   const r = mulberry32(seed);
@@ -354,6 +366,7 @@ export class World {
       pods: views,
       exports: this.exports,
       remote: new Map(),
+      grants: GRANTS,
       now: this.now,
     });
     const prev = this.published;
@@ -620,6 +633,7 @@ export class World {
           if (!p) return undefined;
           p.state ??= {
             uid: p.uid,
+            nodeName: NODE,
             creationTimestamp: new Date(p.created).toISOString(),
             ...(p.deletedAt !== undefined && {
               deletionTimestamp: new Date(p.deletedAt).toISOString(),

@@ -4,11 +4,13 @@
 import { performance } from 'node:perf_hooks';
 import { HttpMethod, type KubeConfig, type V1Pod } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
+import type { z } from 'zod';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import {
   API_VERSION,
   Accelerator,
   DmaBufExport,
+  DmaBufImportGrant,
   parseObject,
   type AcceleratorOwner,
   type AcceleratorStatus,
@@ -19,6 +21,7 @@ import {
 import {
   ACCELERATORS,
   DMABUF_EXPORTS,
+  DMABUF_IMPORT_GRANTS,
   EventRecorder,
   Informer,
   KubeClient,
@@ -130,6 +133,7 @@ interface RawObject<Status> extends ObjectLike {
 }
 type RawAccelerator = RawObject<AcceleratorStatus>;
 type RawExport = RawObject<DmaBufExportStatus>;
+type RawGrant = RawObject<never>;
 
 function formatHostPort(addr: HostPort): string {
   return addr.host.includes(':') ? `[${addr.host}]:${addr.port}` : `${addr.host}:${addr.port}`;
@@ -143,6 +147,7 @@ function podView(pod: V1Pod): PodView {
     nodeName: pod.spec?.nodeName,
     phase: pod.status?.phase ?? 'Pending',
     comm: pod.spec?.containers[0]?.name ?? pod.metadata?.name ?? 'pod',
+    labels: pod.metadata?.labels,
   };
 }
 
@@ -366,7 +371,12 @@ export async function startAgent(options: AgentOptions): Promise<AgentHandle> {
     name: 'dmabufexports',
     logger: log,
   });
-  const informers = [accelInformer, podInformer, exportInformer];
+  const grantInformer = new Informer<RawGrant>(kc, {
+    path: resourcePath(DMABUF_IMPORT_GRANTS),
+    name: 'dmabufimportgrants',
+    logger: log,
+  });
+  const informers = [accelInformer, podInformer, exportInformer, grantInformer];
   for (const inf of informers) {
     inf.on('add', () => trigger());
     inf.on('update', () => trigger());
@@ -379,7 +389,7 @@ export async function startAgent(options: AgentOptions): Promise<AgentHandle> {
   });
   try {
     await withTimeout(
-      `listing Accelerators, pods and DmaBufExports on ${server}`,
+      `listing Accelerators, pods, DmaBufExports and DmaBufImportGrants on ${server}`,
       30_000,
       Promise.all(informers.map((i) => i.start())),
     );
@@ -483,21 +493,31 @@ export async function startAgent(options: AgentOptions): Promise<AgentHandle> {
     }
   }
 
-  function parsedExports(): DmaBufExport[] {
-    const out: DmaBufExport[] = [];
-    for (const obj of exportInformer.list()) {
+  /**
+   * The cached objects that parse, each invalid one logged once and skipped. A grant that does
+   * not parse grants nothing: an importer it would allow fails instead.
+   */
+  function parsedAll<S extends z.ZodType>(
+    schema: S,
+    informer: Informer<ObjectLike>,
+    kind: string,
+  ): z.output<S>[] {
+    const out: z.output<S>[] = [];
+    for (const obj of informer.list()) {
       try {
-        out.push(parseObject(DmaBufExport, obj));
+        out.push(parseObject(schema, obj));
       } catch (err) {
         const uid = obj.metadata?.uid ?? '';
         if (!invalidSeen.has(uid)) {
           invalidSeen.add(uid);
-          log.warn({ err: (err as Error).message }, 'skipping an invalid DmaBufExport');
+          log.warn({ err: (err as Error).message }, `skipping an invalid ${kind}`);
         }
       }
     }
     return out;
   }
+  const parsedExports = () => parsedAll(DmaBufExport, exportInformer, 'DmaBufExport');
+  const parsedGrants = () => parsedAll(DmaBufImportGrant, grantInformer, 'DmaBufImportGrant');
 
   async function observe(): Promise<Observed> {
     const owners = new Map<string, AcceleratorOwner | undefined>();
@@ -532,12 +552,13 @@ export async function startAgent(options: AgentOptions): Promise<AgentHandle> {
       );
     });
     const byKey = new Map([...pods.values()].map((p) => [`${p.namespace}/${p.name}`, p]));
+    const grants = parsedGrants();
     const remote = new Map<string, RemotePod>();
-    for (const ref of importersOffNode(candidates, byKey)) {
+    for (const ref of importersOffNode(candidates, byKey, grants)) {
       const found = await lookupRemote(ref);
       if (found !== undefined) remote.set(podKey(ref), found);
     }
-    return { owners, pods, exports, remote, now: Date.now() };
+    return { owners, pods, exports, remote, grants, now: Date.now() };
   }
 
   function recordEvent(e: NoteEvent): void {
