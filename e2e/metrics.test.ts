@@ -9,6 +9,7 @@ import { familyOf, metricNames } from './monitoring/promql.ts';
 import {
   api,
   createActiveExport,
+  createImportGrant,
   createLease,
   createPod,
   GROUP,
@@ -63,6 +64,7 @@ describe('/metrics of the controller and the agent', () => {
     await phaseIs(a, 'tenant-a', 'Granted');
     await createPod(a, 'trainer-0', node, { app: 'tenant-a' });
     await createPod(io, 'loader-0', node);
+    await createImportGrant(io, [a]);
     await createActiveExport(a, 'weights', {
       accelerator: accel,
       lease: 'tenant-a',
@@ -77,16 +79,15 @@ describe('/metrics of the controller and the agent', () => {
     await api('DELETE', `${GROUP}/namespaces/${a}/acceleratorleases/tenant-a`);
 
     const state = `reaper_handoff_state{accelerator="${accel}",state=`;
-    const whileStuck = await waitFor('the reaper state of the stuck device served', async () => {
-      const text = await scrape(controller);
-      return text.includes(state) ? text : undefined;
-    });
-    expect(whileStuck).toMatch(
-      new RegExp(
-        `^reaper_grace_period_end_timestamp_seconds\\{accelerator="${accel}"\\} \\d+`,
-        'm',
-      ),
+    // The grace period starts once the waiting lease is marked Blocked, a reconcile later.
+    const graceEnd = new RegExp(
+      `^reaper_grace_period_end_timestamp_seconds\\{accelerator="${accel}"\\} \\d+`,
+      'm',
     );
+    const whileStuck = await waitFor('the reaper state and grace end served', async () => {
+      const text = await scrape(controller);
+      return text.includes(state) && graceEnd.test(text) ? text : undefined;
+    });
     expect(whileStuck).toMatch(
       new RegExp(`^leader_election_master_status\\{name="[^"]+"\\} 1$`, 'm'),
     );

@@ -78,13 +78,20 @@ describe('dashboard', () => {
     const d = await renderedDashboard();
     const ids = d.panels.map((p) => p.id);
     expect(new Set(ids).size).toBe(ids.length);
-    expect(d.templating.list.map((v) => v.name)).toEqual(['datasource', 'namespace']);
+    expect(d.templating.list.map((v) => v.name)).toEqual([
+      'datasource',
+      'namespace',
+      'agent_namespace',
+    ]);
     const panels = d.panels.filter((p) => p.type !== 'row');
     for (const p of panels) expect(p.targets?.length, p.title).toBeGreaterThan(0);
-    // Every query is PromQL naming at least one metric, each scoped to the chosen namespace.
+    // Every query is PromQL naming at least one metric, scoped to the chosen namespace: the
+    // agent's namespace for the agents' metrics, the release's for the controller's.
     for (const t of panels.flatMap((p) => p.targets ?? [])) {
-      expect(metricNames(t.expr).length, t.expr).toBeGreaterThan(0);
-      expect(t.expr).toContain('namespace=~"$namespace"');
+      const names = metricNames(t.expr);
+      expect(names.length, t.expr).toBeGreaterThan(0);
+      const agent = names.every((n) => n.startsWith('accel_agent_'));
+      expect(t.expr).toContain(agent ? 'namespace=~"$agent_namespace"' : 'namespace=~"$namespace"');
     }
   });
 
