@@ -47,7 +47,7 @@ function kubeVersionFlags(version: string): string[] {
 /**
  * What helm's release Makefile sets: its version, and the Kubernetes version that `helm template`
  * assumes without a cluster (client-go v0.X.Y -> Kubernetes 1.X). Without them helm calls itself
- * v3.22 and assumes Kubernetes v1.20, older than any chart's kubeVersion allows.
+ * v3.22 and assumes Kubernetes v1.20, older than our chart's kubeVersion (>=1.30) allows.
  */
 function helmVersionFlags(version: string): string[] {
   const clientGo = pinnedRequire('helm', 'k8s.io/client-go');
