@@ -1,9 +1,10 @@
-// The three CustomResourceDefinitions, built from the zod schemas: names, columns, categories.
+// The CustomResourceDefinitions, built from the zod schemas: names, columns, categories.
 import type { z } from 'zod';
 import { AcceleratorSpec, AcceleratorStatus } from './accelerator.ts';
 import { GROUP, VERSION } from './common.ts';
 import { DmaBufExportSpec, DmaBufExportStatus } from './export.ts';
 import { AcceleratorLeaseSpec, AcceleratorLeaseStatus } from './lease.ts';
+import { AcceleratorLeasePolicySpec } from './policy.ts';
 import { toStructural, type JsonSchema } from './structural.ts';
 
 export const CATEGORY = 'dmabuf';
@@ -24,7 +25,8 @@ interface Definition {
   scope: 'Namespaced' | 'Cluster';
   description: string;
   spec: z.ZodType;
-  status: z.ZodType;
+  /** Absent: the kind has no status (nor status subresource). */
+  status?: z.ZodType;
   columns: PrinterColumn[];
 }
 
@@ -96,6 +98,25 @@ export const DEFINITIONS: readonly Definition[] = [
       AGE,
     ],
   },
+  {
+    kind: 'AcceleratorLeasePolicy',
+    plural: 'acceleratorleasepolicies',
+    singular: 'acceleratorleasepolicy',
+    shortNames: ['alpol'],
+    scope: 'Cluster',
+    description:
+      "The administrator's bounds on the leases of the namespaces that select it (label accel.dmabuf.io/lease-policy; without it, the policy named default): priority range, least grace for the previous tenant, most evictions, longest duration, most leases per namespace.",
+    spec: AcceleratorLeasePolicySpec,
+    columns: [
+      { name: 'Min-Priority', type: 'integer', jsonPath: '.spec.priority.min' },
+      { name: 'Max-Priority', type: 'integer', jsonPath: '.spec.priority.max' },
+      { name: 'Min-Grace', type: 'integer', jsonPath: '.spec.minGracePeriodSeconds' },
+      { name: 'Max-Evictions', type: 'integer', jsonPath: '.spec.maxEvictions' },
+      { name: 'Max-Duration', type: 'string', jsonPath: '.spec.maxDuration' },
+      { name: 'Max-Leases', type: 'integer', jsonPath: '.spec.maxLeasesPerNamespace' },
+      AGE,
+    ],
+  },
 ];
 
 /** The apiextensions.k8s.io/v1 CustomResourceDefinition object for one definition. */
@@ -120,7 +141,7 @@ export function customResourceDefinition(def: Definition): JsonSchema {
           name: VERSION,
           served: true,
           storage: true,
-          subresources: { status: {} },
+          ...(def.status && { subresources: { status: {} } }),
           additionalPrinterColumns: def.columns,
           schema: {
             openAPIV3Schema: {
@@ -132,7 +153,7 @@ export function customResourceDefinition(def: Definition): JsonSchema {
                 kind: { type: 'string' },
                 metadata: { type: 'object' },
                 spec: toStructural(def.spec),
-                status: toStructural(def.status),
+                ...(def.status && { status: toStructural(def.status) }),
               },
             },
           },
