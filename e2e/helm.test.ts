@@ -4,20 +4,27 @@
 // forbid each identity, the API server refuses.
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { KubeConfig } from '@kubernetes/client-node';
-import { parseAllDocuments } from 'yaml';
 import { describe, expect, it, onTestFailed, onTestFinished } from 'vitest';
 import type { Accelerator, AcceleratorLease } from '../src/crds/index.ts';
-import { KubeClient, KubeApiError } from '../src/kube/index.ts';
+import { KubeApiError, type KubeClient } from '../src/kube/index.ts';
 import { RELEASE } from '../deploy/render.ts';
-import { helm, kubeConfig, kubectl, TEST_NAMESPACE_LABEL, testNamespace } from './harness/index.ts';
+import {
+  CHART,
+  helm,
+  identityOf,
+  installChart,
+  kubectl,
+  parseManifest,
+  refusal,
+  tenantIn,
+  testNamespace,
+} from './harness/index.ts';
 import { api, freePort, waitFor } from './stack/index.ts';
 
 const ROOT = join(import.meta.dirname, '..');
-const CHART = join(ROOT, 'charts', 'accel-lease');
 const GROUP = '/apis/accel.dmabuf.io/v1alpha1';
 const MERGE = 'application/merge-patch+json';
 const leasePath = (ns: string) => `${GROUP}/namespaces/${ns}/acceleratorleases/train`;
@@ -35,139 +42,8 @@ async function leaseGone(ns: string): Promise<boolean> {
 /** `helm template` cannot ask a cluster for its version; the chart needs 1.30 or newer. */
 const KUBE_VERSION = '1.30.0';
 
-interface Release {
-  name: string;
-  namespace: string;
-  /** The admission policy guards only objects with this label, so suites running on the same
-   * cluster at the same time (with their controllers as the cluster admin) are left alone. */
-  guardLabel: Record<string, string>;
-  controllerUser: string;
-  agentUser: string;
-  manifest: Record<string, unknown>[];
-}
-
-/**
- * Installs the chart into a fresh namespace as an operator would (CRDs come from the global
- * setup, hence --skip-crds). Its pods would be a second controller and more agents; the test
- * runs the same programs as host processes instead, under the same ServiceAccounts.
- */
-async function installChart(): Promise<Release> {
-  const namespace = await testNamespace('helm');
-  const name = `al-${randomBytes(3).toString('hex')}`;
-  const guardLabel = { 'accel.dmabuf.io/e2e-release': name };
-  onTestFinished(async () => {
-    await helm(['uninstall', name, '--namespace', namespace, '--wait=false']);
-    // Cluster-scoped leftovers, should the namespace (and the release record in it) go first.
-    await kubectl([
-      'delete',
-      'validatingadmissionpolicybinding,validatingadmissionpolicy,clusterrolebinding,clusterrole',
-      '-l',
-      `app.kubernetes.io/instance=${name}`,
-      '--ignore-not-found',
-    ]);
-  });
-  const install = await helm([
-    'install',
-    name,
-    CHART,
-    '--namespace',
-    namespace,
-    '--skip-crds',
-    '--set',
-    'controller.replicas=0',
-    '--set-json',
-    `agent.nodeSelector=${JSON.stringify({ 'accel.dmabuf.io/e2e-no-such-node': 'true' })}`,
-    '--set-json',
-    `commonLabels=${JSON.stringify({ [TEST_NAMESPACE_LABEL]: 'true' })}`,
-    '--set-json',
-    `admissionPolicy.objectSelector=${JSON.stringify({ matchLabels: guardLabel })}`,
-  ]);
-  expect(install.code, install.stderr).toBe(0);
-  expect(install.stdout).toContain('kubectl get accel');
-  const got = await helm(['get', 'manifest', name, '--namespace', namespace]);
-  expect(got.code, got.stderr).toBe(0);
-  const fullname = `${name}-accel-lease`;
-  return {
-    name,
-    namespace,
-    guardLabel,
-    controllerUser: `system:serviceaccount:${namespace}:${fullname}-controller`,
-    agentUser: `system:serviceaccount:${namespace}:${fullname}-agent`,
-    manifest: parseManifest(got.stdout),
-  };
-}
-
-/** A kubeconfig file that authenticates with a TokenRequest token of namespace/sa, and its client. */
-async function identityOf(
-  namespace: string,
-  sa: string,
-): Promise<{ file: string; client: KubeClient }> {
-  const request = await api<{ status: { token: string } }>(
-    'POST',
-    `/api/v1/namespaces/${namespace}/serviceaccounts/${sa}/token`,
-    {
-      apiVersion: 'authentication.k8s.io/v1',
-      kind: 'TokenRequest',
-      spec: { expirationSeconds: 3600 },
-    },
-  );
-  const cluster = kubeConfig().getCurrentCluster();
-  if (!cluster) throw new Error('the admin kubeconfig has no current cluster');
-  const kc = new KubeConfig();
-  kc.loadFromOptions({
-    clusters: [{ ...cluster, name: 'cluster' }],
-    users: [{ name: sa, token: request.status.token }],
-    contexts: [{ name: sa, cluster: 'cluster', user: sa }],
-    currentContext: sa,
-  });
-  const dir = mkdtempSync(join(tmpdir(), `accel-helm-${sa}-`));
-  onTestFinished(() => rmSync(dir, { recursive: true, force: true })); // it holds a token
-  const file = join(dir, 'kubeconfig');
-  writeFileSync(file, kc.exportConfig(), { mode: 0o600 });
-  const fromFile = new KubeConfig();
-  fromFile.loadFromFile(file);
-  const client = new KubeClient(fromFile);
-  const review = await client.request<{ status: { userInfo: { username: string } } }>({
-    method: 'POST',
-    path: '/apis/authentication.k8s.io/v1/selfsubjectreviews',
-    body: { apiVersion: 'authentication.k8s.io/v1', kind: 'SelfSubjectReview' },
-  });
-  expect(review.status.userInfo.username).toBe(`system:serviceaccount:${namespace}:${sa}`);
-  return { file, client };
-}
-
-/** A tenant: a ServiceAccount in `namespace` bound to the built-in edit role there, nothing else. */
-async function tenantIn(namespace: string): Promise<KubeClient> {
-  await api('POST', `/api/v1/namespaces/${namespace}/serviceaccounts`, {
-    metadata: { name: 'tenant' },
-  });
-  await api('POST', `/apis/rbac.authorization.k8s.io/v1/namespaces/${namespace}/rolebindings`, {
-    metadata: { name: 'tenant-edit' },
-    roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'edit' },
-    subjects: [{ kind: 'ServiceAccount', name: 'tenant', namespace }],
-  });
-  return (await identityOf(namespace, 'tenant')).client;
-}
-
-/** The refusal a request met: HTTP code and the API server's message. Fails if it succeeded. */
-async function refusal(call: Promise<unknown>): Promise<{ code: number; message: string }> {
-  try {
-    await call;
-  } catch (err) {
-    if (err instanceof KubeApiError) return { code: err.code, message: err.status?.message ?? '' };
-    throw err;
-  }
-  throw new Error('the API server allowed a request it should have refused');
-}
-
 function patch(client: KubeClient, path: string, body: unknown) {
   return client.request({ method: 'PATCH', path, body, contentType: MERGE });
-}
-
-function parseManifest(text: string): Record<string, unknown>[] {
-  return parseAllDocuments(text)
-    .map((d) => d.toJS() as Record<string, unknown> | null)
-    .filter((d): d is Record<string, unknown> => d !== null);
 }
 
 /** A workload's container args in a chart manifest, by workload kind. */

@@ -12,6 +12,17 @@ import type { ClusterInfo } from './cluster-info.ts';
 export { rawRequest } from '../cluster/index.ts';
 export type { ApiServerReplica, RawResponse } from '../cluster/index.ts';
 export type { ClusterInfo, ClusterKind } from './cluster-info.ts';
+export {
+  CHART,
+  chartValues,
+  identityOf,
+  installChart,
+  parseManifest,
+  refusal,
+  tenantIn,
+  type InstallOptions,
+  type Release,
+} from './chart.ts';
 
 /** Label on every namespace a test creates, so leftovers on a shared cluster can be found. */
 export const TEST_NAMESPACE_LABEL = 'accel.dmabuf.io/e2e';
