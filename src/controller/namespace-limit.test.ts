@@ -1,13 +1,8 @@
 // The leases-per-namespace bound: which leases are left out of the queues, and what they are told.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import type { AcceleratorLease } from '../crds/index.ts';
-import {
-  overLimitActions,
-  overNamespaceLimit,
-  OVER_LIMIT_REASON,
-  type NamespaceLimit,
-} from './namespace-limit.ts';
+import { OVER_NAMESPACE_LIMIT, type AcceleratorLease } from '../crds/index.ts';
+import { overLimitActions, overNamespaceLimit, type NamespaceLimit } from './namespace-limit.ts';
 
 const T0 = Date.parse('2026-11-25T10:00:00Z');
 const NOW = new Date(T0).toISOString();
@@ -153,13 +148,13 @@ describe('overLimitActions', () => {
     if (write?.type !== 'leaseStatus' || event?.type !== 'event') throw new Error('unreachable');
     expect(write.status.phase).toBe('Pending');
     const cond = write.status.conditions?.find((c) => c.type === 'Granted');
-    expect(cond).toMatchObject({ status: 'False', reason: OVER_LIMIT_REASON });
+    expect(cond).toMatchObject({ status: 'False', reason: OVER_NAMESPACE_LIMIT });
     expect(cond?.message).toBe(
       'lease team-a/c is not queued: namespace team-a has 2 leases ahead of it (a, b), and ' +
         'AcceleratorLeasePolicy strict allows 2 per namespace (maxLeasesPerNamespace); it is ' +
         'queued once one of them is deleted or finishes',
     );
-    expect(event).toMatchObject({ eventType: 'Warning', reason: OVER_LIMIT_REASON });
+    expect(event).toMatchObject({ eventType: 'Warning', reason: OVER_NAMESPACE_LIMIT });
 
     // Once written, nothing more: neither a write nor a second Event.
     const written = { ...write.lease, status: write.status };

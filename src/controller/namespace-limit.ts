@@ -3,13 +3,12 @@
 import {
   isFinished,
   leaseKey,
+  OVER_NAMESPACE_LIMIT,
   setConditions,
   type AcceleratorLease,
   type AcceleratorLeaseStatus,
 } from '../crds/index.ts';
 import { sameStatus, type Action } from './arbiter.ts';
-
-export const OVER_LIMIT_REASON = 'OverNamespaceLimit';
 
 /** A namespace's bound and the policy it comes from. */
 export interface NamespaceLimit {
@@ -90,7 +89,7 @@ export function overLimitActions(over: ReadonlyMap<string, OverLimit>, nowIso: s
           {
             type: 'Granted',
             status: 'False',
-            reason: OVER_LIMIT_REASON,
+            reason: OVER_NAMESPACE_LIMIT,
             message,
             observedGeneration: lease.metadata.generation ?? 0,
           },
@@ -102,12 +101,12 @@ export function overLimitActions(over: ReadonlyMap<string, OverLimit>, nowIso: s
     if (sameStatus(status, lease.status)) continue;
     const was = prev.conditions?.find((c) => c.type === 'Granted');
     actions.push({ type: 'leaseStatus', lease, status });
-    if (was?.reason !== OVER_LIMIT_REASON) {
+    if (was?.reason !== OVER_NAMESPACE_LIMIT) {
       actions.push({
         type: 'event',
         regarding: lease,
         eventType: 'Warning',
-        reason: OVER_LIMIT_REASON,
+        reason: OVER_NAMESPACE_LIMIT,
         note: message,
       });
     }

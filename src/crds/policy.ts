@@ -7,6 +7,9 @@ import { API_VERSION, Duration, ObjectMeta, withRules } from './common.ts';
 export const LEASE_POLICY_LABEL = 'accel.dmabuf.io/lease-policy';
 /** The policy of a namespace without that label. */
 export const DEFAULT_LEASE_POLICY = 'default';
+/** Reason of the Granted=False condition on a lease the controller leaves unqueued because its
+ * namespace has maxLeasesPerNamespace leases ahead of it. */
+export const OVER_NAMESPACE_LIMIT = 'OverNamespaceLimit';
 
 // An empty spec is the safe policy: every field defaults to the bound of the chart's `default`.
 const DEFAULT_PRIORITY = { min: -1000, max: 0 };
