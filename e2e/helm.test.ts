@@ -191,10 +191,15 @@ describe('helm chart', () => {
       .split('\n')
       .map((line) => line.split('/')[0]);
     expect(kinds.sort()).toEqual([
+      'acceleratorleasepolicy.accel.dmabuf.io', // default
       'clusterrole.rbac.authorization.k8s.io',
       'clusterrole.rbac.authorization.k8s.io',
       'clusterrole.rbac.authorization.k8s.io',
       'clusterrole.rbac.authorization.k8s.io',
+      'clusterrole.rbac.authorization.k8s.io', // the controller reads lease policies
+      'clusterrole.rbac.authorization.k8s.io', // every user reads lease policies
+      'clusterrolebinding.rbac.authorization.k8s.io',
+      'clusterrolebinding.rbac.authorization.k8s.io',
       'clusterrolebinding.rbac.authorization.k8s.io',
       'clusterrolebinding.rbac.authorization.k8s.io',
       'daemonset.apps',
@@ -209,7 +214,12 @@ describe('helm chart', () => {
       'serviceaccount',
       'serviceaccount',
       'validatingadmissionpolicy.admissionregistration.k8s.io',
+      'validatingadmissionpolicy.admissionregistration.k8s.io', // lease bounds
+      'validatingadmissionpolicy.admissionregistration.k8s.io', // lease policy known
       'validatingadmissionpolicybinding.admissionregistration.k8s.io',
+      'validatingadmissionpolicybinding.admissionregistration.k8s.io', // namespaces selecting default
+      'validatingadmissionpolicybinding.admissionregistration.k8s.io', // namespaces without the label
+      'validatingadmissionpolicybinding.admissionregistration.k8s.io', // lease policy known
     ]);
   });
 

@@ -21,6 +21,7 @@ import {
   ReadinessChecks,
   startHttpServer,
 } from '../kube/index.ts';
+import { DEFAULT_LEASE_POLICY } from '../crds/index.ts';
 import { DEFAULT_REAPER_POLICY } from '../reaper/index.ts';
 import { LeaseController } from './controller.ts';
 import { recorderSink } from './events.ts';
@@ -61,6 +62,10 @@ const flags = parseFlagsOrExit(PROGRAM, {
   ),
   dryRun: flag.boolean('plan and report evictions, evict nothing'),
   reapWhenIdle: flag.boolean('also evict holders of pins on a device nobody waits for'),
+  defaultLeasePolicy: flag.string(
+    'AcceleratorLeasePolicy whose maxLeasesPerNamespace applies to namespaces without the accel.dmabuf.io/lease-policy label',
+    DEFAULT_LEASE_POLICY,
+  ),
   logFormat: flag.oneOf('log format', ['json', 'pretty'] as const, 'json'),
 });
 
@@ -103,6 +108,7 @@ const controller = new LeaseController({
   registry,
   events: recorderSink(recorder),
   workers: flags.workers,
+  defaultLeasePolicy: flags.defaultLeasePolicy,
   policy: {
     ...DEFAULT_REAPER_POLICY,
     excludedNamespaces: [
