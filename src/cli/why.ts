@@ -117,7 +117,7 @@ export interface WhyInput {
   readonly now: number;
 }
 
-/** What each profile revokes on owner drop (DESIGN.md section 1). */
+/** What each profile revokes on owner drop (docs/design.md section 1). */
 const REVOCABLE: Readonly<Record<ExporterProfile, readonly Pin['kind'][]>> = {
   static: [],
   dynamic: ['dynamic', 'mmap'],
