@@ -151,6 +151,22 @@ describe('helm chart', () => {
 
     // Into a namespace of this test, with the defaults the plain manifests in deploy/ use.
     const ns = await testNamespace('helm-dry-run');
+    // The release namespace holds the controller alone: it can enforce restricted.
+    await api(
+      'PATCH',
+      `/api/v1/namespaces/${ns}`,
+      // enforce applies to pods; warn also to the Deployment's pod template, which is what a
+      // dry run shows.
+      {
+        metadata: {
+          labels: {
+            'pod-security.kubernetes.io/enforce': 'restricted',
+            'pod-security.kubernetes.io/warn': 'restricted',
+          },
+        },
+      },
+      'application/merge-patch+json',
+    );
     // A server-side dry run cannot place objects in a namespace it only pretends to create.
     const agentNs = await testNamespace('helm-dry-run-agent');
     const rendered = await helm([
@@ -169,15 +185,21 @@ describe('helm chart', () => {
     writeFileSync(input, rendered.stdout);
     const dryRun = await kubectl(['apply', '--dry-run=server', '-f', input]);
     expect(dryRun.code, dryRun.stderr).toBe(0);
+    expect(dryRun.stderr).not.toContain('would violate PodSecurity');
     const kinds = dryRun.stdout
       .trim()
       .split('\n')
       .map((line) => line.split('/')[0]);
     expect(kinds.sort()).toEqual([
+      'acceleratorleasepolicy.accel.dmabuf.io', // default
       'clusterrole.rbac.authorization.k8s.io',
       'clusterrole.rbac.authorization.k8s.io',
       'clusterrole.rbac.authorization.k8s.io',
       'clusterrole.rbac.authorization.k8s.io',
+      'clusterrole.rbac.authorization.k8s.io', // the controller reads lease policies
+      'clusterrole.rbac.authorization.k8s.io', // every user reads lease policies
+      'clusterrolebinding.rbac.authorization.k8s.io',
+      'clusterrolebinding.rbac.authorization.k8s.io',
       'clusterrolebinding.rbac.authorization.k8s.io',
       'clusterrolebinding.rbac.authorization.k8s.io',
       'daemonset.apps',
@@ -192,7 +214,12 @@ describe('helm chart', () => {
       'serviceaccount',
       'serviceaccount',
       'validatingadmissionpolicy.admissionregistration.k8s.io',
+      'validatingadmissionpolicy.admissionregistration.k8s.io', // lease bounds
+      'validatingadmissionpolicy.admissionregistration.k8s.io', // lease policy known
       'validatingadmissionpolicybinding.admissionregistration.k8s.io',
+      'validatingadmissionpolicybinding.admissionregistration.k8s.io', // namespaces selecting default
+      'validatingadmissionpolicybinding.admissionregistration.k8s.io', // namespaces without the label
+      'validatingadmissionpolicybinding.admissionregistration.k8s.io', // lease policy known
     ]);
   });
 

@@ -16,6 +16,7 @@ import {
   GROUP,
   nodeBoundPod,
   phaseIs,
+  podManifest,
   ready,
   startAgent,
   startController,
@@ -89,19 +90,6 @@ function lease(ns: string, name: string, accel: string, revocation = {}) {
   };
 }
 
-function tenantPod(ns: string, name: string, node: string, labels: Record<string, string> = {}) {
-  return {
-    apiVersion: 'v1',
-    kind: 'Pod',
-    metadata: { name, namespace: ns, labels },
-    spec: {
-      nodeName: node,
-      containers: [{ name: name.replace(/-\d+$/, ''), image: 'registry.example/workload:1' }],
-      tolerations: [{ operator: 'Exists' }],
-    },
-  };
-}
-
 const exportOf = (ns: string, accel: string, importers: unknown[]) => ({
   apiVersion: 'accel.dmabuf.io/v1alpha1',
   kind: 'DmaBufExport',
@@ -135,7 +123,11 @@ async function attack(
     post(tenant, leases, lease(attacker, 'first', accel)),
   );
   await phaseIs(attacker, 'first', 'Granted');
-  await post(tenant, `/api/v1/namespaces/${attacker}/pods`, tenantPod(attacker, 'trainer-0', node));
+  await post(
+    tenant,
+    `/api/v1/namespaces/${attacker}/pods`,
+    podManifest(attacker, 'trainer-0', node),
+  );
   await waitFor('trainer Running', async () => {
     const p = await api<{ status?: { phase?: string } }>(
       'GET',

@@ -2,11 +2,11 @@
 // the controller's and agent's ServiceAccounts (as host processes use them) and tenants with the
 // built-in edit role. The admission policy guards only objects with the release's guard label.
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
-import { parseAllDocuments } from 'yaml';
+import { parse, parseAllDocuments } from 'yaml';
 import { expect, onTestFinished } from 'vitest';
 import { KubeApiError, KubeClient } from '../../src/kube/index.ts';
 import {
@@ -19,7 +19,7 @@ import {
 import { serviceAccountKubeconfig } from './identity.ts';
 import { adminClient, api } from './index.ts';
 
-const CHART = join(import.meta.dirname, '..', '..', 'charts', 'accel-lease');
+export const CHART = join(import.meta.dirname, '..', '..', 'charts', 'accel-lease');
 const MERGE = 'application/merge-patch+json';
 
 export interface Release {
@@ -32,7 +32,23 @@ export interface Release {
   /** The chart puts the agent in a namespace of its own (it needs privileged Pod Security). */
   agentNamespace: string;
   agentUser: string;
+  /** The release's AcceleratorLeasePolicies are cluster-scoped: each name carries the release's. */
+  defaultPolicy: string;
   manifest: Record<string, unknown>[];
+}
+
+/** The chart's own values, as values.yaml sets them. */
+export function chartValues(): Record<string, unknown> & {
+  leasePolicy: { policies: Record<string, Record<string, unknown>> };
+} {
+  return parse(readFileSync(join(CHART, 'values.yaml'), 'utf8')) as ReturnType<typeof chartValues>;
+}
+
+export interface InstallOptions {
+  /** AcceleratorLeasePolicies besides the default, by name suffix (`<release>-<suffix>`). */
+  policies?: Record<string, Record<string, unknown>>;
+  /** The default policy's spec; the chart's own default unless given. */
+  defaultPolicy?: Record<string, unknown>;
 }
 
 /**
@@ -40,16 +56,23 @@ export interface Release {
  * setup, hence --skip-crds). Its pods would be a second controller and more agents; the test
  * runs the same programs as host processes instead, under the same ServiceAccounts.
  */
-export async function installChart(extraArgs: readonly string[] = []): Promise<Release> {
+export async function installChart(opts: InstallOptions = {}): Promise<Release> {
   const namespace = await testNamespace('helm');
   const name = `al-${randomBytes(3).toString('hex')}`;
   const guardLabel = { 'accel.dmabuf.io/e2e-release': name };
+  const defaultPolicy = `${name}-default`;
+  const policies = {
+    [defaultPolicy]: opts.defaultPolicy ?? chartValues().leasePolicy.policies.default,
+    ...Object.fromEntries(
+      Object.entries(opts.policies ?? {}).map(([suffix, spec]) => [`${name}-${suffix}`, spec]),
+    ),
+  };
   onTestFinished(async () => {
     await helm(['uninstall', name, '--namespace', namespace, '--wait=false']);
     // Cluster-scoped leftovers, should the namespace (and the release record in it) go first.
     await kubectl([
       'delete',
-      'validatingadmissionpolicybinding,validatingadmissionpolicy,clusterrolebinding,clusterrole',
+      'validatingadmissionpolicybinding,validatingadmissionpolicy,clusterrolebinding,clusterrole,acceleratorleasepolicy',
       '-l',
       `app.kubernetes.io/instance=${name}`,
       '--ignore-not-found',
@@ -70,7 +93,11 @@ export async function installChart(extraArgs: readonly string[] = []): Promise<R
     `commonLabels=${JSON.stringify({ [TEST_NAMESPACE_LABEL]: 'true' })}`,
     '--set-json',
     `admissionPolicy.objectSelector=${JSON.stringify({ matchLabels: guardLabel })}`,
-    ...extraArgs,
+    // Names of this release only: the chart's `default` would be every release's (null drops it).
+    '--set-json',
+    `leasePolicy.policies=${JSON.stringify({ default: null, ...policies })}`,
+    '--set',
+    `leasePolicy.defaultPolicy=${defaultPolicy}`,
   ]);
   expect(install.code, install.stderr).toBe(0);
   expect(install.stdout).toContain('kubectl get accel');
@@ -84,6 +111,7 @@ export async function installChart(extraArgs: readonly string[] = []): Promise<R
     controllerUser: `system:serviceaccount:${namespace}:${fullname}-controller`,
     agentNamespace: `${namespace}-agent`,
     agentUser: `system:serviceaccount:${namespace}-agent:${fullname}-agent`,
+    defaultPolicy,
     manifest: parseManifest(got.stdout),
   };
 }

@@ -218,14 +218,14 @@ export async function startController(opts: ControllerOptions = {}): Promise<Com
 
 export const GROUP = '/apis/accel.dmabuf.io/v1alpha1';
 
-/** A pod bound to `node` (kwok runs it), waited for until Running. */
-export async function createPod(
+/** A workload pod bound to `node`, for kwok to run; its container is named after the pod. */
+export function podManifest(
   ns: string,
   name: string,
   node: string,
   labels: Record<string, string> = {},
 ) {
-  await api('POST', `/api/v1/namespaces/${ns}/pods`, {
+  return {
     apiVersion: 'v1',
     kind: 'Pod',
     metadata: { name, namespace: ns, labels },
@@ -234,7 +234,17 @@ export async function createPod(
       containers: [{ name: name.replace(/-\d+$/, ''), image: 'registry.example/workload:1' }],
       tolerations: [{ operator: 'Exists' }],
     },
-  });
+  };
+}
+
+/** A pod bound to `node` (kwok runs it), waited for until Running. */
+export async function createPod(
+  ns: string,
+  name: string,
+  node: string,
+  labels: Record<string, string> = {},
+) {
+  await api('POST', `/api/v1/namespaces/${ns}/pods`, podManifest(ns, name, node, labels));
   await waitFor(`pod ${ns}/${name} Running`, async () => {
     const p = await api<{ status?: { phase?: string } }>(
       'GET',

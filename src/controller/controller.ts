@@ -3,16 +3,19 @@
 // Level-triggered throughout: every decision is made again from the caches.
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import type { V1Pod } from '@kubernetes/client-node';
+import type { V1Namespace, V1Pod } from '@kubernetes/client-node';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import type { DmaBufExport } from '../crds/index.ts';
 import {
   Accelerator,
   AcceleratorLease,
+  AcceleratorLeasePolicy,
   CORDON_ANNOTATION,
+  DEFAULT_LEASE_POLICY,
   IDLE_REAP_ANNOTATION,
   LAST_HANDOFF_ANNOTATION,
   parseObject,
+  policyNameFor,
   targetOf,
   type EvictionRecord,
   type AcceleratorLeaseStatus,
@@ -46,9 +49,11 @@ import { decideMissing } from './arbiter.ts';
 import { execute, type EventSink, type Writes } from './execute.ts';
 import { decideHandoff } from './handoff.ts';
 import { place } from './placement.ts';
+import { overLimitActions, overNamespaceLimit, type NamespaceLimit } from './namespace-limit.ts';
 
 export const FIELD_MANAGER = 'accel-lease-controller';
 const PLACEMENT_KEY = 'placement';
+const LIMITS_KEY = 'namespace-limits';
 const ACCEL_PREFIX = 'accelerator/';
 
 export interface LeaseControllerOptions {
@@ -61,6 +66,8 @@ export interface LeaseControllerOptions {
   clock?: Clock;
   resyncPeriodMs?: number;
   policy?: ReaperPolicy;
+  /** The AcceleratorLeasePolicy of namespaces without the lease-policy label. */
+  defaultLeasePolicy?: string;
 }
 
 const push = <T>(m: Map<string, T[]>, k: string, v: T) => {
@@ -78,6 +85,8 @@ export class LeaseController {
   readonly leases: Informer<AcceleratorLease>;
   readonly exports: Informer<DmaBufExport>;
   readonly pods: Informer<V1Pod>;
+  readonly namespaces: Informer<V1Namespace>;
+  readonly leasePolicies: Informer<AcceleratorLeasePolicy>;
   readonly queue: WorkQueue;
   private readonly policy: ReaperPolicy;
   /** When this process sent eviction calls, for the cluster-wide per-minute cap. */
@@ -123,6 +132,18 @@ export class LeaseController {
       resyncPeriodMs: resync,
       logger: opts.log,
       name: 'pods',
+    });
+    this.namespaces = new Informer<V1Namespace>(opts.kc, {
+      path: '/api/v1/namespaces',
+      resyncPeriodMs: resync,
+      logger: opts.log,
+      name: 'namespaces',
+    });
+    this.leasePolicies = new Informer<AcceleratorLeasePolicy>(opts.kc, {
+      path: '/apis/accel.dmabuf.io/v1alpha1/acceleratorleasepolicies',
+      resyncPeriodMs: resync,
+      logger: opts.log,
+      name: 'acceleratorleasepolicies',
     });
     this.policy = opts.policy ?? DEFAULT_REAPER_POLICY;
     this.queue = new WorkQueue({
@@ -178,9 +199,16 @@ export class LeaseController {
       if (target) this.queue.add(ACCEL_PREFIX + target);
       else this.queue.add(PLACEMENT_KEY);
     };
+    const onLimits = () => {
+      this.limitChanges++;
+      this.queue.add(LIMITS_KEY);
+    };
     for (const ev of ['add', 'update', 'delete', 'resync'] as const) {
       this.accelerators.on(ev, onAccel);
       this.leases.on(ev, onLease);
+      this.leases.on(ev, () => this.queue.add(LIMITS_KEY));
+      this.namespaces.on(ev, onLimits);
+      this.leasePolicies.on(ev, onLimits);
     }
     // A pod going away may free a stuck device: wake the devices whose pins or records name it.
     const onPod = (p: V1Pod) => {
@@ -209,15 +237,24 @@ export class LeaseController {
     });
   }
 
+  private informers() {
+    return [
+      this.accelerators,
+      this.leases,
+      this.exports,
+      this.pods,
+      this.namespaces,
+      this.leasePolicies,
+    ];
+  }
+
   hasSynced(): boolean {
-    return [this.accelerators, this.leases, this.exports, this.pods].every((i) => i.hasSynced());
+    return this.informers().every((i) => i.hasSynced());
   }
 
   /** Fill the caches; safe to call on a standby replica (reads only). */
   async startInformers(): Promise<void> {
-    await Promise.all(
-      [this.accelerators, this.leases, this.exports, this.pods].map((i) => i.start()),
-    );
+    await Promise.all(this.informers().map((i) => i.start()));
   }
 
   /** Run the workers until `signal` aborts (leadership lost or shutdown); then drain. */
@@ -230,6 +267,7 @@ export class LeaseController {
     for (const a of this.accelerators.list())
       this.queue.add(ACCEL_PREFIX + (a.metadata.name ?? ''));
     this.queue.add(PLACEMENT_KEY);
+    this.queue.add(LIMITS_KEY);
     const stop = () => void this.queue.shutDown();
     if (signal.aborted) stop();
     else signal.addEventListener('abort', stop, { once: true });
@@ -239,7 +277,7 @@ export class LeaseController {
   /** Stop taking work, wait for reconciles in flight, then close the watches. */
   async stop(): Promise<void> {
     await this.queue.shutDown();
-    for (const i of [this.accelerators, this.leases, this.exports, this.pods]) i.stop();
+    for (const i of this.informers()) i.stop();
   }
 
   /** The same writes, each result remembered until the informer has it. */
@@ -337,6 +375,62 @@ export class LeaseController {
     return this.currentLeases().leases;
   }
 
+  /** Namespace and policy events since the limits were last computed. */
+  private limitChanges = 0;
+  private admittedView?: {
+    from: ReturnType<LeaseController['currentLeases']>;
+    at: number;
+    over: ReturnType<typeof overNamespaceLimit>;
+    leases: AcceleratorLease[];
+    byTarget: Map<string, AcceleratorLease[]>;
+  };
+
+  private namespaceLimit(namespace: string): NamespaceLimit | undefined {
+    const labels = this.namespaces.get(namespace)?.metadata?.labels;
+    const policy = policyNameFor(labels, this.opts.defaultLeasePolicy ?? DEFAULT_LEASE_POLICY);
+    const raw = this.leasePolicies.get(policy);
+    if (!raw) return undefined; // admission refuses leases in namespaces without a policy
+    try {
+      return {
+        policy,
+        maxLeases: parseObject(AcceleratorLeasePolicy, raw).spec.maxLeasesPerNamespace,
+      };
+    } catch {
+      return undefined;
+    }
+  }
+
+  /**
+   * The leases within their namespace's limit (see namespace-limit.ts), the only ones queued or
+   * placed. When the set over the limit changes, the devices of the leases that moved are woken.
+   */
+  private admitted() {
+    const from = this.currentLeases();
+    const prev = this.admittedView;
+    if (prev?.from === from && prev.at === this.limitChanges) return prev;
+    const over = overNamespaceLimit(from.leases, (ns) => this.namespaceLimit(ns), this.clock.now());
+    const leases =
+      over.size === 0 ? from.leases : from.leases.filter((l) => !over.has(l.metadata.uid ?? ''));
+    let byTarget = from.byTarget;
+    if (over.size > 0) {
+      byTarget = new Map();
+      for (const l of leases) {
+        const t = targetOf(l);
+        if (t) push(byTarget, t, l);
+      }
+    }
+    const moved = [
+      ...[...over.values()].filter((o) => !prev?.over.has(o.lease.metadata.uid ?? '')),
+      ...[...(prev?.over.values() ?? [])].filter((o) => !over.has(o.lease.metadata.uid ?? '')),
+    ];
+    for (const { lease } of moved) {
+      const t = targetOf(lease);
+      this.queue.add(t ? ACCEL_PREFIX + t : PLACEMENT_KEY);
+    }
+    this.admittedView = { from, at: this.limitChanges, over, leases, byTarget };
+    return this.admittedView;
+  }
+
   /** Parse one version of a lease once; undefined (and a warning) if it breaks the schema. */
   private parseLease(raw: AcceleratorLease): AcceleratorLease | undefined {
     const uid = raw.metadata.uid ?? '';
@@ -365,8 +459,12 @@ export class LeaseController {
     const now = this.clock.now();
     const nowIso = iso(now);
     const at = new Date(now).toISOString();
+    if (key === LIMITS_KEY) {
+      await execute(overLimitActions(this.admitted().over, nowIso), writes, this.opts.events, at);
+      return;
+    }
     if (key === PLACEMENT_KEY) {
-      const leases = this.validLeases();
+      const leases = this.admitted().leases;
       const queued = new Set(
         leases
           .filter((l) => !l.metadata.deletionTimestamp && targetOf(l))
@@ -383,7 +481,7 @@ export class LeaseController {
       return;
     }
     const name = key.slice(ACCEL_PREFIX.length);
-    const leases = this.currentLeases().byTarget.get(name) ?? [];
+    const leases = this.admitted().byTarget.get(name) ?? [];
     const raw = this.accelerator(name);
     if (!raw) {
       this.recordReapState(name, undefined);

@@ -1,6 +1,7 @@
 // The controller's command line: every flag with its meaning and default, for main.ts and --help.
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
+import { DEFAULT_LEASE_POLICY } from '../crds/index.ts';
 import { commonFlags, flag, leaderElectionFlags } from '../kube/index.ts';
 import { DEFAULT_REAPER_POLICY } from '../reaper/index.ts';
 
@@ -41,5 +42,9 @@ export const CONTROLLER_FLAGS = {
   ),
   dryRun: flag.boolean('plan and report evictions, evict nothing'),
   reapWhenIdle: flag.boolean('also evict holders of pins on a device nobody waits for'),
+  defaultLeasePolicy: flag.string(
+    'AcceleratorLeasePolicy whose maxLeasesPerNamespace applies to namespaces without the accel.dmabuf.io/lease-policy label',
+    DEFAULT_LEASE_POLICY,
+  ),
   logFormat: flag.oneOf('log format', ['json', 'pretty'] as const, 'json'),
 };

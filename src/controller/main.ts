@@ -64,6 +64,7 @@ const controller = new LeaseController({
   registry,
   events: recorderSink(recorder),
   workers: flags.workers,
+  defaultLeasePolicy: flags.defaultLeasePolicy,
   policy: {
     ...DEFAULT_REAPER_POLICY,
     excludedNamespaces: [

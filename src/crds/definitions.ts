@@ -5,6 +5,7 @@ import { GROUP, VERSION } from './common.ts';
 import { DmaBufExportSpec, DmaBufExportStatus } from './export.ts';
 import { DmaBufImportGrantSpec } from './grant.ts';
 import { AcceleratorLeaseSpec, AcceleratorLeaseStatus } from './lease.ts';
+import { AcceleratorLeasePolicySpec } from './policy.ts';
 import { toStructural, type JsonSchema } from './structural.ts';
 
 export const CATEGORY = 'dmabuf';
@@ -25,7 +26,7 @@ interface Definition {
   scope: 'Namespaced' | 'Cluster';
   description: string;
   spec: z.ZodType;
-  /** Absent for a resource that is all spec (a grant): no status subresource then. */
+  /** Absent: the kind has no status (nor status subresource): a grant, a policy. */
   status?: z.ZodType;
   columns: PrinterColumn[];
 }
@@ -108,6 +109,25 @@ export const DEFINITIONS: readonly Definition[] = [
       "A namespace's consent that DmaBufExports in the listed namespaces may name its pods as importers. Without one, such an importer fails and never attaches, so it can never pin a device or be evicted.",
     spec: DmaBufImportGrantSpec,
     columns: [{ name: 'From', type: 'string', jsonPath: '.spec.from[*].namespace' }, AGE],
+  },
+  {
+    kind: 'AcceleratorLeasePolicy',
+    plural: 'acceleratorleasepolicies',
+    singular: 'acceleratorleasepolicy',
+    shortNames: ['alpol'],
+    scope: 'Cluster',
+    description:
+      "The administrator's bounds on the leases of the namespaces that select it (label accel.dmabuf.io/lease-policy; without it, the policy named default): priority range, least grace for the previous tenant, most evictions, longest duration, most leases per namespace.",
+    spec: AcceleratorLeasePolicySpec,
+    columns: [
+      { name: 'Min-Priority', type: 'integer', jsonPath: '.spec.priority.min' },
+      { name: 'Max-Priority', type: 'integer', jsonPath: '.spec.priority.max' },
+      { name: 'Min-Grace', type: 'integer', jsonPath: '.spec.minGracePeriodSeconds' },
+      { name: 'Max-Evictions', type: 'integer', jsonPath: '.spec.maxEvictions' },
+      { name: 'Max-Duration', type: 'string', jsonPath: '.spec.maxDuration' },
+      { name: 'Max-Leases', type: 'integer', jsonPath: '.spec.maxLeasesPerNamespace' },
+      AGE,
+    ],
   },
 ];
 

@@ -35,7 +35,7 @@ describe('generated CRDs', () => {
       });
     });
 
-    it(`${def.kind}: has the status subresource when it has a status, a category and printer columns with Age`, () => {
+    it(`${def.kind}: a status subresource if it has status, a category, printer columns with Age`, () => {
       const spec = (crd as { spec: Record<string, never> }).spec as unknown as {
         names: { categories: string[]; shortNames: string[] };
         versions: { subresources: unknown; additionalPrinterColumns: { name: string }[] }[];

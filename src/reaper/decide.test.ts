@@ -163,6 +163,8 @@ describe('reap', () => {
       reason: 'r',
       result: 'Evicting',
       started: iso(GRACE_END),
+      attempts: 1,
+      lastAttemptTime: iso(GRACE_END),
       message: `attempt 1 at ${iso(GRACE_END)}: eviction accepted`,
     };
     const lease = waitingLease({ blockedAt: T0, evictions: [rec] });
@@ -257,6 +259,8 @@ describe('reap', () => {
       reason: 'r',
       result: 'Evicting',
       started: iso(GRACE_END),
+      attempts: 1,
+      lastAttemptTime: iso(GRACE_END),
       message: `attempt 1 at ${iso(GRACE_END)}: eviction requested`,
     };
     const lease = waitingLease({ blockedAt: T0, evictions: [rec] });
@@ -271,6 +275,8 @@ describe('reap', () => {
       reason: 'r',
       result: 'Evicting',
       started: iso(GRACE_END),
+      attempts: 1,
+      lastAttemptTime: iso(GRACE_END),
       message: `attempt 1 at ${iso(GRACE_END)}: eviction accepted`,
     };
     const lease = waitingLease({ blockedAt: T0, evictions: [rec] });
@@ -469,6 +475,8 @@ describe('reap, when the blocking set changes under it', () => {
     reason: 'r',
     result,
     started: iso(GRACE_END),
+    attempts: 1,
+    lastAttemptTime: iso(GRACE_END),
     message: `attempt 1 at ${iso(GRACE_END)}: refused by a PodDisruptionBudget (429): no`,
   });
 
@@ -537,13 +545,27 @@ describe('recordOutcome', () => {
     reason: 'r',
     result: 'Evicting',
     started: iso(T0),
+    attempts: 2,
+    lastAttemptTime: iso(T0 + 5000),
     message: `attempt 2 at ${iso(T0 + 5000)}: eviction requested`,
   };
 
   it('keeps the attempt number and time the request was sent with', () => {
     const ok = recordOutcome([rec], { type: 'evict', uid: 'u' }, { kind: 'accepted' }, T0 + 6000);
     expect(ok.records[0]?.message).toBe(`attempt 2 at ${iso(T0 + 5000)}: eviction accepted`);
+    expect(ok.records[0]).toMatchObject({ attempts: 2, lastAttemptTime: iso(T0 + 5000) });
     expect(ok.effects).toEqual([]);
+  });
+
+  it('reads the attempt from its fields, whatever the message says', () => {
+    const rewritten = { ...rec, message: 'abandoned at 2026-11-25T10:09:00Z: no pin left' };
+    const out = recordOutcome([rewritten], { type: 'evict', uid: 'u' }, { kind: 'gone' }, T0);
+    expect(out.records[0]).toMatchObject({
+      attempts: 2,
+      lastAttemptTime: iso(T0 + 5000),
+      message: `attempt 2 at ${iso(T0 + 5000)}: the pod was already gone`,
+    });
+    expect(requestsSince([rewritten], T0 + 5000)).toBe(1);
   });
 
   it('marks other errors Failed, to be retried like a refusal', () => {
@@ -601,6 +623,8 @@ describe('what the runtime derives from records', () => {
       reason: 'r',
       result: 'Evicting',
       started: iso(T0),
+      attempts: 1,
+      lastAttemptTime: iso(T0 + 50_000),
       message: at(T0 + 50_000),
     },
     {
@@ -610,6 +634,8 @@ describe('what the runtime derives from records', () => {
       result: 'Evicted',
       started: iso(T0),
       finished: iso(T0 + 70_000),
+      attempts: 1,
+      lastAttemptTime: iso(T0),
       message: at(T0),
     },
     { pod: { namespace: 'a', name: 'd' }, uid: 'dry', reason: 'r', result: 'DryRun' },

@@ -28,7 +28,7 @@ import {
   type Rank,
 } from './plan.ts';
 import { evictionBudget, retryDelayMs, type ReaperPolicy } from './policy.ts';
-import { attemptMessage, isActive, iso, lastAttempt, settleRecords } from './records.ts';
+import { attempted, isActive, iso, lastAttempt, settleRecords } from './records.ts';
 
 const IdleReap = z.object({ epoch: z.int().min(0), evictions: z.array(EvictionRecord) });
 export type IdleReap = z.infer<typeof IdleReap>;
@@ -440,7 +440,7 @@ export function reap(input: ReapInput): ReapDecision {
         reason: reasonOf(r),
         attempt: att.n + 1,
       });
-      return { ...r, message: attemptMessage(att.n + 1, now, 'deletion requested again') };
+      return attempted(r, att.n + 1, now, 'deletion requested again');
     }
     const deadline = (ms(r.started) ?? now) + policy.evictionDeadlineMs;
     if (now >= deadline && policy.onDeadline !== 'Wait') {
@@ -458,7 +458,7 @@ export function reap(input: ReapInput): ReapDecision {
       if (leaseRef) {
         effects.push(event(leaseRef, 'Warning', 'Deleting', `pod ${podKey(r.pod)} ${note}`));
       }
-      return { ...r, result: 'Deleted', message: attemptMessage(1, now, note) };
+      return { ...attempted(r, 1, now, note), result: 'Deleted' };
     }
     if (now >= deadline) overdue.push(r);
     else wakeAt(deadline);
@@ -494,10 +494,9 @@ export function reap(input: ReapInput): ReapDecision {
     const text =
       send.n === 1 ? 'eviction requested' : `eviction requested again after: ${send.text}`;
     return {
-      ...r,
+      ...attempted(r, send.n, now, text),
       result: 'Evicting',
       started: r.started ?? iso(now),
-      message: attemptMessage(send.n, now, text),
     };
   });
 

@@ -384,6 +384,16 @@ export class World {
     for (const [name, status] of this.published.acceleratorStatuses) {
       const accel = this.accels.get(name);
       if (!accel || sameContent(accel.status, status)) continue;
+      for (const p of status.pins ?? []) {
+        const consented =
+          !p.pod ||
+          p.pod.namespace === 'team-a' ||
+          GRANTS.some((g) => g.metadata.namespace === p.pod?.namespace);
+        check(
+          consented,
+          `consent: ${name} pinned by ${p.pod?.namespace}/${p.pod?.name}, whose namespace granted no import`,
+        );
+      }
       this.accels.set(name, { ...accel, status });
       this.touch(false, name);
       if (status.phase === 'Stuck' && !this.stuckSince.has(`${name}@${status.observedEpoch}`)) {

@@ -1,5 +1,5 @@
 // Public face of the node agent: one process per node binding the simulated kernel to the
-// cluster (DESIGN.md section 5). `main.ts` is the command; `startAgent` runs it in-process.
+// cluster (docs/design.md section 6). `main.ts` is the command; `startAgent` runs it in-process.
 export {
   AgentStartError,
   EVENT_CONTROLLER,
