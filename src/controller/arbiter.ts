@@ -15,6 +15,7 @@ import {
   type ConditionInput,
   type LeaseRef,
   type Pin,
+  MAX_EPOCH,
   parseDuration,
 } from '../crds/index.ts';
 
@@ -168,6 +169,9 @@ export function decide(
   const { holder, next, waiting } = deviceQueue(accelerator, leases, now);
 
   // Step 2 of the handoff: the holder is gone (deleted, expired) -> the next in line, epoch + 1.
+  if (!holder && (next || specOwner?.lease) && currentEpoch >= MAX_EPOCH) {
+    return decideExhausted(accelerator, leases, now);
+  }
   let owner: AcceleratorOwner | undefined = specOwner;
   if (!holder && (next || specOwner?.lease)) {
     owner = { ...(next && { lease: leaseRef(next) }), epoch: currentEpoch + 1 };
@@ -390,6 +394,60 @@ export function decide(
   const decision: Decision = { actions };
   if (wakeAt.length > 0) decision.requeueAfterMs = Math.max(0, Math.min(...wakeAt) - now);
   return decision;
+}
+
+/**
+ * A device whose fencing epoch cannot rise any more (it would leave the integers a JavaScript
+ * number holds exactly, and the schema's bound): no lease can be handed the device, so every
+ * live lease waits saying why, and nothing is granted. Deleted leases the device no longer
+ * references are let go as usual.
+ */
+function decideExhausted(
+  accelerator: Accelerator,
+  leases: readonly AcceleratorLease[],
+  now: number,
+): Decision {
+  const nowIso = iso(now);
+  const name = accelerator.metadata.name ?? '';
+  const referenced = new Set(
+    [accelerator.spec.owner?.lease?.uid, accelerator.status?.owner?.lease?.uid].filter(
+      (u): u is string => u !== undefined,
+    ),
+  );
+  const message =
+    `${name} is at the highest fencing epoch (${MAX_EPOCH}) and cannot change owner again: ` +
+    'an administrator must retire the device (delete the Accelerator and its node agent state)';
+  const actions: Action[] = [];
+  const events: Action[] = [];
+  for (const lease of leases) {
+    if (lease.metadata.deletionTimestamp) {
+      if (!referenced.has(uidOf(lease)) && lease.metadata.finalizers?.includes(FINALIZER))
+        actions.push({ type: 'removeFinalizer', lease });
+      continue;
+    }
+    if (!lease.metadata.finalizers?.includes(FINALIZER))
+      actions.push({ type: 'addFinalizer', lease });
+    if (isFinished(lease, now)) continue;
+    const desired = statusFor(
+      lease,
+      name,
+      {
+        phase: 'Pending',
+        conditions: [cond(lease, 'Granted', 'False', 'EpochExhausted', message)],
+      },
+      nowIso,
+    );
+    if (sameStatus(desired, lease.status)) continue;
+    actions.push({ type: 'leaseStatus', lease, status: desired });
+    events.push({
+      type: 'event',
+      regarding: lease,
+      eventType: 'Warning',
+      reason: 'EpochExhausted',
+      note: message,
+    });
+  }
+  return { actions: [...actions, ...events] };
 }
 
 /**

@@ -62,7 +62,15 @@ export function parseDuration(text: string): number {
   return total;
 }
 
-/** Bytes: non-negative integers up to 2^53 (no JavaScript precision loss). */
+/**
+ * The largest integer any field holds: the largest a JavaScript number (and so zod's z.int())
+ * represents exactly. The CRDs carry it as `maximum` so that the API server refuses what the
+ * components could only read back rounded. The fencing epoch stops here too (see the arbiter).
+ */
+export const MAX_INT = Number.MAX_SAFE_INTEGER;
+export const MAX_EPOCH = MAX_INT;
+
+/** Bytes: non-negative integers up to 2^53 - 1 (no JavaScript precision loss). */
 export const Bytes = z.int().min(0);
 
 export const PodRef = z
