@@ -458,4 +458,16 @@ describe('bounds', () => {
       'EpochExhausted',
     );
   });
+
+  it('clamps the expiry of a grant near the end of year 9999 to a time the schema holds', () => {
+    const accel = mkAccel();
+    const lease = mkLease('holder', { duration: '8760h' });
+    const ref = { namespace: 'team', name: 'holder', uid: 'uid-holder' };
+    accel.spec.owner = { lease: ref, epoch: 1 };
+    accel.status = { phase: 'Owned', owner: { lease: ref, epoch: 1 }, observedEpoch: 1 };
+    const now = Date.parse('9999-06-01T00:00:00Z');
+    const d = decide(accel, [lease], now);
+    const status = d.actions.find((a) => a.type === 'leaseStatus');
+    expect(status?.type === 'leaseStatus' && status.status.expiresAt).toBe('9999-12-31T23:59:59Z');
+  });
 });

@@ -16,6 +16,7 @@ import {
   type LeaseRef,
   type Pin,
   MAX_EPOCH,
+  MAX_TIME_MS,
   parseDuration,
 } from '../crds/index.ts';
 
@@ -208,8 +209,9 @@ export function decide(
     if (lease === next && owner?.lease) {
       if (enforced) {
         const grantedAt = lease.status?.grantedAt ?? nowIso;
+        // Clamped: a grant late in year 9999 still gets an expiry the schema can hold.
         const exp = lease.spec.duration
-          ? iso(ms(grantedAt) + parseDuration(lease.spec.duration))
+          ? iso(Math.min(ms(grantedAt) + parseDuration(lease.spec.duration), MAX_TIME_MS))
           : undefined;
         want = {
           phase: 'Granted',

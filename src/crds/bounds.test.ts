@@ -1,0 +1,63 @@
+// The bounds that keep every admitted value one the components can handle: durations a Date
+// can add.
+import { describe, expect, it } from 'vitest';
+import {
+  AcceleratorLease,
+  customResourceDefinition,
+  DEFINITIONS,
+  durationNanos,
+  InvalidObjectError,
+  MAX_DURATION,
+  parseDuration,
+  parseObject,
+} from './index.ts';
+
+const lease = (duration: string) => ({
+  apiVersion: 'accel.dmabuf.io/v1alpha1',
+  kind: 'AcceleratorLease',
+  metadata: { name: 'tenant-a', namespace: 'team-a' },
+  spec: { accelerator: 'node-a-hl0', holder: { podSelector: {} }, duration },
+});
+
+function refusal(fn: () => unknown): string {
+  try {
+    fn();
+  } catch (err) {
+    expect(err).toBeInstanceOf(InvalidObjectError);
+    return (err as Error).message;
+  }
+  throw new Error('expected the object to be refused');
+}
+
+describe('spec.duration', () => {
+  it.each(['2h', '1h30m', '1.5h', '90s', '8760h', '525600m', '8759h59m59.999999999s'])(
+    'admits %s, at most a year',
+    (d) => {
+      expect(parseObject(AcceleratorLease, lease(d)).spec.duration).toBe(d);
+      expect(parseDuration(d)).toBeLessThanOrEqual(parseDuration(MAX_DURATION) + 1);
+    },
+  );
+
+  it.each(['8761h', '8760h1ms', '9999999999h', '99999999999999999999s', '4200000000m0s'])(
+    'refuses %s with what to do instead',
+    (d) => {
+      expect(refusal(() => parseObject(AcceleratorLease, lease(d)))).toBe(
+        'AcceleratorLease team-a/tenant-a is invalid: spec.duration: must be at most 8760h (one year): ask for a shorter hold, or leave duration out to hold the device until the lease is deleted',
+      );
+    },
+  );
+
+  it('agrees with Go at the boundary: a fraction of a nanosecond is truncated, as CEL does', () => {
+    // time.ParseDuration("8760h0.0000001ms") is exactly 8760h: the API server admits it.
+    expect(durationNanos('8760h0.0000001ms')).toBe(durationNanos('8760h'));
+    expect(parseObject(AcceleratorLease, lease('8760h0.0000001ms')).spec.duration).toBeDefined();
+    expect(durationNanos('1.5h')).toBe(5_400_000_000_000n);
+    expect(durationNanos('0.000000001s')).toBe(1n);
+  });
+
+  it('carries the same rule to the API server, guarded so CEL never overflows', () => {
+    const crd = JSON.stringify(customResourceDefinition(DEFINITIONS[1]!));
+    expect(crd).toContain("duration(self) <= duration('8760h')");
+    expect(crd).toContain('self.size() <= 64 && self.matches(');
+  });
+});
