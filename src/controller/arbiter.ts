@@ -15,6 +15,7 @@ import {
   type ConditionInput,
   type LeaseRef,
   type Pin,
+  MAX_BLOCKERS,
   MAX_EPOCH,
   MAX_TIME_MS,
   parseDuration,
@@ -71,8 +72,9 @@ function describePin(p: Pin): string {
   return `${buf} is pinned by ${what} in ${holder} (pid ${p.pid})`;
 }
 
+/** The pins as status.blockedBy lists them: the first MAX_BLOCKERS (the schema's maxItems). */
 export function blockersOf(accelerator: Accelerator, pins: readonly Pin[]): Blocker[] {
-  return pins.map((p) => ({
+  return pins.slice(0, MAX_BLOCKERS).map((p) => ({
     accelerator: accelerator.metadata.name ?? '',
     ...(p.export !== undefined && { export: p.export }),
     ...(p.importer !== undefined && { importer: p.importer }),

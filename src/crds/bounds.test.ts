@@ -1,15 +1,20 @@
 // The bounds that keep every admitted value one the components can handle: durations a Date
-// can add.
+// can add, names the status fields that copy them can hold, messages cut to fit.
 import { describe, expect, it } from 'vitest';
 import {
   AcceleratorLease,
+  AcceleratorLeaseStatus,
+  AcceleratorStatus,
   customResourceDefinition,
   DEFINITIONS,
   durationNanos,
+  fitText,
   InvalidObjectError,
   MAX_DURATION,
+  MAX_OBJECT_KEY,
   parseDuration,
   parseObject,
+  setConditions,
 } from './index.ts';
 
 const lease = (duration: string) => ({
@@ -59,5 +64,44 @@ describe('spec.duration', () => {
     const crd = JSON.stringify(customResourceDefinition(DEFINITIONS[1]!));
     expect(crd).toContain("duration(self) <= duration('8760h')");
     expect(crd).toContain('self.size() <= 64 && self.matches(');
+  });
+});
+
+describe('names copied into status', () => {
+  const ns = 'n'.repeat(63);
+  const name = 'e'.repeat(253);
+  const key = `${ns}/${name}`;
+
+  it('a pin and a blocker hold the longest namespace/name of an export', () => {
+    expect(key.length).toBe(MAX_OBJECT_KEY);
+    const pin = {
+      export: key,
+      inode: 1,
+      kind: 'fd',
+      pid: 1,
+      epoch: 1,
+      since: '2026-12-01T00:00:00Z',
+    };
+    expect(parseObject(AcceleratorStatus, { pins: [pin] }).pins?.[0]?.export).toBe(key);
+    const blocker = { accelerator: 'node-a-hl0', export: key, kind: 'fd', pid: 1 };
+    expect(parseObject(AcceleratorLeaseStatus, { blockedBy: [blocker] }).blockedBy).toHaveLength(1);
+  });
+});
+
+describe('condition messages', () => {
+  it('are cut to the schema maxLength, saying so, wherever they are set', () => {
+    const [c] = setConditions(
+      undefined,
+      [{ type: 'Blocked', status: 'True', reason: 'Pinned', message: 'x'.repeat(40_000) }],
+      '2026-12-01T00:00:00Z',
+    );
+    expect(c?.message).toHaveLength(32768);
+    expect(c?.message.endsWith(' [...]')).toBe(true);
+    parseObject(AcceleratorLeaseStatus, { conditions: [c] });
+  });
+
+  it('never split a surrogate pair', () => {
+    // Ten code units: 'a', one emoji, and the high half of the next would fit before the mark.
+    expect(fitText('a' + '\u{1F600}'.repeat(10), 10)).toBe('a\u{1F600} [...]');
   });
 });

@@ -1,5 +1,6 @@
 // Shapes shared by the three resources: conditions, label selectors, references, durations.
 import { z } from 'zod';
+import { MAX_CONDITION_MESSAGE } from './text.ts';
 
 export const GROUP = 'accel.dmabuf.io';
 export const VERSION = 'v1alpha1';
@@ -41,6 +42,9 @@ const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0
 
 export const ResourceName = z.string().min(1).max(253).regex(DNS_SUBDOMAIN);
 export const NamespaceName = z.string().min(1).max(63).regex(DNS_LABEL);
+
+/** The longest `namespace/name` of a namespaced object: a status field that copies one needs it. */
+export const MAX_OBJECT_KEY = 63 + 1 + 253;
 
 /** A time as the API server writes it (RFC 3339). */
 export const Timestamp = z.iso.datetime({ offset: true });
@@ -189,7 +193,7 @@ export const Condition = z
       .min(1)
       .max(1024)
       .regex(/^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$/),
-    message: z.string().max(32768),
+    message: z.string().max(MAX_CONDITION_MESSAGE),
   })
   .strict();
 export type Condition = z.infer<typeof Condition>;
