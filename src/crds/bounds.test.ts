@@ -3,6 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import {
   AcceleratorLease,
+  AcceleratorOwner,
   AcceleratorLeaseStatus,
   AcceleratorStatus,
   customResourceDefinition,
@@ -103,5 +104,14 @@ describe('condition messages', () => {
   it('never split a surrogate pair', () => {
     // Ten code units: 'a', one emoji, and the high half of the next would fit before the mark.
     expect(fitText('a' + '\u{1F600}'.repeat(10), 10)).toBe('a\u{1F600} [...]');
+  });
+});
+
+describe('spec.owner.lease.uid', () => {
+  it('never holds "/", which would break the agent\'s namespace/name/uid owner key', () => {
+    const owner = { lease: { namespace: 'team-a', name: 'tenant-a', uid: 'a/b' }, epoch: 1 };
+    expect(refusal(() => parseObject(AcceleratorOwner, owner))).toContain(
+      'lease.uid: must not contain "/"',
+    );
   });
 });

@@ -142,7 +142,12 @@ export const LeaseRef = z
   .object({
     namespace: NamespaceName,
     name: ResourceName,
-    uid: z.string().min(1).max(64),
+    // No '/': the node agent keys a device's owner as namespace/name/uid and splits it back.
+    uid: z
+      .string()
+      .min(1)
+      .max(64)
+      .regex(/^[^/]+$/, 'must not contain "/" (an object uid never does)'),
   })
   .strict();
 export type LeaseRef = z.infer<typeof LeaseRef>;
