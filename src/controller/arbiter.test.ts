@@ -3,6 +3,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
   LAST_HANDOFF_ANNOTATION,
+  MAX_EPOCH,
   type Accelerator,
   type AcceleratorLease,
   type Pin,
@@ -442,5 +443,31 @@ describe('decide, over random runs (property)', () => {
     );
     // The property means little unless many runs reach a stuck handoff.
     expect(stuckRuns.size).toBeGreaterThan(100);
+  });
+});
+
+describe('bounds', () => {
+  it('never hands over a device at the last fencing epoch: the next lease waits, saying why', () => {
+    const accel = mkAccel();
+    accel.spec.owner = { epoch: MAX_EPOCH };
+    const d = decide(accel, [mkLease('next')], T0);
+    expect(d.actions.some((a) => a.type === 'setOwner')).toBe(false);
+    const status = d.actions.find((a) => a.type === 'leaseStatus');
+    expect(status?.type === 'leaseStatus' && status.status.phase).toBe('Pending');
+    expect(status?.type === 'leaseStatus' && status.status.conditions?.[0]?.reason).toBe(
+      'EpochExhausted',
+    );
+  });
+
+  it('clamps the expiry of a grant near the end of year 9999 to a time the schema holds', () => {
+    const accel = mkAccel();
+    const lease = mkLease('holder', { duration: '8760h' });
+    const ref = { namespace: 'team', name: 'holder', uid: 'uid-holder' };
+    accel.spec.owner = { lease: ref, epoch: 1 };
+    accel.status = { phase: 'Owned', owner: { lease: ref, epoch: 1 }, observedEpoch: 1 };
+    const now = Date.parse('9999-06-01T00:00:00Z');
+    const d = decide(accel, [lease], now);
+    const status = d.actions.find((a) => a.type === 'leaseStatus');
+    expect(status?.type === 'leaseStatus' && status.status.expiresAt).toBe('9999-12-31T23:59:59Z');
   });
 });

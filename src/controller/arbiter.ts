@@ -15,6 +15,9 @@ import {
   type ConditionInput,
   type LeaseRef,
   type Pin,
+  MAX_BLOCKERS,
+  MAX_EPOCH,
+  MAX_TIME_MS,
   parseDuration,
 } from '../crds/index.ts';
 
@@ -69,8 +72,9 @@ function describePin(p: Pin): string {
   return `${buf} is pinned by ${what} in ${holder} (pid ${p.pid})`;
 }
 
+/** The pins as status.blockedBy lists them: the first MAX_BLOCKERS (the schema's maxItems). */
 export function blockersOf(accelerator: Accelerator, pins: readonly Pin[]): Blocker[] {
-  return pins.map((p) => ({
+  return pins.slice(0, MAX_BLOCKERS).map((p) => ({
     accelerator: accelerator.metadata.name ?? '',
     ...(p.export !== undefined && { export: p.export }),
     ...(p.importer !== undefined && { importer: p.importer }),
@@ -168,6 +172,9 @@ export function decide(
   const { holder, next, waiting } = deviceQueue(accelerator, leases, now);
 
   // Step 2 of the handoff: the holder is gone (deleted, expired) -> the next in line, epoch + 1.
+  if (!holder && (next || specOwner?.lease) && currentEpoch >= MAX_EPOCH) {
+    return decideExhausted(accelerator, leases, now);
+  }
   let owner: AcceleratorOwner | undefined = specOwner;
   if (!holder && (next || specOwner?.lease)) {
     owner = { ...(next && { lease: leaseRef(next) }), epoch: currentEpoch + 1 };
@@ -204,8 +211,9 @@ export function decide(
     if (lease === next && owner?.lease) {
       if (enforced) {
         const grantedAt = lease.status?.grantedAt ?? nowIso;
+        // Clamped: a grant late in year 9999 still gets an expiry the schema can hold.
         const exp = lease.spec.duration
-          ? iso(ms(grantedAt) + parseDuration(lease.spec.duration))
+          ? iso(Math.min(ms(grantedAt) + parseDuration(lease.spec.duration), MAX_TIME_MS))
           : undefined;
         want = {
           phase: 'Granted',
@@ -390,6 +398,60 @@ export function decide(
   const decision: Decision = { actions };
   if (wakeAt.length > 0) decision.requeueAfterMs = Math.max(0, Math.min(...wakeAt) - now);
   return decision;
+}
+
+/**
+ * A device whose fencing epoch cannot rise any more (it would leave the integers a JavaScript
+ * number holds exactly, and the schema's bound): no lease can be handed the device, so every
+ * live lease waits saying why, and nothing is granted. Deleted leases the device no longer
+ * references are let go as usual.
+ */
+function decideExhausted(
+  accelerator: Accelerator,
+  leases: readonly AcceleratorLease[],
+  now: number,
+): Decision {
+  const nowIso = iso(now);
+  const name = accelerator.metadata.name ?? '';
+  const referenced = new Set(
+    [accelerator.spec.owner?.lease?.uid, accelerator.status?.owner?.lease?.uid].filter(
+      (u): u is string => u !== undefined,
+    ),
+  );
+  const message =
+    `${name} is at the highest fencing epoch (${MAX_EPOCH}) and cannot change owner again: ` +
+    'an administrator must retire the device (delete the Accelerator and its node agent state)';
+  const actions: Action[] = [];
+  const events: Action[] = [];
+  for (const lease of leases) {
+    if (lease.metadata.deletionTimestamp) {
+      if (!referenced.has(uidOf(lease)) && lease.metadata.finalizers?.includes(FINALIZER))
+        actions.push({ type: 'removeFinalizer', lease });
+      continue;
+    }
+    if (!lease.metadata.finalizers?.includes(FINALIZER))
+      actions.push({ type: 'addFinalizer', lease });
+    if (isFinished(lease, now)) continue;
+    const desired = statusFor(
+      lease,
+      name,
+      {
+        phase: 'Pending',
+        conditions: [cond(lease, 'Granted', 'False', 'EpochExhausted', message)],
+      },
+      nowIso,
+    );
+    if (sameStatus(desired, lease.status)) continue;
+    actions.push({ type: 'leaseStatus', lease, status: desired });
+    events.push({
+      type: 'event',
+      regarding: lease,
+      eventType: 'Warning',
+      reason: 'EpochExhausted',
+      note: message,
+    });
+  }
+  return { actions: [...actions, ...events] };
 }
 
 /**

@@ -7,6 +7,7 @@ import {
   ExporterProfile,
   ImporterKind,
   LeaseRef,
+  MAX_OBJECT_KEY,
   ObjectMeta,
   PodRef,
   ResourceName,
@@ -73,7 +74,7 @@ export const Pin = z
   .object({
     export: z
       .string()
-      .max(253)
+      .max(MAX_OBJECT_KEY)
       .optional()
       .describe('namespace/name of the DmaBufExport, when known'),
     buffer: z.string().max(253).optional().describe('dma-buf name as the exporter set it'),

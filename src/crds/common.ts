@@ -1,5 +1,6 @@
 // Shapes shared by the three resources: conditions, label selectors, references, durations.
 import { z } from 'zod';
+import { MAX_CONDITION_MESSAGE } from './text.ts';
 
 export const GROUP = 'accel.dmabuf.io';
 export const VERSION = 'v1alpha1';
@@ -42,14 +43,70 @@ const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0
 export const ResourceName = z.string().min(1).max(253).regex(DNS_SUBDOMAIN);
 export const NamespaceName = z.string().min(1).max(63).regex(DNS_LABEL);
 
+/** The longest `namespace/name` of a namespaced object: a status field that copies one needs it. */
+export const MAX_OBJECT_KEY = 63 + 1 + 253;
+
 /** A time as the API server writes it (RFC 3339). */
 export const Timestamp = z.iso.datetime({ offset: true });
 
-/** Go-style duration, the subset operators write: 90s, 15m, 2h, 1h30m. */
-export const Duration = z
-  .string()
-  .max(64)
-  .regex(/^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$/, 'must be a duration like 30s, 15m, 2h or 1h30m');
+/** The last instant a Timestamp can hold (RFC 3339 has four-digit years): clamp computed times to it. */
+export const MAX_TIME_MS = Date.parse('9999-12-31T23:59:59Z');
+
+/**
+ * The longest duration a lease may ask for. A year is far beyond any real hold, and keeps
+ * grantedAt + duration a date every component can compute, store and print.
+ */
+export const MAX_DURATION = '8760h';
+
+const NS: Record<string, bigint> = {
+  ms: 1_000_000n,
+  s: 1_000_000_000n,
+  m: 60_000_000_000n,
+  h: 3_600_000_000_000n,
+};
+
+/**
+ * Durations whose value in Go (time.ParseDuration, which CEL's duration() uses) cannot overflow
+ * int64 nanoseconds, even 64 characters of them: at most 5 digits of hours, 7 of minutes, 9 of
+ * seconds or 12 of milliseconds per part, 9 after the point. Every longer form is beyond
+ * MAX_DURATION anyway; this only keeps CEL from failing with an overflow error instead of
+ * saying what to fix. Written without backslashes, so that it reads the same as a CEL string
+ * literal, to RE2 and to JavaScript.
+ */
+const NO_OVERFLOW =
+  '^(([0-9]{1,5}([.][0-9]{1,9})?h)|([0-9]{1,7}([.][0-9]{1,9})?m)|([0-9]{1,9}([.][0-9]{1,9})?s)|([0-9]{1,12}([.][0-9]{1,9})?ms))+$';
+const NO_OVERFLOW_RE = new RegExp(NO_OVERFLOW);
+
+/**
+ * Nanoseconds in a duration, exactly as Go's time.ParseDuration computes them (fractions
+ * through float64, truncated), so that zod and the API server's CEL agree at the boundary.
+ */
+export function durationNanos(text: string): bigint {
+  let total = 0n;
+  for (const [, int, frac, unit] of text.matchAll(/([0-9]+)(?:\.([0-9]+))?(ms|s|m|h)/g)) {
+    const ns = NS[unit ?? 's'] ?? 0n;
+    total += BigInt(int ?? '0') * ns;
+    if (frac) total += BigInt(Math.trunc(Number(frac) * (Number(ns) / 10 ** frac.length)));
+  }
+  return total;
+}
+
+const MAX_DURATION_NS = durationNanos(MAX_DURATION);
+
+/** Go-style duration, the subset operators write: 90s, 15m, 2h, 1h30m; at most MAX_DURATION. */
+export const Duration = withRules(
+  z
+    .string()
+    .max(64)
+    .regex(/^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$/, 'must be a duration like 30s, 15m, 2h or 1h30m'),
+  [
+    {
+      rule: `self.size() <= 64 && self.matches('${NO_OVERFLOW}') && duration(self) <= duration('${MAX_DURATION}')`,
+      message: `must be at most ${MAX_DURATION} (one year): ask for a shorter hold, or leave duration out to hold the device until the lease is deleted`,
+      holds: (s) => s.length <= 64 && NO_OVERFLOW_RE.test(s) && durationNanos(s) <= MAX_DURATION_NS,
+    },
+  ],
+);
 
 const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
 
@@ -62,7 +119,15 @@ export function parseDuration(text: string): number {
   return total;
 }
 
-/** Bytes: non-negative integers up to 2^53 (no JavaScript precision loss). */
+/**
+ * The largest integer any field holds: the largest a JavaScript number (and so zod's z.int())
+ * represents exactly. The CRDs carry it as `maximum` so that the API server refuses what the
+ * components could only read back rounded. The fencing epoch stops here too (see the arbiter).
+ */
+export const MAX_INT = Number.MAX_SAFE_INTEGER;
+export const MAX_EPOCH = MAX_INT;
+
+/** Bytes: non-negative integers up to 2^53 - 1 (no JavaScript precision loss). */
 export const Bytes = z.int().min(0);
 
 export const PodRef = z
@@ -77,7 +142,12 @@ export const LeaseRef = z
   .object({
     namespace: NamespaceName,
     name: ResourceName,
-    uid: z.string().min(1).max(64),
+    // No '/': the node agent keys a device's owner as namespace/name/uid and splits it back.
+    uid: z
+      .string()
+      .min(1)
+      .max(64)
+      .regex(/^[^/]+$/, 'must not contain "/" (an object uid never does)'),
   })
   .strict();
 export type LeaseRef = z.infer<typeof LeaseRef>;
@@ -128,7 +198,7 @@ export const Condition = z
       .min(1)
       .max(1024)
       .regex(/^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$/),
-    message: z.string().max(32768),
+    message: z.string().max(MAX_CONDITION_MESSAGE),
   })
   .strict();
 export type Condition = z.infer<typeof Condition>;

@@ -8,6 +8,7 @@ export * from './policy.ts';
 export { InvalidObjectError, parseObject } from './validate.ts';
 export { matchesSelector, selectorToString } from './selector.ts';
 export { setConditions, findCondition, type ConditionInput } from './conditions.ts';
+export { fitText, MAX_CONDITION_MESSAGE } from './text.ts';
 export { LAST_HANDOFF_ANNOTATION, CORDON_ANNOTATION, IDLE_REAP_ANNOTATION } from './annotations.ts';
 export { CATEGORY, DEFINITIONS, customResourceDefinition } from './definitions.ts';
 export { renderCrdFiles, CRD_DIRS } from './generate.ts';

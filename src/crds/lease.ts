@@ -6,6 +6,7 @@ import {
   Duration,
   ImporterKind,
   LabelSelector,
+  MAX_OBJECT_KEY,
   ObjectMeta,
   PodRef,
   ResourceName,
@@ -69,11 +70,18 @@ export const LeasePhase = z.enum([
 ]);
 export type LeasePhase = z.infer<typeof LeasePhase>;
 
+/** status.blockedBy holds this many pins at most; a device reports up to 1024, so writers cut. */
+export const MAX_BLOCKERS = 256;
+
 /** One pin that stands between this lease and its device. */
 export const Blocker = z
   .object({
     accelerator: ResourceName,
-    export: z.string().max(253).optional(),
+    export: z
+      .string()
+      .max(MAX_OBJECT_KEY)
+      .optional()
+      .describe('namespace/name of the DmaBufExport'),
     importer: z.string().max(63).optional(),
     kind: z.enum([...ImporterKind.options, 'fd']),
     pod: PodRef.optional(),
@@ -122,7 +130,7 @@ export const AcceleratorLeaseStatus = z
     queuePosition: z.int().min(0).optional(),
     grantedAt: Timestamp.optional(),
     expiresAt: Timestamp.optional(),
-    blockedBy: z.array(Blocker).max(256).optional(),
+    blockedBy: z.array(Blocker).max(MAX_BLOCKERS).optional(),
     evictions: z.array(EvictionRecord).max(1000).optional(),
     conditions: Conditions.optional(),
     observedGeneration: z.int().min(0).optional(),

@@ -82,8 +82,13 @@ describe('toStructural', () => {
     expect(() => toStructural(bad)).toThrow('.spec.size: "anyOf" is not allowed');
   });
 
-  it('drops zod safe-integer bounds and marks integers int64, keeping real bounds', () => {
-    expect(toStructural(z.int().min(1))).toEqual({ type: 'integer', minimum: 1, format: 'int64' });
+  it('keeps the safe-integer bound, so the API server refuses what JavaScript would round', () => {
+    expect(toStructural(z.int().min(1))).toEqual({
+      type: 'integer',
+      minimum: 1,
+      maximum: Number.MAX_SAFE_INTEGER,
+      format: 'int64',
+    });
   });
 
   it('keeps a typed map and drops additionalProperties: false', () => {

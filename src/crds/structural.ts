@@ -3,8 +3,6 @@ import { z } from 'zod';
 
 export type JsonSchema = { [key: string]: unknown };
 
-const SAFE_INT = Number.MAX_SAFE_INTEGER;
-
 /** Keywords a structural schema may carry (apiextensions.k8s.io/v1 JSONSchemaProps, minus the ones we never emit). */
 const KEPT = new Set([
   'type',
@@ -86,9 +84,6 @@ function clean(node: JsonSchema, path: string): JsonSchema {
       out[key] = clean(value as JsonSchema, `${path}[]`);
       continue;
     }
-    if ((key === 'minimum' && value === -SAFE_INT) || (key === 'maximum' && value === SAFE_INT)) {
-      continue; // zod's safe-integer bounds: noise for int64 fields
-    }
     out[key] = value;
   }
   if (typeof out.type !== 'string') {
@@ -96,6 +91,8 @@ function clean(node: JsonSchema, path: string): JsonSchema {
       `${path || '<root>'}: every node of a structural schema needs a type`,
     );
   }
+  // zod's z.int() bounds (+-(2^53 - 1)) stay: without them the API server admits any int64, and
+  // a component would read a larger one back rounded, which zod then refuses.
   if (out.type === 'integer' && out.format === undefined) out.format = 'int64';
   return out;
 }

@@ -14,10 +14,17 @@ export interface Clock {
   sleep(ms: number, signal?: AbortSignal): Promise<void>;
 }
 
+/**
+ * The longest delay Node's setTimeout honours (a signed 32-bit count of ms, ~24.8 days); a
+ * longer one fires after 1 ms. Clamped to it instead, a far deadline (a lease's expiry) wakes
+ * its owner early, once every 24.8 days, and a level-triggered caller re-arms it.
+ */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+
 export const realClock: Clock = {
   now: () => Date.now(),
   setTimeout(fn, ms) {
-    const t = setTimeout(fn, Math.max(0, ms));
+    const t = setTimeout(fn, Math.min(MAX_TIMER_MS, Math.max(0, ms)));
     t.unref();
     return { cancel: () => clearTimeout(t) };
   },

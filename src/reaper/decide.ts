@@ -5,6 +5,7 @@ import {
   CORDON_ANNOTATION,
   EvictionRecord,
   IDLE_REAP_ANNOTATION,
+  MAX_BLOCKERS,
   findCondition,
   setConditions,
   type Accelerator,
@@ -135,7 +136,7 @@ export function withReaperStatus(
   if (patch.evictions.length > 0) out.evictions = patch.evictions;
   else delete out.evictions;
   if (patch.blockedBy !== undefined) {
-    if (patch.blockedBy.length > 0) out.blockedBy = patch.blockedBy.slice(0, 256);
+    if (patch.blockedBy.length > 0) out.blockedBy = patch.blockedBy.slice(0, MAX_BLOCKERS);
     else delete out.blockedBy;
   }
   if (patch.conditions.length > 0) {

@@ -1,5 +1,6 @@
 // A node without a cluster, for unit tests: the cluster's view (pods, exports, spec.owner) is
 // plain data the test edits, and each step runs the same sync and publish as the agent.
+import { createHash } from 'node:crypto';
 import {
   DmaBufExport,
   DmaBufImportGrant,
@@ -26,6 +27,16 @@ export const lease = (name: string, namespace = 'team-a') => ({
   uid: `uid-${name}`,
 });
 
+/**
+ * A pod's uid, readable for the short names tests use. The API server's are 36-character UUIDs;
+ * names long enough to overflow one get a digest instead, as no real uid is longer.
+ */
+export function podUid(namespace: string, name: string): string {
+  const readable = `pod-${namespace}-${name}`;
+  if (readable.length <= 36) return readable;
+  return `pod-${createHash('sha256').update(readable).digest('hex').slice(0, 32)}`;
+}
+
 export class FakeNode {
   state: AgentState;
   clock = 1_000_000;
@@ -51,7 +62,7 @@ export class FakeNode {
     opts: { phase?: string; node?: string; comm?: string; labels?: Record<string, string> } = {},
   ): PodView {
     const view: PodView = {
-      uid: `pod-${namespace}-${name}`,
+      uid: podUid(namespace, name),
       namespace,
       name,
       nodeName: opts.node ?? NODE,
@@ -65,7 +76,7 @@ export class FakeNode {
   }
 
   deletePod(namespace: string, name: string): void {
-    this.pods.delete(`pod-${namespace}-${name}`);
+    this.pods.delete(podUid(namespace, name));
   }
 
   declare(
