@@ -2,7 +2,7 @@
 // holds it, read-only, no cluster needed. A bad flag: one line, exit 2; /proc unreadable: one
 // line, exit 1. What could not be read (debugfs, another user's fds) is said, on stderr in text
 // mode and under "problems" in JSON, and never turns into "nothing found".
-import { FlagError, flag, parseFlags, usage } from '../../kube/index.ts';
+import { FlagError, flag, parseFlags, usage } from '../../kube/flags.ts';
 import { ObserveError, observeNode, rdmaTool } from '../backends/linux/index.ts';
 import { scanJson, scanText } from './report.ts';
 
