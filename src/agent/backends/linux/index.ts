@@ -30,3 +30,14 @@ export {
   type ProblemKind,
   type ProcessRef,
 } from './observe.ts';
+export { LedgerFileError, linuxBackend, type LinuxBackendOptions } from './backend.ts';
+export {
+  Ledger,
+  devicePins,
+  emptyLedger,
+  recordObservation,
+  type Blocked,
+  type DevicePins,
+  type LinuxDevice,
+  type PinInputs,
+} from './pins.ts';
