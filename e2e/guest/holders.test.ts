@@ -3,6 +3,7 @@
 // holder reports what it holds; the scan must find exactly those, with the right pods.
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { ScanJson } from '../../src/agent/scan/report.ts';
+import type { AcceleratorStatus } from '../../src/crds/index.ts';
 import { ensureGuest } from './build.ts';
 import { block, holders, type HolderTruth } from './console.ts';
 import { runGuest } from './run.ts';
@@ -150,11 +151,83 @@ describe('scan on a real kernel', () => {
     expect(s.deviceHolders).toEqual([]);
   });
 
+  it('prints the same JSON from the scan command as the observer gives in-process', () => {
+    const { text, exit } = block(output, 'scan-command', 'all');
+    expect(exit).toBe(0);
+    expect(JSON.parse(text)).toEqual(scan('all'));
+  });
+
   it('finds nothing once the last holder has exited, and says so', () => {
     expect(scan('none')).toEqual({ buffers: [], deviceHolders: [], mrHolders: [], problems: [] });
     expect(block(output, 'bufinfo', 'none').text).toMatch(/Total 0 objects/);
     const text = block(output, 'text', 'none');
     expect(text.exit).toBe(0);
     expect(text.text).toBe('no dma-buf of exporter drm on this node\n');
+  });
+});
+
+function agent(label: string): AcceleratorStatus {
+  const { text, exit } = block(output, 'agent', label);
+  expect(exit).toBe(0);
+  return JSON.parse(text) as AcceleratorStatus;
+}
+
+const pinsOf = (status: AcceleratorStatus) =>
+  (status.pins ?? [])
+    .map((p) => [
+      p.pid,
+      p.kind,
+      p.inode,
+      p.importer ?? null,
+      p.pod ? `${p.pod.namespace}/${p.pod.name}` : null,
+      p.epoch,
+    ])
+    .sort((x, y) => Number(x[0]) - Number(y[0]) || Number(x[2]) - Number(y[2]));
+
+describe('the agent with the linux backend on a real kernel', () => {
+  it('publishes the lease that owned the device before its buffers existed, with no pins', () => {
+    for (const label of ['granted', 'owned']) {
+      const status = agent(label);
+      expect(status.phase, label).toBe('Owned');
+      expect(status.owner).toEqual({
+        lease: { namespace: 'team', name: 'a', uid: 'uid-a' },
+        epoch: 1,
+      });
+      expect(status.pins).toEqual([]);
+      expect(status.conditions?.find((c) => c.type === 'Observed')?.status).toBe('True');
+    }
+  });
+
+  it('after the owner drop pins every holder of the old buffers and every old device fd, with pods', () => {
+    const status = agent('handoff');
+    expect(status.phase).toBe('Stuck');
+    expect(status.owner).toEqual({ epoch: 2 });
+    const weights = role('exporter').ino;
+    const scratch = role('host').ino;
+    expect(pinsOf(status)).toEqual(
+      [
+        [role('exporter').pid, 'fd', 0, null, 'team-a/trainer-0', 1],
+        [role('exporter').pid, 'fd', weights, null, 'team-a/trainer-0', 1],
+        [role('reader').pid, 'fd', weights, null, 'team-b/reader-0', 1],
+        [role('mapper').pid, 'mmap', weights, 'cpu-mapping', 'team-c/mapper-0', 1],
+        // Outside any pod: a pin no eviction can clear (the Unresolvable path).
+        [role('host').pid, 'fd', 0, null, null, 1],
+        [role('host').pid, 'fd', scratch, null, null, 1],
+      ].sort((x, y) => Number(x[0]) - Number(y[0]) || Number(x[2]) - Number(y[2])),
+    );
+    expect(status.conditions?.find((c) => c.type === 'OwnerApplied')?.reason).toBe('Pinned');
+  });
+
+  it('keeps the mapping-only holder pinned after the others exit, and grants the next lease once it is gone', () => {
+    expect(pinsOf(agent('mapper-only'))).toEqual([
+      [role('mapper').pid, 'mmap', role('exporter').ino, 'cpu-mapping', 'team-c/mapper-0', 1],
+    ]);
+    const freed = agent('freed');
+    expect(freed.phase).toBe('Owned');
+    expect(freed.owner).toEqual({
+      lease: { namespace: 'team', name: 'b', uid: 'uid-b' },
+      epoch: 2,
+    });
+    expect(freed.pins).toEqual([]);
   });
 });
