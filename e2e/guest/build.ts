@@ -65,6 +65,7 @@ function aptField(pkg: string, field: string): string {
   try {
     text = run('apt-cache', ['show', '--no-all-versions', pkg]);
   } catch (err) {
+    if (/not found/.test((err as Error).message)) throw err;
     throw new GuestBuildError(
       `apt does not know ${pkg} (${(err as Error).message}): run apt-get update`,
     );
