@@ -23,7 +23,10 @@ beforeAll(async () => {
   );
   truth = holders(output);
   const line = /^PODS a=(\S+)\/(\S+) b=(\S+)\/(\S+) c=(\S+)\/(\S+)$/m.exec(output);
-  if (!line) throw new Error('the guest printed no PODS line');
+  if (!line)
+    throw new Error(
+      `the guest printed no PODS line; its console ended:\n${output.split('\n').slice(-25).join('\n')}`,
+    );
   const [, ua = '', ia = '', ub = '', ib = '', uc = '', ic = ''] = line;
   pods = {
     a: { uid: ua, containerID: ia },

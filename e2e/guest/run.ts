@@ -28,8 +28,8 @@ export function qemuAvailable(): string | undefined {
 
 /**
  * Run `scenario` (a path inside the checkout) in a fresh guest and resolve with its console once
- * the guest powers off. Rejects when the guest reports a failure of its own setup, prints no
- * exit line, or outlives `timeoutMs`.
+ * the guest powers off. Rejects when the guest reports a failure of its own setup, the scenario
+ * exits non-zero or prints no exit line, or the guest outlives `timeoutMs`.
  */
 export function runGuest(
   image: GuestImage,
@@ -61,7 +61,7 @@ export function runGuest(
     '-initrd',
     image.initrd,
     '-append',
-    `console=ttyS0 quiet panic=-1 accel.src=${checkout} accel.scenario=${relative(checkout, resolve(checkout, scenario))}`,
+    `console=ttyS0 quiet loglevel=1 panic=-1 accel.src=${checkout} accel.scenario=${relative(checkout, resolve(checkout, scenario))}`,
     ...share('/usr', 'usr'),
     ...share(checkout, 'checkout'),
   ];
@@ -89,7 +89,12 @@ export function runGuest(
         return reject(
           new GuestRunError(`guest still running after ${timeoutMs / 1000}s; last lines:\n${tail}`),
         );
-      if (!/^GUEST-EXIT \d+$/m.test(text))
+      const exit = /^GUEST-EXIT (\d+)$/m.exec(text)?.[1];
+      if (exit !== undefined && exit !== '0')
+        return reject(
+          new GuestRunError(`the scenario exited ${exit} in the guest; last lines:\n${tail}`),
+        );
+      if (exit === undefined)
         return reject(
           new GuestRunError(
             `guest stopped (qemu exit ${code}) before the scenario finished: ${err.trim()}\n${tail}`,

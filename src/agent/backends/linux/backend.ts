@@ -29,7 +29,15 @@ function readLedger(path: string): Ledger {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return emptyLedger();
     throw new LedgerFileError(`cannot read ${path}: ${(err as Error).message}`);
   }
-  const parsed = Ledger.safeParse(JSON.parse(text));
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (err) {
+    throw new LedgerFileError(
+      `${path} is not JSON: ${(err as Error).message}; delete it to start over`,
+    );
+  }
+  const parsed = Ledger.safeParse(json);
   if (!parsed.success)
     throw new LedgerFileError(
       `${path} is not an observer ledger: ${parsed.error.issues[0]?.message ?? ''}; delete it to start over (every buffer then counts from the current epoch)`,
