@@ -22,8 +22,13 @@ import { cpioArchive, type CpioEntry } from './cpio.ts';
 const RECIPE = 1;
 const KERNEL_PACKAGE = 'linux-image-amd64';
 const BUSYBOX_PACKAGE = 'busybox-static';
-/** Loaded in this order's dependency closure: dma-buf exporter, and the 9p shares. */
-const MODULES = ['vgem', 'virtio_pci', '9pnet_virtio', '9p'];
+/** The soft-RoCE provider of libibverbs, for the MR table (the guest uses the host's libibverbs). */
+const VERBS_PACKAGE = 'ibverbs-providers';
+/**
+ * Loaded in this order's dependency closure: the dma-buf exporter, the 9p shares, and soft-RoCE
+ * on a dummy netdev for real MRs (rxe computes its ICRC with crc32, which nothing autoloads).
+ */
+const MODULES = ['vgem', 'virtio_pci', '9pnet_virtio', '9p', 'crc32_generic', 'rdma_rxe', 'dummy'];
 
 const here = import.meta.dirname;
 
@@ -86,7 +91,7 @@ function resolveKernel(): { pkg: string; version: string } {
 function recipeKey(kernel: { pkg: string; version: string }, busybox: string): string {
   const hash = createHash('sha256').update(`recipe ${RECIPE}\n${kernel.pkg} ${kernel.version}\n`);
   hash.update(`${busybox}\n${MODULES.join(',')}\n`);
-  for (const file of ['build.ts', 'cpio.ts', 'init.sh', 'dmabuf-holder.c'])
+  for (const file of ['build.ts', 'cpio.ts', 'init.sh', 'dmabuf-holder.c', 'mr-holder.c'])
     hash.update(readFileSync(join(here, file)));
   return hash.digest('hex').slice(0, 12);
 }
@@ -144,7 +149,9 @@ export async function ensureGuest(log: Log = defaultLog): Promise<GuestImage> {
       `the guest is an x86-64 Debian kernel; this is ${process.platform}/${process.arch}`,
     );
   const kernel = resolveKernel();
-  const busybox = `${BUSYBOX_PACKAGE} ${aptField(BUSYBOX_PACKAGE, 'Version')}`;
+  const busybox = [BUSYBOX_PACKAGE, VERBS_PACKAGE]
+    .map((p) => `${p} ${aptField(p, 'Version')}`)
+    .join(', ');
   const dir = join(cacheRoot(), 'guest', `${kernel.pkg}-${recipeKey(kernel, busybox)}`);
   const image: GuestImage = {
     kernel: join(dir, 'vmlinuz'),
@@ -168,8 +175,8 @@ function build(dir: string, kernelPkg: string, log: Log): void {
   const tree = join(staging, 'tree');
   mkdirSync(debs, { recursive: true });
   mkdirSync(tree);
-  log(`downloading ${kernelPkg} and ${BUSYBOX_PACKAGE} into ${staging}`);
-  run('apt-get', ['download', kernelPkg, BUSYBOX_PACKAGE], debs);
+  log(`downloading ${kernelPkg}, ${BUSYBOX_PACKAGE} and ${VERBS_PACKAGE} into ${staging}`);
+  run('apt-get', ['download', kernelPkg, BUSYBOX_PACKAGE, VERBS_PACKAGE], debs);
   for (const deb of readdirSync(debs)) run('dpkg-deb', ['-x', join(debs, deb), tree]);
   log(`unpacked in ${elapsed(started)}`);
 
@@ -183,9 +190,15 @@ function build(dir: string, kernelPkg: string, log: Log): void {
 
   const holder = join(staging, 'dmabuf-holder');
   run('gcc', ['-static', '-O2', '-Wall', '-o', holder, join(here, 'dmabuf-holder.c')]);
+  // Dynamic: it loads the host's libibverbs (shared in over 9p with /usr) at run time.
+  const mrHolder = join(staging, 'mr-holder');
+  run('gcc', ['-O2', '-Wall', '-o', mrHolder, join(here, 'mr-holder.c'), '-ldl']);
+  const verbsDir = join(tree, 'usr', 'lib', 'x86_64-linux-gnu', 'libibverbs');
+  const rxe = readdirSync(verbsDir).find((f) => /^librxe-rdmav\d+\.so$/.test(f));
+  if (!rxe) throw new GuestBuildError(`${VERBS_PACKAGE} has no librxe provider in ${verbsDir}`);
 
   const entries: CpioEntry[] = [
-    ...['bin', 'dev', 'proc', 'sys', 'tmp', 'usr', 'modules', 'mnt', 'work', 'root'].map(
+    ...['bin', 'dev', 'proc', 'sys', 'tmp', 'usr', 'modules', 'mnt', 'work', 'root', 'ibverbs'].map(
       (path): CpioEntry => ({ kind: 'dir', path }),
     ),
     // The host's /usr is mounted over 9p at /usr, so its dynamic loader and libraries are
@@ -200,6 +213,10 @@ function build(dir: string, kernelPkg: string, log: Log): void {
       mode: 0o755,
     },
     { kind: 'file', path: 'bin/dmabuf-holder', data: readFileSync(holder), mode: 0o755 },
+    { kind: 'file', path: 'bin/mr-holder', data: readFileSync(mrHolder), mode: 0o755 },
+    // init.sh sets RDMAV_DRIVERS=/ibverbs/librxe: libibverbs loads a driver named with a '/'
+    // as <name>-rdmav<abi>.so, so the provider needs no place under the host's /usr.
+    { kind: 'file', path: `ibverbs/${rxe}`, data: readFileSync(join(verbsDir, rxe)) },
     { kind: 'file', path: 'modules/order', data: Buffer.from(`${order.join('\n')}\n`) },
     ...order.map((name): CpioEntry => ({
       kind: 'file',

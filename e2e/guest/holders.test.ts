@@ -234,3 +234,18 @@ describe('the agent with the linux backend on a real kernel', () => {
     expect(freed.pins).toEqual([]);
   });
 });
+
+describe('the RDMA MR table on a real kernel (soft-RoCE)', () => {
+  it("finds the process that registered an MR, with its pod, from iproute2's real output", () => {
+    const mr = /^HOLDER mr READY pid=(\d+) mrs=1 size=(\d+)$/m.exec(output);
+    expect(mr, 'the guest printed no READY line of the MR holder').not.toBeNull();
+    const pid = Number(mr?.[1]);
+    const { text, exit } = block(output, 'rdma-raw', 'mr');
+    expect(exit).toBe(0);
+    const raw = JSON.parse(text) as { pid?: number; mrlen?: number }[];
+    expect(raw.filter((m) => m.pid === pid).map((m) => m.mrlen)).toEqual([Number(mr?.[2])]);
+    const s = JSON.parse(block(output, 'rdma', 'mr').text) as ScanJson;
+    expect(s.problems).toEqual([]);
+    expect(s.mrHolders).toEqual([{ pid, comm: 'mr-holder', mrs: 1, pod: pods.b }]);
+  });
+});

@@ -19,6 +19,10 @@ opts=trans=virtio,version=9p2000.L,msize=512000,cache=loose,ro
 mount -t 9p -o "$opts" usr /usr || fail "mount the host's /usr"
 mkdir -p "$src" && mount -t 9p -o "$opts" checkout "$src" || fail "mount the checkout at $src"
 cd "$src" || fail "cd $src"
+# Soft-RoCE on a dummy netdev: a real RDMA device whose MR table the suite reads.
+export RDMAV_DRIVERS=/ibverbs/librxe
+ip link add d0 type dummy && ip link set d0 up || fail "dummy netdev"
+rdma link add rxe0 type rxe netdev d0 || fail "rdma link add rxe0"
 echo "GUEST-READY $(uname -r)"
 sh "$src/$scenario"
 echo "GUEST-EXIT $?"

@@ -8,7 +8,7 @@
 //   node e2e/guest/scenario.ts   (env: CG_A, CG_B, CG_C cgroup.procs files; UID_*, ID_*)
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { linuxBackend, observeNode } from '../../src/agent/backends/linux/index.ts';
+import { linuxBackend, observeNode, rdmaTool } from '../../src/agent/backends/linux/index.ts';
 import { scanJson } from '../../src/agent/scan/report.ts';
 import type { PodView } from '../../src/device-sim/agent/processes.ts';
 import { publish } from '../../src/device-sim/agent/publish.ts';
@@ -30,15 +30,16 @@ const block = (what: string, label: string, text: string, exit?: number) => {
 const holders = new Map<string, ChildProcess>();
 
 /** Start a holder in the cgroup whose cgroup.procs is `procs`; resolves on its READY line. */
-function start(role: string, procs: string, args: string[]): Promise<void> {
+function start(
+  role: string,
+  procs: string,
+  args: string[],
+  program = 'dmabuf-holder',
+): Promise<void> {
   // Join the cgroup first, then become the holder: every buffer it makes is made in the pod.
-  const child = spawn(
-    'sh',
-    ['-c', `echo $$ > ${procs} && exec dmabuf-holder "$@"`, 'sh', ...args],
-    {
-      stdio: ['ignore', 'pipe', 'inherit'],
-    },
-  );
+  const child = spawn('sh', ['-c', `echo $$ > ${procs} && exec ${program} "$@"`, 'sh', ...args], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   holders.set(role, child);
   return new Promise((resolve, reject) => {
     let text = '';
@@ -80,6 +81,16 @@ function scanCommand(what: string, label: string, args: string[]): void {
     encoding: 'utf8',
   });
   block(what, label, `${r.stdout}${r.stderr}`, r.status ?? -1);
+}
+
+/** Soft-RoCE's MR table as iproute2 prints it, and the MR holders the observer finds in it. */
+async function rdma(): Promise<void> {
+  await start('mr', env('CG_B'), ['65536'], 'mr-holder');
+  const raw = spawnSync('rdma', ['-j', 'resource', 'show', 'mr'], { encoding: 'utf8' });
+  block('rdma-raw', 'mr', raw.stdout, raw.status ?? -1);
+  const obs = observeNode({ root: '/', exporters: ['drm'], rdmaMrs: rdmaTool() });
+  block('rdma', 'mr', JSON.stringify(scanJson(obs)), 0);
+  await stop('mr');
 }
 
 // The agent's own sync and publishing with the linux backend, as the agent runs them.
@@ -158,4 +169,5 @@ agent('mapper-only', 'b', 2);
 await stop('mapper');
 snapshot('none');
 agent('freed', 'b', 2);
+await rdma();
 scanCommand('text', 'none', []);
