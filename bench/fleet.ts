@@ -186,6 +186,8 @@ async function syncOnce(node: SimNode): Promise<void> {
     pods: new Map(),
     exports: node.devices.flatMap((d) => [...(exportsByDevice.get(d)?.values() ?? [])]),
     remote: new Map(),
+    // The fleet's exports have no importers, so no consent is ever asked for.
+    grants: [],
     now,
   });
   for (const note of result.notes) record(node, note);

@@ -61,6 +61,13 @@ export async function benchReaper(
     await b.pods(io, names, node, { app: 'bench-holder' });
     // The drain set: like pods (same spec and names) in another namespace, on another node.
     await b.pods(nb, names, drainNode, { app: 'bench-drain' });
+    // The holders' namespace lets tenant A's exports name its pods as importers.
+    await b.request('POST', `${GROUP}/namespaces/${io}/dmabufimportgrants`, {
+      apiVersion: 'accel.dmabuf.io/v1alpha1',
+      kind: 'DmaBufImportGrant',
+      metadata: { name: 'from-tenant-a', namespace: io },
+      spec: { from: [{ namespace: a }] },
+    });
     const exports: string[] = [];
     for (let i = 0; i < holders; i += IMPORTERS_PER_EXPORT) {
       const name = `buf-${exports.length}`;

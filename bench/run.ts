@@ -1,17 +1,13 @@
 // `npm run bench`: brings up the local control plane, runs every cluster benchmark side by side
 // with its floor in one run, the kernel micro-benchmark, then writes bench/results/*.json, the
 // summary, the plot and the table in bench/README.md.
-// Flags: --handoffs N (default 200), --holders N (default 100), --rounds N (reaper against
-// drain, default 3);
-// scale: --scale-accelerators N (default 1000), --scale-leases N (default 5 per accelerator),
-// --scale-exports N (default 20 per accelerator), --scale-cold-starts N (default 3),
-// --scale-cpu-prof DIR (V8 CPU profiles of the scale bench's controllers; off by default).
+// Flags and their defaults: `npm run bench -- --help` (bench/flags.ts).
 import { execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
-import { loadKubeConfig } from '../src/kube/index.ts';
+import { loadKubeConfig, parseFlagsOrExit } from '../src/kube/index.ts';
 import { upByHand } from '../e2e/cluster/index.ts';
+import { BENCH_FLAGS } from './flags.ts';
 import { benchHandoff, type HandoffResult } from './handoff.ts';
 import { benchReaper, summarizeRounds, type ReaperResult, type ReaperRound } from './reaper.ts';
 import { benchScale, type ScaleResult } from './scale.ts';
@@ -24,18 +20,7 @@ const started = Date.now();
 const log = (line: string) =>
   process.stdout.write(`[bench t+${((Date.now() - started) / 1000).toFixed(1)}s] ${line}\n`);
 
-const { values: args } = parseArgs({
-  options: {
-    handoffs: { type: 'string', default: '200' },
-    holders: { type: 'string', default: '100' },
-    rounds: { type: 'string', default: '3' },
-    'scale-accelerators': { type: 'string', default: '1000' },
-    'scale-leases': { type: 'string' },
-    'scale-exports': { type: 'string' },
-    'scale-cold-starts': { type: 'string', default: '3' },
-    'scale-cpu-prof': { type: 'string' },
-  },
-});
+const args = parseFlagsOrExit('npm run bench --', BENCH_FLAGS);
 
 function kernel(env: Environment): number {
   log('kernel model micro-benchmark (bench/kernel.bench.ts)');
@@ -87,7 +72,7 @@ async function main(): Promise<void> {
   let reaper: ReaperResult | undefined;
   let scale: ScaleResult | undefined;
   try {
-    const n = Number(args.handoffs);
+    const n = args.handoffs;
     log(`handoff latency: ${n} handoffs, each followed by its floor`);
     handoff = await benchHandoff(b, up.kubeconfigPath, n, log, async () =>
       requestsByVerb(await ctl.metrics()),
@@ -122,10 +107,10 @@ async function main(): Promise<void> {
     }
     writeResult('handoff', { ...env, ...handoff });
 
-    const holders = Number(args.holders);
+    const holders = args.holders;
     log(`stuck handoff: ${holders} holder pods, reaper vs kubectl drain`);
     const rounds: ReaperRound[] = [];
-    for (let i = 1; i <= Number(args.rounds); i++) {
+    for (let i = 1; i <= args.rounds; i++) {
       const round = await benchReaper(b, up.kubeconfigPath, up.bins.kubectl, holders, log);
       rounds.push(round);
       log(`round ${i}: reaper ${round.reaperMs} ms vs drain ${round.drainMs} ms: ${round.ratio}x`);
@@ -137,9 +122,9 @@ async function main(): Promise<void> {
 
     // The scale bench starts controllers of its own.
     await ctl.stop();
-    const accelerators = Number(args['scale-accelerators']);
-    const leases = Number(args['scale-leases'] ?? 5 * accelerators);
-    const exports = Number(args['scale-exports'] ?? 20 * accelerators);
+    const accelerators = args.scaleAccelerators;
+    const leases = Number(args.scaleLeases ?? 5 * accelerators);
+    const exports = Number(args.scaleExports ?? 20 * accelerators);
     log(`scale: ${accelerators} accelerators, ${leases} leases, ${exports} exports`);
     scale = await benchScale(
       up.kubeconfigPath,
@@ -147,8 +132,8 @@ async function main(): Promise<void> {
         accelerators,
         leases,
         exports,
-        coldStarts: Number(args['scale-cold-starts']),
-        ...(args['scale-cpu-prof'] && { cpuProfileDir: args['scale-cpu-prof'] }),
+        coldStarts: args.scaleColdStarts,
+        ...(args.scaleCpuProf && { cpuProfileDir: args.scaleCpuProf }),
       },
       log,
     );

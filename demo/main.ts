@@ -2,17 +2,20 @@
 // uses $KUBECONFIG), installs the chart, runs the controller and a node agent under the chart's
 // ServiceAccounts, plays two tenants and an RDMA MR holder, prints the timeline, then stops.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, openSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
 import type { Accelerator, AcceleratorLease } from '../src/crds/index.ts';
 import { KubeClient } from '../src/kube/index.ts';
 import { upByHand } from '../e2e/cluster/index.ts';
+import { nodeBoundPod, serviceAccountKubeconfig } from '../e2e/stack/identity.ts';
 import { sleep, waitFor } from '../e2e/stack/wait.ts';
 
 const ROOT = join(import.meta.dirname, '..');
 const NS = 'accel-lease-system';
+/** The chart runs the agent in a namespace of its own: it needs privileged Pod Security. */
+const AGENT_NS = `${NS}-agent`;
 const RELEASE = 'accel-lease';
 const NODE = 'node-a';
 const started = Date.now();
@@ -49,36 +52,6 @@ async function cluster(): Promise<{
     helm: up.bins.helm,
     local: true,
   };
-}
-
-/** A kubeconfig authenticating as a ServiceAccount, with a TokenRequest token. */
-async function identity(
-  admin: KubeClient,
-  kc: KubeConfig,
-  sa: string,
-  dir: string,
-): Promise<string> {
-  const req = await admin.request<{ status: { token: string } }>({
-    method: 'POST',
-    path: `/api/v1/namespaces/${NS}/serviceaccounts/${sa}/token`,
-    body: {
-      apiVersion: 'authentication.k8s.io/v1',
-      kind: 'TokenRequest',
-      spec: { expirationSeconds: 3600 },
-    },
-  });
-  const cluster = kc.getCurrentCluster();
-  if (!cluster) throw new Error('the kubeconfig has no current cluster');
-  const out = new KubeConfig();
-  out.loadFromOptions({
-    clusters: [{ ...cluster, name: 'cluster' }],
-    users: [{ name: sa, token: req.status.token }],
-    contexts: [{ name: sa, cluster: 'cluster', user: sa }],
-    currentContext: sa,
-  });
-  const file = join(dir, `${sa}.kubeconfig`);
-  writeFileSync(file, out.exportConfig(), { mode: 0o600 });
-  return file;
 }
 
 function start(name: string, args: string[], dir: string): ChildProcess {
@@ -177,8 +150,38 @@ async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'accel-lease-demo-'));
   const procs: ChildProcess[] = [];
   try {
-    const ctl = await identity(admin, kc, `${RELEASE}-controller`, dir);
-    const agent = await identity(admin, kc, `${RELEASE}-agent`, dir);
+    const ctl = await serviceAccountKubeconfig(admin, kc, {
+      namespace: NS,
+      serviceAccount: `${RELEASE}-controller`,
+      dir,
+    });
+    // The agent speaks for its node only: its token is bound to a pod there, as its own pod's is.
+    await admin
+      .request({ method: 'DELETE', path: `/api/v1/namespaces/${AGENT_NS}/pods/agent-${NODE}` })
+      .catch(() => undefined);
+    await waitFor('the previous agent stand-in pod gone', async () => {
+      try {
+        await admin.request({
+          method: 'GET',
+          path: `/api/v1/namespaces/${AGENT_NS}/pods/agent-${NODE}`,
+        });
+        return undefined;
+      } catch {
+        return true;
+      }
+    });
+    const agentPod = await nodeBoundPod(admin, {
+      namespace: AGENT_NS,
+      serviceAccount: `${RELEASE}-agent`,
+      node: NODE,
+      name: `agent-${NODE}`,
+    });
+    const agent = await serviceAccountKubeconfig(admin, kc, {
+      namespace: AGENT_NS,
+      serviceAccount: `${RELEASE}-agent`,
+      boundPod: agentPod,
+      dir,
+    });
     procs.push(
       start(
         'controller',
@@ -214,7 +217,7 @@ async function main(): Promise<void> {
       ),
     );
     say(
-      `controller and node agent (${NODE}, dynamic profile) started as the chart's ServiceAccounts; logs in ${dir}`,
+      `controller and node agent (${NODE}, dynamic profile) started as the chart's ServiceAccounts, the agent's token bound to node ${NODE}; logs in ${dir}`,
     );
     await waitFor(
       'the device',
@@ -232,7 +235,7 @@ async function main(): Promise<void> {
     );
     const tick = timeline(admin);
     say(
-      'applying examples/seed-story.yaml: tenant A, its trainer, a loader with an RDMA MR, a bystander, tenant B',
+      'applying examples/seed-story.yaml: tenant A, its trainer, a loader with an RDMA MR (team-io grants team-a the import), a bystander, tenant B',
     );
     run(c.kubectl, ['apply', '-f', join(ROOT, 'examples', 'seed-story.yaml')], c.kubeconfig);
     const phase = async (ns: string, name: string, want: string) => {

@@ -17,6 +17,7 @@ import { createLogger } from '../src/kube/index.ts';
 import { clusterInfo, kubeConfig, kubectl, testNamespace } from './harness/index.ts';
 import {
   api,
+  createImportGrant,
   createPod,
   startAgent as startAgentProcess,
   testNode,
@@ -257,6 +258,7 @@ describe.skipIf(!kwok)('node agent on a real API server', () => {
     await createPod(ns, 'trainer-0', node);
     await createPod(ns, 'peer-0', node);
     await createPod(io, 'loader-0', node);
+    await createImportGrant(io, [ns]);
     await api('POST', `${GROUP}/namespaces/${ns}/dmabufexports`, {
       apiVersion: 'accel.dmabuf.io/v1alpha1',
       kind: 'DmaBufExport',

@@ -14,6 +14,7 @@ import { clusterInfo, kubeConfig, kubectl, testNamespace } from './harness/index
 import {
   api,
   createActiveExport,
+  createImportGrant,
   createPod,
   ready,
   startAgent,
@@ -118,6 +119,9 @@ async function grantedWithExport(
     return (await getLease(a, 'tenant-a')).status?.phase === 'Granted';
   });
   await createPod(a, 'trainer-0', node);
+  for (const ns of new Set(importers.map((i) => i.pod.namespace))) {
+    if (ns !== a) await createImportGrant(ns, [a]);
+  }
   await createActiveExport(a, 'weights', {
     accelerator: accel,
     lease: 'tenant-a',

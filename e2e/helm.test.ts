@@ -3,18 +3,23 @@
 // tokens of the chart's ServiceAccounts, hand a device over; what RBAC and the admission policy
 // forbid each identity, the API server refuses.
 import { spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { KubeConfig } from '@kubernetes/client-node';
-import { parseAllDocuments } from 'yaml';
 import { describe, expect, it, onTestFailed, onTestFinished } from 'vitest';
 import type { Accelerator, AcceleratorLease } from '../src/crds/index.ts';
-import { KubeClient, KubeApiError } from '../src/kube/index.ts';
+import { KubeApiError } from '../src/kube/index.ts';
 import { RELEASE } from '../deploy/render.ts';
-import { helm, kubeConfig, kubectl, TEST_NAMESPACE_LABEL, testNamespace } from './harness/index.ts';
-import { api, freePort, waitFor } from './stack/index.ts';
+import { helm, kubectl, testNamespace } from './harness/index.ts';
+import { adminClient, api, freePort, nodeBoundPod, testNode, waitFor } from './stack/index.ts';
+import {
+  identityOf,
+  installChart,
+  parseManifest,
+  patch,
+  refusal,
+  tenantIn,
+} from './stack/chart.ts';
 
 const ROOT = join(import.meta.dirname, '..');
 const CHART = join(ROOT, 'charts', 'accel-lease');
@@ -32,143 +37,8 @@ async function leaseGone(ns: string): Promise<boolean> {
     throw err;
   }
 }
-/** `helm template` cannot ask a cluster for its version; the chart needs 1.30 or newer. */
+/** The oldest Kubernetes the chart supports: rendering for it shows that nothing needs newer. */
 const KUBE_VERSION = '1.30.0';
-
-interface Release {
-  name: string;
-  namespace: string;
-  /** The admission policy guards only objects with this label, so suites running on the same
-   * cluster at the same time (with their controllers as the cluster admin) are left alone. */
-  guardLabel: Record<string, string>;
-  controllerUser: string;
-  agentUser: string;
-  manifest: Record<string, unknown>[];
-}
-
-/**
- * Installs the chart into a fresh namespace as an operator would (CRDs come from the global
- * setup, hence --skip-crds). Its pods would be a second controller and more agents; the test
- * runs the same programs as host processes instead, under the same ServiceAccounts.
- */
-async function installChart(): Promise<Release> {
-  const namespace = await testNamespace('helm');
-  const name = `al-${randomBytes(3).toString('hex')}`;
-  const guardLabel = { 'accel.dmabuf.io/e2e-release': name };
-  onTestFinished(async () => {
-    await helm(['uninstall', name, '--namespace', namespace, '--wait=false']);
-    // Cluster-scoped leftovers, should the namespace (and the release record in it) go first.
-    await kubectl([
-      'delete',
-      'validatingadmissionpolicybinding,validatingadmissionpolicy,clusterrolebinding,clusterrole',
-      '-l',
-      `app.kubernetes.io/instance=${name}`,
-      '--ignore-not-found',
-    ]);
-  });
-  const install = await helm([
-    'install',
-    name,
-    CHART,
-    '--namespace',
-    namespace,
-    '--skip-crds',
-    '--set',
-    'controller.replicas=0',
-    '--set-json',
-    `agent.nodeSelector=${JSON.stringify({ 'accel.dmabuf.io/e2e-no-such-node': 'true' })}`,
-    '--set-json',
-    `commonLabels=${JSON.stringify({ [TEST_NAMESPACE_LABEL]: 'true' })}`,
-    '--set-json',
-    `admissionPolicy.objectSelector=${JSON.stringify({ matchLabels: guardLabel })}`,
-  ]);
-  expect(install.code, install.stderr).toBe(0);
-  expect(install.stdout).toContain('kubectl get accel');
-  const got = await helm(['get', 'manifest', name, '--namespace', namespace]);
-  expect(got.code, got.stderr).toBe(0);
-  const fullname = `${name}-accel-lease`;
-  return {
-    name,
-    namespace,
-    guardLabel,
-    controllerUser: `system:serviceaccount:${namespace}:${fullname}-controller`,
-    agentUser: `system:serviceaccount:${namespace}:${fullname}-agent`,
-    manifest: parseManifest(got.stdout),
-  };
-}
-
-/** A kubeconfig file that authenticates with a TokenRequest token of namespace/sa, and its client. */
-async function identityOf(
-  namespace: string,
-  sa: string,
-): Promise<{ file: string; client: KubeClient }> {
-  const request = await api<{ status: { token: string } }>(
-    'POST',
-    `/api/v1/namespaces/${namespace}/serviceaccounts/${sa}/token`,
-    {
-      apiVersion: 'authentication.k8s.io/v1',
-      kind: 'TokenRequest',
-      spec: { expirationSeconds: 3600 },
-    },
-  );
-  const cluster = kubeConfig().getCurrentCluster();
-  if (!cluster) throw new Error('the admin kubeconfig has no current cluster');
-  const kc = new KubeConfig();
-  kc.loadFromOptions({
-    clusters: [{ ...cluster, name: 'cluster' }],
-    users: [{ name: sa, token: request.status.token }],
-    contexts: [{ name: sa, cluster: 'cluster', user: sa }],
-    currentContext: sa,
-  });
-  const dir = mkdtempSync(join(tmpdir(), `accel-helm-${sa}-`));
-  onTestFinished(() => rmSync(dir, { recursive: true, force: true })); // it holds a token
-  const file = join(dir, 'kubeconfig');
-  writeFileSync(file, kc.exportConfig(), { mode: 0o600 });
-  const fromFile = new KubeConfig();
-  fromFile.loadFromFile(file);
-  const client = new KubeClient(fromFile);
-  const review = await client.request<{ status: { userInfo: { username: string } } }>({
-    method: 'POST',
-    path: '/apis/authentication.k8s.io/v1/selfsubjectreviews',
-    body: { apiVersion: 'authentication.k8s.io/v1', kind: 'SelfSubjectReview' },
-  });
-  expect(review.status.userInfo.username).toBe(`system:serviceaccount:${namespace}:${sa}`);
-  return { file, client };
-}
-
-/** A tenant: a ServiceAccount in `namespace` bound to the built-in edit role there, nothing else. */
-async function tenantIn(namespace: string): Promise<KubeClient> {
-  await api('POST', `/api/v1/namespaces/${namespace}/serviceaccounts`, {
-    metadata: { name: 'tenant' },
-  });
-  await api('POST', `/apis/rbac.authorization.k8s.io/v1/namespaces/${namespace}/rolebindings`, {
-    metadata: { name: 'tenant-edit' },
-    roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'edit' },
-    subjects: [{ kind: 'ServiceAccount', name: 'tenant', namespace }],
-  });
-  return (await identityOf(namespace, 'tenant')).client;
-}
-
-/** The refusal a request met: HTTP code and the API server's message. Fails if it succeeded. */
-async function refusal(call: Promise<unknown>): Promise<{ code: number; message: string }> {
-  try {
-    await call;
-  } catch (err) {
-    if (err instanceof KubeApiError) return { code: err.code, message: err.status?.message ?? '' };
-    throw err;
-  }
-  throw new Error('the API server allowed a request it should have refused');
-}
-
-function patch(client: KubeClient, path: string, body: unknown) {
-  return client.request({ method: 'PATCH', path, body, contentType: MERGE });
-}
-
-function parseManifest(text: string): Record<string, unknown>[] {
-  return parseAllDocuments(text)
-    .map((d) => d.toJS() as Record<string, unknown> | null)
-    .filter((d): d is Record<string, unknown> => d !== null);
-}
 
 /** A workload's container args in a chart manifest, by workload kind. */
 function chartArgs(
@@ -281,12 +151,32 @@ describe('helm chart', () => {
 
     // Into a namespace of this test, with the defaults the plain manifests in deploy/ use.
     const ns = await testNamespace('helm-dry-run');
+    // The release namespace holds the controller alone: it can enforce restricted.
+    await api(
+      'PATCH',
+      `/api/v1/namespaces/${ns}`,
+      // enforce applies to pods; warn also to the Deployment's pod template, which is what a
+      // dry run shows.
+      {
+        metadata: {
+          labels: {
+            'pod-security.kubernetes.io/enforce': 'restricted',
+            'pod-security.kubernetes.io/warn': 'restricted',
+          },
+        },
+      },
+      'application/merge-patch+json',
+    );
+    // A server-side dry run cannot place objects in a namespace it only pretends to create.
+    const agentNs = await testNamespace('helm-dry-run-agent');
     const rendered = await helm([
       'template',
       RELEASE,
       CHART,
       '--namespace',
       ns,
+      '--set',
+      `agent.namespace.name=${agentNs}`,
       '--kube-version',
       KUBE_VERSION,
     ]);
@@ -295,19 +185,26 @@ describe('helm chart', () => {
     writeFileSync(input, rendered.stdout);
     const dryRun = await kubectl(['apply', '--dry-run=server', '-f', input]);
     expect(dryRun.code, dryRun.stderr).toBe(0);
+    expect(dryRun.stderr).not.toContain('would violate PodSecurity');
     const kinds = dryRun.stdout
       .trim()
       .split('\n')
       .map((line) => line.split('/')[0]);
     expect(kinds.sort()).toEqual([
+      'acceleratorleasepolicy.accel.dmabuf.io', // default
       'clusterrole.rbac.authorization.k8s.io',
       'clusterrole.rbac.authorization.k8s.io',
       'clusterrole.rbac.authorization.k8s.io',
       'clusterrole.rbac.authorization.k8s.io',
+      'clusterrole.rbac.authorization.k8s.io', // the controller reads lease policies
+      'clusterrole.rbac.authorization.k8s.io', // every user reads lease policies
+      'clusterrolebinding.rbac.authorization.k8s.io',
+      'clusterrolebinding.rbac.authorization.k8s.io',
       'clusterrolebinding.rbac.authorization.k8s.io',
       'clusterrolebinding.rbac.authorization.k8s.io',
       'daemonset.apps',
       'deployment.apps',
+      'namespace', // the agent's, Pod Security privileged
       'pod', // the helm test hook
       'poddisruptionbudget.policy',
       'role.rbac.authorization.k8s.io',
@@ -317,7 +214,12 @@ describe('helm chart', () => {
       'serviceaccount',
       'serviceaccount',
       'validatingadmissionpolicy.admissionregistration.k8s.io',
+      'validatingadmissionpolicy.admissionregistration.k8s.io', // lease bounds
+      'validatingadmissionpolicy.admissionregistration.k8s.io', // lease policy known
       'validatingadmissionpolicybinding.admissionregistration.k8s.io',
+      'validatingadmissionpolicybinding.admissionregistration.k8s.io', // namespaces selecting default
+      'validatingadmissionpolicybinding.admissionregistration.k8s.io', // namespaces without the label
+      'validatingadmissionpolicybinding.admissionregistration.k8s.io', // lease policy known
     ]);
   });
 
@@ -325,7 +227,15 @@ describe('helm chart', () => {
     const release = await installChart();
     const fullname = `${release.name}-accel-lease`;
     const ctl = await identityOf(release.namespace, `${fullname}-controller`);
-    const agent = await identityOf(release.namespace, `${fullname}-agent`);
+    // The agent's token is bound to a pod on its node, as its DaemonSet pod's own token would be.
+    const node = await testNode('helm');
+    const agentPod = await nodeBoundPod(adminClient(), {
+      namespace: release.agentNamespace,
+      serviceAccount: `${fullname}-agent`,
+      node,
+      name: `${fullname}-agent-host`,
+    });
+    const agent = await identityOf(release.agentNamespace, `${fullname}-agent`, agentPod);
     const [nsA, nsB] = [await testNamespace('helm-team-a'), await testNamespace('helm-team-b')];
     const [tenantA, tenantB] = [await tenantIn(nsA), await tenantIn(nsB)];
     // Should the test stop before the controller releases them, the leases' finalizers would
@@ -338,14 +248,7 @@ describe('helm chart', () => {
       }
     });
 
-    const node = `helm-${randomBytes(3).toString('hex')}`;
     const accel = `${node}-hl0`;
-    onTestFinished(async () => {
-      await api(
-        'DELETE',
-        `${GROUP}/accelerators?labelSelector=${encodeURIComponent(`accel.dmabuf.io/node=${node}`)}`,
-      ).catch(() => undefined);
-    });
 
     const agentPort = await freePort();
     let agentArgs = chartArgs(release.manifest, 'DaemonSet').map((a) =>
@@ -359,7 +262,7 @@ describe('helm chart', () => {
     );
     agentArgs = withFlag(agentArgs, 'admin-addr', `127.0.0.1:${await freePort()}`);
     agentArgs = withFlag(agentArgs, 'kubeconfig', agent.file);
-    await runAs('agent', agentArgs, agentPort, { POD_NAMESPACE: release.namespace });
+    await runAs('agent', agentArgs, agentPort, { POD_NAMESPACE: release.agentNamespace });
 
     const accelerator = await waitFor(`${accel} published by the agent`, () =>
       api<Accelerator>('GET', `${GROUP}/accelerators/${accel}`),
@@ -531,6 +434,14 @@ describe('helm chart', () => {
     // Tenant B lets go; the controller, as its ServiceAccount, releases the device and the lease.
     await tenantB.request({ method: 'DELETE', path: leasePath(nsB) });
     await waitFor('lease B released and gone', () => leaseGone(nsB));
+  });
+
+  it('renders with no cluster and no --kube-version, as a released helm does', async () => {
+    const version = await helm(['version', '--template', '{{ .Version }}']);
+    expect(version.stdout, 'helm built with its version').toMatch(/^v3\.\d+\.\d+$/);
+    const rendered = await helm(['template', RELEASE, CHART, '--kubeconfig', '/nonexistent']);
+    expect(rendered.code, rendered.stderr).toBe(0);
+    expect(parseManifest(rendered.stdout).some((o) => o.kind === 'Deployment')).toBe(true);
   });
 
   it('passes the controller and the agent only flags they accept', async () => {

@@ -9,6 +9,7 @@ import {
   api,
   createLease,
   createActiveExport,
+  createImportGrant,
   createPod,
   getLease,
   GROUP,
@@ -69,6 +70,7 @@ async function seedStory(
   await createPod(a, 'idle-0', node, { app: 'tenant-a' });
   await createPod(io, 'loader-0', node);
   await createPod(io, 'bystander-0', node);
+  await createImportGrant(io, [a]);
   for (const pod of opts.extraPods ?? []) await createPod(io, pod, node);
   const importers = (opts.importers ?? [{ name: 'nic0', kind: 'rdma-mr', pod: 'loader-0' }]).map(
     (i) => ({

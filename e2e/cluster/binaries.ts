@@ -20,7 +20,8 @@ export type BinaryName =
   | 'etcd'
   | 'kwok'
   | 'kwokctl'
-  | 'helm';
+  | 'helm'
+  | 'promtool';
 
 /** One Go module under tools/: the upstream module it pins and the commands built from it. */
 interface ToolModule {
@@ -29,6 +30,8 @@ interface ToolModule {
   upstream: string;
   commands: { name: BinaryName; pkg: string }[];
   ldflags(version: string): string[];
+  /** Go build tags; part of the cache key. */
+  tags?: string[];
 }
 
 function kubeVersionFlags(version: string): string[] {
@@ -39,6 +42,33 @@ function kubeVersionFlags(version: string): string[] {
     `-X ${pkg}.gitMinor=${minor}`,
     `-X ${pkg}.gitTreeState=clean`,
   ]);
+}
+
+/**
+ * What helm's release Makefile sets: its version, and the Kubernetes version that `helm template`
+ * assumes without a cluster (client-go v0.X.Y -> Kubernetes 1.X). Without them helm calls itself
+ * v3.22 and assumes Kubernetes v1.20, older than our chart's kubeVersion (>=1.30) allows.
+ */
+function helmVersionFlags(version: string): string[] {
+  const clientGo = pinnedRequire('helm', 'k8s.io/client-go');
+  const [major, minor] = clientGo.replace(/^v/, '').split('.');
+  const kubeMajor = String(Number(major) + 1);
+  return [
+    `-X helm.sh/helm/v3/internal/version.version=${version}`,
+    '-X helm.sh/helm/v3/internal/version.metadata=',
+    '-X helm.sh/helm/v3/internal/version.gitTreeState=clean',
+    ...['helm.sh/helm/v3/pkg/chartutil', 'helm.sh/helm/v3/pkg/lint/rules'].flatMap((pkg) => [
+      `-X ${pkg}.k8sVersionMajor=${kubeMajor}`,
+      `-X ${pkg}.k8sVersionMinor=${minor}`,
+    ]),
+  ];
+}
+
+/** Prometheus tags its Go module v0.MMm.p for release M.mm.p (v0.316.0 is Prometheus 3.16.0). */
+function prometheusRelease(moduleVersion: string): string {
+  const [, minor = '0', patch = '0'] = moduleVersion.replace(/^v/, '').split('.');
+  const n = Number(minor);
+  return `${Math.floor(n / 100)}.${n % 100}.${patch}`;
 }
 
 const MODULES: ToolModule[] = [
@@ -79,10 +109,16 @@ const MODULES: ToolModule[] = [
     dir: 'helm',
     upstream: 'helm.sh/helm/v3',
     commands: [{ name: 'helm', pkg: 'helm.sh/helm/v3/cmd/helm' }],
-    ldflags: (v) => [
-      `-X helm.sh/helm/v3/internal/version.version=${v}`,
-      `-X helm.sh/helm/v3/internal/version.gitTreeState=clean`,
-    ],
+    ldflags: helmVersionFlags,
+  },
+  {
+    dir: 'prometheus',
+    upstream: 'github.com/prometheus/prometheus',
+    commands: [{ name: 'promtool', pkg: 'github.com/prometheus/prometheus/cmd/promtool' }],
+    // promtool tests rules and lints metrics; it needs none of the service discoveries, which
+    // are most of its build.
+    tags: ['remove_all_sd'],
+    ldflags: (v) => [`-X github.com/prometheus/common/version.Version=${prometheusRelease(v)}`],
   },
 ];
 
@@ -105,11 +141,15 @@ export function cacheRoot(): string {
   return join(xdg, 'accel-lease');
 }
 
-/** The cache directory for one module: named after its pinned version, keyed by its go.mod/go.sum. */
+/**
+ * The cache directory for one module: named after its pinned version, keyed by its go.mod/go.sum,
+ * ldflags and tags, so changing any of them builds it afresh (RECIPE covers the other flags).
+ */
 function moduleBinDir(mod: ToolModule): string {
   const hash = createHash('sha256').update(`recipe ${RECIPE}\n`);
   for (const file of ['go.mod', 'go.sum']) hash.update(readFileSync(join(toolsDir, mod.dir, file)));
   hash.update(mod.ldflags(pinnedVersion(mod)).join(' '));
+  if (mod.tags) hash.update(`\ntags ${mod.tags.join(',')}`);
   const key = hash.digest('hex').slice(0, 12);
   return join(cacheRoot(), 'bin', `${mod.dir}-${pinnedVersion(mod)}-${key}`);
 }
@@ -164,6 +204,7 @@ function goBuild(go: string, mod: ToolModule, pkg: string, out: string, log: Log
   const args = [
     'build',
     '-trimpath',
+    ...(mod.tags ? ['-tags', mod.tags.join(',')] : []),
     '-ldflags',
     ['-s', '-w', ...mod.ldflags(version)].join(' '),
     '-o',

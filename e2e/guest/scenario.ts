@@ -124,6 +124,7 @@ function agent(label: string, lease: string | undefined, epoch: number): void {
     pods,
     exports: [],
     remote: new Map(),
+    grants: [],
     now,
     ...(backend.pins && { nodePins: backend.pins }),
   });

@@ -1,10 +1,10 @@
 // What cluster test files use: the cluster the global setup chose, a namespace per test that is
-// deleted afterwards, kubectl and helm, and (on the local control plane only) fault injection.
+// deleted afterwards, kubectl, helm and promtool, and (on the local control plane only) fault injection.
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { KubeConfig, CoreV1Api } from '@kubernetes/client-node';
 import { inject, onTestFinished } from 'vitest';
-import { startApiServerReplica } from '../cluster/index.ts';
+import { ensureBinaries, startApiServerReplica } from '../cluster/index.ts';
 import type { ApiServerReplica } from '../cluster/index.ts';
 import { PROVIDED_KEY } from './cluster-info.ts';
 import type { ClusterInfo } from './cluster-info.ts';
@@ -62,10 +62,10 @@ export interface ToolResult {
   code: number;
 }
 
-function runTool(binary: string, args: string[]): Promise<ToolResult> {
+function runTool(binary: string, args: string[], stdin = ''): Promise<ToolResult> {
   const { kubeconfig } = clusterInfo();
   return new Promise((resolve) => {
-    execFile(
+    const child = execFile(
       binary,
       args,
       { env: { ...process.env, KUBECONFIG: kubeconfig }, maxBuffer: 16 << 20 },
@@ -74,6 +74,7 @@ function runTool(binary: string, args: string[]): Promise<ToolResult> {
         resolve({ stdout, stderr: stderr || (err ? err.message : ''), code });
       },
     );
+    child.stdin?.end(stdin);
   });
 }
 
@@ -85,6 +86,11 @@ export function kubectl(args: string[]): Promise<ToolResult> {
 /** Runs helm against the cluster under test; resolves with its exit code instead of throwing. */
 export function helm(args: string[]): Promise<ToolResult> {
   return runTool(clusterInfo().helm, args);
+}
+
+/** Runs the pinned promtool (built on first use, like the control plane), stdin fed to it. */
+export async function promtool(args: string[], stdin = ''): Promise<ToolResult> {
+  return runTool((await ensureBinaries()).promtool, args, stdin);
 }
 
 /** Fault injection, offered only by the local control plane. */

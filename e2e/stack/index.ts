@@ -12,10 +12,17 @@ import { clusterInfo, kubeConfig } from '../harness/index.ts';
 import { freePort, waitFor } from './wait.ts';
 
 export { freePort, sleep, waitFor } from './wait.ts';
+export { nodeBoundPod, serviceAccountKubeconfig, type IdentityOptions } from './identity.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 
 let admin: KubeClient | undefined;
+
+/** The cluster admin's client, shared by the suite. */
+export function adminClient(): KubeClient {
+  admin ??= new KubeClient(kubeConfig());
+  return admin;
+}
 
 /** A Kubernetes API call as the admin; throws KubeApiError on a non-2xx answer. */
 export function api<T = Record<string, unknown>>(
@@ -24,8 +31,7 @@ export function api<T = Record<string, unknown>>(
   body?: unknown,
   contentType?: string,
 ): Promise<T> {
-  admin ??= new KubeClient(kubeConfig());
-  return admin.request<T>({
+  return adminClient().request<T>({
     method: method,
     path,
     ...(body !== undefined && { body }),
@@ -142,6 +148,8 @@ export interface AgentOptions {
   devices?: number;
   stateFile?: string;
   heartbeat?: string;
+  /** Run as this identity instead of the cluster admin (a node-bound agent token, say). */
+  kubeconfig?: string;
 }
 
 export async function startAgent(
@@ -165,6 +173,7 @@ export async function startAgent(
     `127.0.0.1:${adminPort}`,
     '--heartbeat',
     opts.heartbeat ?? '5s',
+    ...(opts.kubeconfig !== undefined ? ['--kubeconfig', opts.kubeconfig] : []),
   ]);
   await ready(c);
   return Object.assign(c, { stateFile, adminPort });
@@ -175,6 +184,8 @@ export interface ControllerOptions {
   electionNamespace?: string;
   identity?: string;
   extraArgs?: string[];
+  /** Run as this identity instead of the cluster admin (the chart's ServiceAccount, say). */
+  kubeconfig?: string;
 }
 
 export async function startController(opts: ControllerOptions = {}): Promise<Component> {
@@ -199,6 +210,7 @@ export async function startController(opts: ControllerOptions = {}): Promise<Com
     '--http-bind-address',
     '$HTTP',
     ...election,
+    ...(opts.kubeconfig !== undefined ? ['--kubeconfig', opts.kubeconfig] : []),
     ...(opts.extraArgs ?? []),
   ]);
   return c;
@@ -206,14 +218,14 @@ export async function startController(opts: ControllerOptions = {}): Promise<Com
 
 export const GROUP = '/apis/accel.dmabuf.io/v1alpha1';
 
-/** A pod bound to `node` (kwok runs it), waited for until Running. */
-export async function createPod(
+/** A workload pod bound to `node`, for kwok to run; its container is named after the pod. */
+export function podManifest(
   ns: string,
   name: string,
   node: string,
   labels: Record<string, string> = {},
 ) {
-  await api('POST', `/api/v1/namespaces/${ns}/pods`, {
+  return {
     apiVersion: 'v1',
     kind: 'Pod',
     metadata: { name, namespace: ns, labels },
@@ -222,7 +234,17 @@ export async function createPod(
       containers: [{ name: name.replace(/-\d+$/, ''), image: 'registry.example/workload:1' }],
       tolerations: [{ operator: 'Exists' }],
     },
-  });
+  };
+}
+
+/** A pod bound to `node` (kwok runs it), waited for until Running. */
+export async function createPod(
+  ns: string,
+  name: string,
+  node: string,
+  labels: Record<string, string> = {},
+) {
+  await api('POST', `/api/v1/namespaces/${ns}/pods`, podManifest(ns, name, node, labels));
   await waitFor(`pod ${ns}/${name} Running`, async () => {
     const p = await api<{ status?: { phase?: string } }>(
       'GET',
@@ -269,6 +291,24 @@ export function phaseIs(ns: string, name: string, phase: string, timeoutMs = 30_
     },
     timeoutMs,
   );
+}
+
+/**
+ * A DmaBufImportGrant in `ns`: exports of the `from` namespaces may name its pods (those the
+ * selector picks, all by default) as importers.
+ */
+export function createImportGrant(
+  ns: string,
+  from: readonly string[],
+  podSelector?: Record<string, unknown>,
+  name = 'importers',
+): Promise<unknown> {
+  return api('POST', `${GROUP}/namespaces/${ns}/dmabufimportgrants`, {
+    apiVersion: 'accel.dmabuf.io/v1alpha1',
+    kind: 'DmaBufImportGrant',
+    metadata: { name, namespace: ns },
+    spec: { from: from.map((namespace) => ({ namespace })), ...(podSelector && { podSelector }) },
+  });
 }
 
 /** A DmaBufExport in `ns`, waited for until the node agent reports it Active. */

@@ -25,6 +25,7 @@ function run(owner: AcceleratorOwner, backendPins?: (state: AgentState) => NodeP
       pods: new Map(),
       exports: [],
       remote: new Map(),
+      grants: [],
       now: 0,
       ...(nodePins && { nodePins }),
     };

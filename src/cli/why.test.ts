@@ -331,6 +331,32 @@ describe('why', () => {
     expect(code).toBe(3);
   });
 
+  it('says a lease beyond its namespace limit is not queued, rather than a queue position', () => {
+    const note =
+      'lease team-a/tenant-c is not queued: namespace team-a has 2 leases ahead of it (tenant-a, tenant-b), and AcceleratorLeasePolicy default allows 2 per namespace (maxLeasesPerNamespace); it is queued once one of them is deleted or finishes';
+    const over = lease('team-a', 'tenant-c', {
+      created: 20,
+      status: {
+        phase: 'Pending',
+        conditions: [{ ...cond('Granted', 'False', 'OverNamespaceLimit', 20), message: note }],
+      },
+    });
+    const { chain, text, code } = explain({
+      lease: over,
+      accelerator: accel('node-a-hl0', {
+        owner: { lease: tenantA, epoch: 1 },
+        status: owned(tenantA, 1),
+      }),
+      leases: [tenantA, over],
+    });
+    expect(text).toBe(
+      ['lease team-a/tenant-c: Pending for node-a-hl0 (priority 0)', `next: ${note}`].join('\n'),
+    );
+    expect(chain.verdict).toBe('Waiting');
+    expect(chain.queue).toBeNull();
+    expect(code).toBe(1);
+  });
+
   it('points at the agent when the device has not applied the new epoch, and at its heartbeat', () => {
     const tenantB = lease('team-b', 'tenant-b', {
       status: { phase: 'Pending', accelerator: 'node-a-hl0', epoch: 2, queuePosition: 0 },

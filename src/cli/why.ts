@@ -11,7 +11,13 @@ import {
   type Pin,
 } from '../crds/index.ts';
 import { CORDON_ANNOTATION } from '../crds/index.ts';
-import { deviceQueue, isFinished, leaseKey, targetOf } from '../crds/index.ts';
+import {
+  deviceQueue,
+  isFinished,
+  leaseKey,
+  OVER_NAMESPACE_LIMIT,
+  targetOf,
+} from '../crds/index.ts';
 
 /**
  * Granted: exit 0. DeviceMissing: exit 3. Every other verdict means "not granted": exit 1.
@@ -111,7 +117,7 @@ export interface WhyInput {
   readonly now: number;
 }
 
-/** What each profile revokes on owner drop (DESIGN.md section 1). */
+/** What each profile revokes on owner drop (docs/design.md section 1). */
 const REVOCABLE: Readonly<Record<ExporterProfile, readonly Pin['kind'][]>> = {
   static: [],
   dynamic: ['dynamic', 'mmap'],
@@ -359,6 +365,12 @@ export function why(input: WhyInput): WhyChain {
   });
   const self = leaseKey(lease);
   const kubectlDelete = `kubectl delete alease -n ${link.namespace} ${link.name}`;
+
+  // The controller queues no more of a namespace's leases than its policy allows.
+  const notQueued = findCondition(lease.status?.conditions, 'Granted');
+  if (notQueued?.reason === OVER_NAMESPACE_LIMIT && !link.deleting && !isFinished(lease, now)) {
+    return chain('Waiting', [notQueued.message]);
+  }
 
   const target = targetOf(lease);
   if (target === undefined) {

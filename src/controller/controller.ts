@@ -3,16 +3,19 @@
 // Level-triggered throughout: every decision is made again from the caches.
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import type { V1Pod } from '@kubernetes/client-node';
+import type { V1Namespace, V1Pod } from '@kubernetes/client-node';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import type { DmaBufExport } from '../crds/index.ts';
 import {
   Accelerator,
   AcceleratorLease,
+  AcceleratorLeasePolicy,
   CORDON_ANNOTATION,
+  DEFAULT_LEASE_POLICY,
   IDLE_REAP_ANNOTATION,
   LAST_HANDOFF_ANNOTATION,
   parseObject,
+  policyNameFor,
   targetOf,
   type EvictionRecord,
   type AcceleratorLeaseStatus,
@@ -39,14 +42,18 @@ import {
   type PodLookup,
   type ReaperEffect,
   type ReaperPolicy,
+  type ReapState,
+  type ReapSummary,
 } from '../reaper/index.ts';
 import { decideMissing } from './arbiter.ts';
 import { execute, type EventSink, type Writes } from './execute.ts';
 import { decideHandoff } from './handoff.ts';
 import { place } from './placement.ts';
+import { overLimitActions, overNamespaceLimit, type NamespaceLimit } from './namespace-limit.ts';
 
 export const FIELD_MANAGER = 'accel-lease-controller';
 const PLACEMENT_KEY = 'placement';
+const LIMITS_KEY = 'namespace-limits';
 const ACCEL_PREFIX = 'accelerator/';
 
 export interface LeaseControllerOptions {
@@ -59,6 +66,8 @@ export interface LeaseControllerOptions {
   clock?: Clock;
   resyncPeriodMs?: number;
   policy?: ReaperPolicy;
+  /** The AcceleratorLeasePolicy of namespaces without the lease-policy label. */
+  defaultLeasePolicy?: string;
 }
 
 const push = <T>(m: Map<string, T[]>, k: string, v: T) => {
@@ -66,6 +75,8 @@ const push = <T>(m: Map<string, T[]>, k: string, v: T) => {
   if (list) list.push(v);
   else m.set(k, [v]);
 };
+/** Reaper states of a handoff that is not (or no longer) held up by pins. */
+const NOT_STUCK: ReadonlySet<ReapState> = new Set(['Off', 'NotStuck', 'Resolved']);
 const present = <T>(xs: (T | undefined)[]): T[] => xs.filter((x): x is T => x !== undefined);
 const iso = (t: number) => new Date(t).toISOString().replace(/\.\d{3}Z$/, 'Z');
 
@@ -74,6 +85,8 @@ export class LeaseController {
   readonly leases: Informer<AcceleratorLease>;
   readonly exports: Informer<DmaBufExport>;
   readonly pods: Informer<V1Pod>;
+  readonly namespaces: Informer<V1Namespace>;
+  readonly leasePolicies: Informer<AcceleratorLeasePolicy>;
   readonly queue: WorkQueue;
   private readonly policy: ReaperPolicy;
   /** When this process sent eviction calls, for the cluster-wide per-minute cap. */
@@ -81,6 +94,10 @@ export class LeaseController {
   private readonly evictionsTotal: Counter<'result'>;
   private readonly planSize: Gauge<'accelerator'>;
   private readonly unresolvableTotal: Counter;
+  private readonly reapState: Gauge<'accelerator' | 'state'>;
+  private readonly graceEnds: Gauge<'accelerator'>;
+  /** The state each accelerator's reapState series carries, so a change removes the old one. */
+  private readonly reapStates = new Map<string, ReapState>();
   private readonly opts: LeaseControllerOptions;
   private readonly clock: Clock;
   private readonly handoffSeconds: Histogram;
@@ -116,6 +133,18 @@ export class LeaseController {
       logger: opts.log,
       name: 'pods',
     });
+    this.namespaces = new Informer<V1Namespace>(opts.kc, {
+      path: '/api/v1/namespaces',
+      resyncPeriodMs: resync,
+      logger: opts.log,
+      name: 'namespaces',
+    });
+    this.leasePolicies = new Informer<AcceleratorLeasePolicy>(opts.kc, {
+      path: '/apis/accel.dmabuf.io/v1alpha1/acceleratorleasepolicies',
+      resyncPeriodMs: resync,
+      logger: opts.log,
+      name: 'acceleratorleasepolicies',
+    });
     this.policy = opts.policy ?? DEFAULT_REAPER_POLICY;
     this.queue = new WorkQueue({
       name: 'acceleratorlease',
@@ -147,6 +176,18 @@ export class LeaseController {
       help: 'Handoffs declared Unresolvable: pins remain with no evictable holder.',
       registers: [opts.registry],
     });
+    this.reapState = new Gauge({
+      name: 'reaper_handoff_state',
+      help: 'The reaper state of each stuck handoff (GracePeriod, Evicting, RateLimited, DeadlineExceeded, Unresolvable, ...), 1 for the current one.',
+      labelNames: ['accelerator', 'state'],
+      registers: [opts.registry],
+    });
+    this.graceEnds = new Gauge({
+      name: 'reaper_grace_period_end_timestamp_seconds',
+      help: 'When the grace period of each stuck handoff ends, in seconds since the epoch; absent when the device is not stuck.',
+      labelNames: ['accelerator'],
+      registers: [opts.registry],
+    });
     this.registerGauges(opts.registry);
 
     const onAccel = (a: Accelerator) => {
@@ -158,9 +199,16 @@ export class LeaseController {
       if (target) this.queue.add(ACCEL_PREFIX + target);
       else this.queue.add(PLACEMENT_KEY);
     };
+    const onLimits = () => {
+      this.limitChanges++;
+      this.queue.add(LIMITS_KEY);
+    };
     for (const ev of ['add', 'update', 'delete', 'resync'] as const) {
       this.accelerators.on(ev, onAccel);
       this.leases.on(ev, onLease);
+      this.leases.on(ev, () => this.queue.add(LIMITS_KEY));
+      this.namespaces.on(ev, onLimits);
+      this.leasePolicies.on(ev, onLimits);
     }
     // A pod going away may free a stuck device: wake the devices whose pins or records name it.
     const onPod = (p: V1Pod) => {
@@ -189,15 +237,24 @@ export class LeaseController {
     });
   }
 
+  private informers() {
+    return [
+      this.accelerators,
+      this.leases,
+      this.exports,
+      this.pods,
+      this.namespaces,
+      this.leasePolicies,
+    ];
+  }
+
   hasSynced(): boolean {
-    return [this.accelerators, this.leases, this.exports, this.pods].every((i) => i.hasSynced());
+    return this.informers().every((i) => i.hasSynced());
   }
 
   /** Fill the caches; safe to call on a standby replica (reads only). */
   async startInformers(): Promise<void> {
-    await Promise.all(
-      [this.accelerators, this.leases, this.exports, this.pods].map((i) => i.start()),
-    );
+    await Promise.all(this.informers().map((i) => i.start()));
   }
 
   /** Run the workers until `signal` aborts (leadership lost or shutdown); then drain. */
@@ -210,6 +267,7 @@ export class LeaseController {
     for (const a of this.accelerators.list())
       this.queue.add(ACCEL_PREFIX + (a.metadata.name ?? ''));
     this.queue.add(PLACEMENT_KEY);
+    this.queue.add(LIMITS_KEY);
     const stop = () => void this.queue.shutDown();
     if (signal.aborted) stop();
     else signal.addEventListener('abort', stop, { once: true });
@@ -219,7 +277,7 @@ export class LeaseController {
   /** Stop taking work, wait for reconciles in flight, then close the watches. */
   async stop(): Promise<void> {
     await this.queue.shutDown();
-    for (const i of [this.accelerators, this.leases, this.exports, this.pods]) i.stop();
+    for (const i of this.informers()) i.stop();
   }
 
   /** The same writes, each result remembered until the informer has it. */
@@ -317,6 +375,62 @@ export class LeaseController {
     return this.currentLeases().leases;
   }
 
+  /** Namespace and policy events since the limits were last computed. */
+  private limitChanges = 0;
+  private admittedView?: {
+    from: ReturnType<LeaseController['currentLeases']>;
+    at: number;
+    over: ReturnType<typeof overNamespaceLimit>;
+    leases: AcceleratorLease[];
+    byTarget: Map<string, AcceleratorLease[]>;
+  };
+
+  private namespaceLimit(namespace: string): NamespaceLimit | undefined {
+    const labels = this.namespaces.get(namespace)?.metadata?.labels;
+    const policy = policyNameFor(labels, this.opts.defaultLeasePolicy ?? DEFAULT_LEASE_POLICY);
+    const raw = this.leasePolicies.get(policy);
+    if (!raw) return undefined; // admission refuses leases in namespaces without a policy
+    try {
+      return {
+        policy,
+        maxLeases: parseObject(AcceleratorLeasePolicy, raw).spec.maxLeasesPerNamespace,
+      };
+    } catch {
+      return undefined;
+    }
+  }
+
+  /**
+   * The leases within their namespace's limit (see namespace-limit.ts), the only ones queued or
+   * placed. When the set over the limit changes, the devices of the leases that moved are woken.
+   */
+  private admitted() {
+    const from = this.currentLeases();
+    const prev = this.admittedView;
+    if (prev?.from === from && prev.at === this.limitChanges) return prev;
+    const over = overNamespaceLimit(from.leases, (ns) => this.namespaceLimit(ns), this.clock.now());
+    const leases =
+      over.size === 0 ? from.leases : from.leases.filter((l) => !over.has(l.metadata.uid ?? ''));
+    let byTarget = from.byTarget;
+    if (over.size > 0) {
+      byTarget = new Map();
+      for (const l of leases) {
+        const t = targetOf(l);
+        if (t) push(byTarget, t, l);
+      }
+    }
+    const moved = [
+      ...[...over.values()].filter((o) => !prev?.over.has(o.lease.metadata.uid ?? '')),
+      ...[...(prev?.over.values() ?? [])].filter((o) => !over.has(o.lease.metadata.uid ?? '')),
+    ];
+    for (const { lease } of moved) {
+      const t = targetOf(lease);
+      this.queue.add(t ? ACCEL_PREFIX + t : PLACEMENT_KEY);
+    }
+    this.admittedView = { from, at: this.limitChanges, over, leases, byTarget };
+    return this.admittedView;
+  }
+
   /** Parse one version of a lease once; undefined (and a warning) if it breaks the schema. */
   private parseLease(raw: AcceleratorLease): AcceleratorLease | undefined {
     const uid = raw.metadata.uid ?? '';
@@ -345,8 +459,12 @@ export class LeaseController {
     const now = this.clock.now();
     const nowIso = iso(now);
     const at = new Date(now).toISOString();
+    if (key === LIMITS_KEY) {
+      await execute(overLimitActions(this.admitted().over, nowIso), writes, this.opts.events, at);
+      return;
+    }
     if (key === PLACEMENT_KEY) {
-      const leases = this.validLeases();
+      const leases = this.admitted().leases;
       const queued = new Set(
         leases
           .filter((l) => !l.metadata.deletionTimestamp && targetOf(l))
@@ -363,9 +481,10 @@ export class LeaseController {
       return;
     }
     const name = key.slice(ACCEL_PREFIX.length);
-    const leases = this.currentLeases().byTarget.get(name) ?? [];
+    const leases = this.admitted().byTarget.get(name) ?? [];
     const raw = this.accelerator(name);
     if (!raw) {
+      this.recordReapState(name, undefined);
       await execute(decideMissing(name, leases, now).actions, writes, this.opts.events, at);
       return;
     }
@@ -394,6 +513,7 @@ export class LeaseController {
       }
     }
     const summary = decision.reaper;
+    this.recordReapState(name, summary);
     if (summary) {
       this.planSize.set({ accelerator: name }, summary.planSize);
       const ownerUid = accelerator.spec.owner?.lease?.uid;
@@ -411,6 +531,25 @@ export class LeaseController {
       : undefined;
   }
 
+  /** One reapState series per stuck accelerator, and its grace end while it has one. */
+  private recordReapState(name: string, summary: ReapSummary | undefined): void {
+    const state = summary && !NOT_STUCK.has(summary.state) ? summary.state : undefined;
+    const previous = this.reapStates.get(name);
+    if (previous !== undefined && previous !== state) {
+      this.reapState.remove({ accelerator: name, state: previous });
+    }
+    if (state === undefined) this.reapStates.delete(name);
+    else {
+      this.reapStates.set(name, state);
+      this.reapState.set({ accelerator: name, state }, 1);
+    }
+    if (state !== undefined && summary?.graceEndsAt !== undefined) {
+      this.graceEnds.set({ accelerator: name }, summary.graceEndsAt / 1000);
+    } else {
+      this.graceEnds.remove({ accelerator: name });
+    }
+  }
+
   /** Pods by namespace/name, as the reaper reads them. */
   private podLookup(): PodLookup {
     return {
@@ -419,6 +558,7 @@ export class LeaseController {
         if (!p?.metadata?.uid) return undefined;
         return {
           uid: p.metadata.uid,
+          nodeName: p.spec?.nodeName,
           deletionTimestamp: p.metadata.deletionTimestamp,
           creationTimestamp: p.metadata.creationTimestamp,
         };
@@ -528,6 +668,55 @@ export class LeaseController {
       },
     });
     const accels = () => this.accelerators.list();
+    new Gauge({
+      name: 'accel_lease_accelerator_status',
+      help: 'Each Accelerator with its node, phase and owner (namespace/name of the lease the device enforces, empty for none); always 1.',
+      labelNames: ['accelerator', 'node', 'phase', 'owner'],
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const a of accels()) {
+          const lease = a.status?.owner?.lease;
+          this.set(
+            {
+              accelerator: a.metadata.name ?? '',
+              node: a.spec.node,
+              phase: a.status?.phase ?? 'Unknown',
+              owner: lease ? `${lease.namespace}/${lease.name}` : '',
+            },
+            1,
+          );
+        }
+      },
+    });
+    new Gauge({
+      name: 'accel_lease_accelerator_heartbeat_timestamp_seconds',
+      help: "When each Accelerator's node agent last refreshed status.heartbeatTime, in seconds since the epoch.",
+      labelNames: ['accelerator', 'node'],
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const a of accels()) {
+          const beat = Date.parse(a.status?.heartbeatTime ?? '');
+          if (!Number.isFinite(beat)) continue;
+          this.set({ accelerator: a.metadata.name ?? '', node: a.spec.node }, beat / 1000);
+        }
+      },
+    });
+    const byTarget = () => this.currentLeases().byTarget;
+    new Gauge({
+      name: 'accel_lease_queue_length',
+      help: 'Leases waiting (Pending) for each accelerator they name, the granted one not counted.',
+      labelNames: ['accelerator'],
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const [accelerator, leases] of byTarget()) {
+          const waiting = leases.filter((l) => (l.status?.phase ?? 'Pending') === 'Pending');
+          this.set({ accelerator }, waiting.length);
+        }
+      },
+    });
     new Gauge({
       name: 'accel_lease_stuck_accelerators',
       help: 'Accelerators whose handoff is blocked by pins of an earlier owner.',

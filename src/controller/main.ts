@@ -2,19 +2,14 @@
 // A bad flag: one line, exit 2. API server unreachable or CRDs missing: one line, exit 1.
 // SIGTERM: stop leading, let the current reconcile finish, exit 0. Leadership lost: exit 1,
 // so the replica restarts as a clean standby (as client-go controllers do).
-import { hostname } from 'node:os';
-import { randomBytes } from 'node:crypto';
 import { HttpMethod } from '@kubernetes/client-node';
 import { Registry, collectDefaultMetrics } from 'prom-client';
 import {
-  commonFlags,
   createLogger,
   EventRecorder,
   exposeRequestMetrics,
-  flag,
   KubeClient,
   LeaderElector,
-  leaderElectionFlags,
   loadKubeConfig,
   parseFlagsOrExit,
   prettyDestination,
@@ -23,46 +18,12 @@ import {
 } from '../kube/index.ts';
 import { DEFAULT_REAPER_POLICY } from '../reaper/index.ts';
 import { LeaseController } from './controller.ts';
+import { CONTROLLER_FLAGS } from './flags.ts';
 import { recorderSink } from './events.ts';
 
 const PROGRAM = 'accel-lease-controller';
 
-const flags = parseFlagsOrExit(PROGRAM, {
-  ...commonFlags,
-  ...leaderElectionFlags,
-  leaderElectionNamespace: flag.string(
-    'namespace of the coordination.k8s.io Lease used for leader election',
-    process.env.POD_NAMESPACE ?? 'accel-lease-system',
-  ),
-  leaderElectionId: flag.string('name of that Lease', 'accel-lease-controller'),
-  identity: flag.string(
-    'this replica in leader election and Events',
-    `${process.env.POD_NAME ?? hostname()}_${randomBytes(3).toString('hex')}`,
-  ),
-  workers: flag.int('accelerators reconciled concurrently', 4, 1),
-  excludedNamespaces: flag.string(
-    "comma-separated namespaces whose pods are never evicted (the controller's own is always added)",
-    'kube-system',
-  ),
-  maxEvictionsPerHandoff: flag.int(
-    'cap on pods evicted to free one device, whatever a lease asks',
-    DEFAULT_REAPER_POLICY.maxEvictionsPerHandoff,
-  ),
-  maxEvictionsPerMinute: flag.int(
-    'cluster-wide cap on eviction calls per minute',
-    DEFAULT_REAPER_POLICY.maxEvictionsPerMinute,
-    1,
-  ),
-  evictionDeadline: flag.duration('how long an evicted pod may take to be gone', '5m'),
-  onDeadline: flag.oneOf(
-    'after the deadline: keep waiting, delete the pod (its own grace), or delete with grace 0',
-    ['Wait', 'Delete', 'ForceDelete'] as const,
-    'Wait',
-  ),
-  dryRun: flag.boolean('plan and report evictions, evict nothing'),
-  reapWhenIdle: flag.boolean('also evict holders of pins on a device nobody waits for'),
-  logFormat: flag.oneOf('log format', ['json', 'pretty'] as const, 'json'),
-});
+const flags = parseFlagsOrExit(PROGRAM, CONTROLLER_FLAGS);
 
 const log = createLogger({
   name: PROGRAM,
@@ -103,6 +64,7 @@ const controller = new LeaseController({
   registry,
   events: recorderSink(recorder),
   workers: flags.workers,
+  defaultLeasePolicy: flags.defaultLeasePolicy,
   policy: {
     ...DEFAULT_REAPER_POLICY,
     excludedNamespaces: [

@@ -83,6 +83,11 @@ export const Pin = z
     pod: PodRef.optional().describe(
       'the pod whose process holds the pin; absent for a hidden holder',
     ),
+    podUID: z
+      .string()
+      .max(64)
+      .optional()
+      .describe('uid of that pod as the node saw it: the reaper evicts only a pod with this uid'),
     pid: z.int().min(1),
     comm: z.string().max(64).optional(),
     epoch: z.int().min(0).describe('the owner epoch whose memory the pin keeps alive'),

@@ -5,7 +5,7 @@ export const GROUP = 'accel.dmabuf.io';
 export const VERSION = 'v1alpha1';
 export const API_VERSION = `${GROUP}/${VERSION}`;
 
-/** Importer kinds of a dma-buf attachment (DESIGN.md section 1). */
+/** Importer kinds of a dma-buf attachment (docs/design.md section 1). */
 export const ImporterKind = z.enum(['dynamic', 'mmap', 'rdma-mr', 'pinned']);
 export type ImporterKind = z.infer<typeof ImporterKind>;
 

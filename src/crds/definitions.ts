@@ -1,9 +1,11 @@
-// The three CustomResourceDefinitions, built from the zod schemas: names, columns, categories.
+// The CustomResourceDefinitions, built from the zod schemas: names, columns, categories.
 import type { z } from 'zod';
 import { AcceleratorSpec, AcceleratorStatus } from './accelerator.ts';
 import { GROUP, VERSION } from './common.ts';
 import { DmaBufExportSpec, DmaBufExportStatus } from './export.ts';
+import { DmaBufImportGrantSpec } from './grant.ts';
 import { AcceleratorLeaseSpec, AcceleratorLeaseStatus } from './lease.ts';
+import { AcceleratorLeasePolicySpec } from './policy.ts';
 import { toStructural, type JsonSchema } from './structural.ts';
 
 export const CATEGORY = 'dmabuf';
@@ -24,7 +26,8 @@ interface Definition {
   scope: 'Namespaced' | 'Cluster';
   description: string;
   spec: z.ZodType;
-  status: z.ZodType;
+  /** Absent: the kind has no status (nor status subresource): a grant, a policy. */
+  status?: z.ZodType;
   columns: PrinterColumn[];
 }
 
@@ -96,6 +99,36 @@ export const DEFINITIONS: readonly Definition[] = [
       AGE,
     ],
   },
+  {
+    kind: 'DmaBufImportGrant',
+    plural: 'dmabufimportgrants',
+    singular: 'dmabufimportgrant',
+    shortNames: ['dbig'],
+    scope: 'Namespaced',
+    description:
+      "A namespace's consent that DmaBufExports in the listed namespaces may name its pods as importers. Without one, such an importer fails and never attaches, so it can never pin a device or be evicted.",
+    spec: DmaBufImportGrantSpec,
+    columns: [{ name: 'From', type: 'string', jsonPath: '.spec.from[*].namespace' }, AGE],
+  },
+  {
+    kind: 'AcceleratorLeasePolicy',
+    plural: 'acceleratorleasepolicies',
+    singular: 'acceleratorleasepolicy',
+    shortNames: ['alpol'],
+    scope: 'Cluster',
+    description:
+      "The administrator's bounds on the leases of the namespaces that select it (label accel.dmabuf.io/lease-policy; without it, the policy named default): priority range, least grace for the previous tenant, most evictions, longest duration, most leases per namespace.",
+    spec: AcceleratorLeasePolicySpec,
+    columns: [
+      { name: 'Min-Priority', type: 'integer', jsonPath: '.spec.priority.min' },
+      { name: 'Max-Priority', type: 'integer', jsonPath: '.spec.priority.max' },
+      { name: 'Min-Grace', type: 'integer', jsonPath: '.spec.minGracePeriodSeconds' },
+      { name: 'Max-Evictions', type: 'integer', jsonPath: '.spec.maxEvictions' },
+      { name: 'Max-Duration', type: 'string', jsonPath: '.spec.maxDuration' },
+      { name: 'Max-Leases', type: 'integer', jsonPath: '.spec.maxLeasesPerNamespace' },
+      AGE,
+    ],
+  },
 ];
 
 /** The apiextensions.k8s.io/v1 CustomResourceDefinition object for one definition. */
@@ -120,7 +153,7 @@ export function customResourceDefinition(def: Definition): JsonSchema {
           name: VERSION,
           served: true,
           storage: true,
-          subresources: { status: {} },
+          ...(def.status && { subresources: { status: {} } }),
           additionalPrinterColumns: def.columns,
           schema: {
             openAPIV3Schema: {
@@ -132,7 +165,7 @@ export function customResourceDefinition(def: Definition): JsonSchema {
                 kind: { type: 'string' },
                 metadata: { type: 'object' },
                 spec: toStructural(def.spec),
-                status: toStructural(def.status),
+                ...(def.status && { status: toStructural(def.status) }),
               },
             },
           },

@@ -3,6 +3,8 @@ export * from './common.ts';
 export * from './accelerator.ts';
 export * from './lease.ts';
 export * from './export.ts';
+export * from './grant.ts';
+export * from './policy.ts';
 export { InvalidObjectError, parseObject } from './validate.ts';
 export { matchesSelector, selectorToString } from './selector.ts';
 export { setConditions, findCondition, type ConditionInput } from './conditions.ts';

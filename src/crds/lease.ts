@@ -101,6 +101,13 @@ export const EvictionRecord = z
     reason: z.string().max(1024),
     started: Timestamp.optional(),
     finished: Timestamp.optional(),
+    attempts: z
+      .int()
+      .min(1)
+      .max(1000000)
+      .optional()
+      .describe('requests sent so far for this pod: evictions, then deletions'),
+    lastAttemptTime: Timestamp.optional().describe('when the last of them was sent'),
     result: EvictionResult,
     message: z.string().max(1024).optional(),
   })

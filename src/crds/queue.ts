@@ -1,4 +1,4 @@
-// Who waits for which device, and in what order (DESIGN.md section 4): priority, then age.
+// Who waits for which device, and in what order (docs/design.md section 4): priority, then age.
 // The controller arbitrates by these rules and the plugin explains them, from one definition.
 import type { Accelerator } from './accelerator.ts';
 import { parseDuration } from './common.ts';

@@ -109,6 +109,13 @@ describe('parseFlags', () => {
     expect(text).toContain('(default 15s)');
     expect(text).toContain('--leader-elect');
   });
+
+  it('names the values a oneOf flag accepts beside its default', () => {
+    const text = usage('accel-lease-controller', specs);
+    expect(text).toMatch(
+      /--log-level <value> +log level \(one of trace, debug, info, warn, error, fatal, silent; default info\)/,
+    );
+  });
 });
 
 describe('repeatable and short flags', () => {

@@ -50,6 +50,8 @@ export interface FlagSpec<Out> {
   description: string;
   /** Shown in --help. */
   defaultText?: string;
+  /** The values a oneOf flag accepts, shown in --help. */
+  choices?: readonly string[];
 }
 
 const describe = <Out>(
@@ -137,7 +139,7 @@ export const flag = {
         error: (iss) => `must be one of ${values.join(', ')}, got ${JSON.stringify(iss.input)}`,
       })
       .transform((v) => v as V[number]);
-    return describe('string', schema, description, def);
+    return { ...describe('string', schema, description, def), choices: values };
   },
 };
 
@@ -214,12 +216,27 @@ export function usage(program: string, specs: FlagSpecs): string {
     const alias = spec.short !== undefined ? `-${spec.short}, ` : '';
     const repeat = spec.multiple ? '...' : '';
     const name = `${alias}--${flagName(key)}${spec.type === 'string' ? ` <value>${repeat}` : ''}`;
-    const def = spec.defaultText !== undefined ? ` (default ${spec.defaultText})` : '';
-    return `  ${name.padEnd(32)} ${spec.description}${def}`;
+    const facts = [
+      ...(spec.choices ? [`one of ${spec.choices.join(', ')}`] : []),
+      ...(spec.defaultText !== undefined ? [`default ${spec.defaultText}`] : []),
+    ];
+    const tail = facts.length > 0 ? ` (${facts.join('; ')})` : '';
+    return `  ${name.padEnd(32)} ${spec.description}${tail}`;
   });
   return [`usage: ${program} [flags]`, '', ...rows, `  ${'--help'.padEnd(32)} show this help`].join(
     '\n',
   );
+}
+
+/** `--help` or `-h` anywhere in argv: print usage to stdout and exit 0, before any flag is judged. */
+export function exitWithUsageIfAsked(
+  program: string,
+  specs: FlagSpecs,
+  argv: readonly string[] = process.argv.slice(2),
+): void {
+  if (!argv.includes('--help') && !argv.includes('-h')) return;
+  process.stdout.write(usage(program, specs) + '\n');
+  process.exit(0);
 }
 
 /**
@@ -231,10 +248,7 @@ export function parseFlagsOrExit<S extends FlagSpecs>(
   specs: S,
   argv: readonly string[] = process.argv.slice(2),
 ): ParsedFlags<S> {
-  if (argv.includes('--help') || argv.includes('-h')) {
-    process.stdout.write(usage(program, specs) + '\n');
-    process.exit(0);
-  }
+  exitWithUsageIfAsked(program, specs, argv);
   try {
     return parseFlags(specs, argv);
   } catch (err) {

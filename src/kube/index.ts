@@ -33,6 +33,7 @@ export {
   ACCELERATORS,
   ACCELERATOR_LEASES,
   DMABUF_EXPORTS,
+  DMABUF_IMPORT_GRANTS,
 } from './resources.ts';
 export type {
   ResourceType,
@@ -100,6 +101,7 @@ export {
   leaderElectionFlags,
   parseFlags,
   parseFlagsOrExit,
+  exitWithUsageIfAsked,
   parseDuration,
   formatDuration,
   flagName,

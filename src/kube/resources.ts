@@ -56,6 +56,14 @@ export const DMABUF_EXPORTS: ResourceType = {
   namespaced: true,
 };
 
+export const DMABUF_IMPORT_GRANTS: ResourceType = {
+  group: ACCEL_GROUP,
+  version: ACCEL_VERSION,
+  plural: 'dmabufimportgrants',
+  kind: 'DmaBufImportGrant',
+  namespaced: true,
+};
+
 export function apiVersionOf(type: ResourceType): string {
   return type.group ? `${type.group}/${type.version}` : type.version;
 }

@@ -21,6 +21,7 @@ import {
   ACCEL,
   exportOf,
   iso,
+  NODE,
   pin,
   podsOf,
   policy,
@@ -75,7 +76,7 @@ describe('reap', () => {
     const d = reap(input({ now: T0 + 10_000 }));
     expect(d.effects).toEqual([]);
     expect(d.requeueAfterMs).toBe(20_000);
-    expect(d.summary.state).toBe('GracePeriod');
+    expect(d.summary).toMatchObject({ state: 'GracePeriod', graceEndsAt: GRACE_END });
     expect(d.leaseStatus?.conditions).toEqual([
       expect.objectContaining({
         type: 'Reaping',
@@ -91,6 +92,7 @@ describe('reap', () => {
     const d = reap(input({ lease: waitingLease(), now: T0 + 3_600_000 }));
     expect(d.effects).toEqual([]);
     expect(d.requeueAfterMs).toBe(30_000);
+    expect(d.summary.graceEndsAt).toBeUndefined();
   });
 
   it('writes the first wave as Planned records before it sends anything', () => {
@@ -105,7 +107,12 @@ describe('reap', () => {
         result: 'Planned',
       },
     ]);
-    expect(d.summary).toMatchObject({ state: 'Evicting', wave: 1, planSize: 3 });
+    expect(d.summary).toMatchObject({
+      state: 'Evicting',
+      wave: 1,
+      planSize: 3,
+      graceEndsAt: GRACE_END,
+    });
     expect(d.requeueAfterMs).toBe(0);
     expect(ofType(d, 'event').map((e) => [e.regarding.kind, e.reason])).toEqual([
       ['AcceleratorLease', 'Reaping'],
@@ -133,7 +140,11 @@ describe('reap', () => {
     });
     // The pod is terminating: a restarted controller only has the lease, and sends nothing.
     const pods = podsOf('team-a/viewer-0', 'team-a/trainer-0');
-    pods.set('team-io/loader-0', { uid: 'uid-loader-0', deletionTimestamp: iso(GRACE_END) });
+    pods.set('team-io/loader-0', {
+      uid: 'uid-loader-0',
+      nodeName: NODE,
+      deletionTimestamp: iso(GRACE_END),
+    });
     for (const now of [GRACE_END + 2000, GRACE_END + 60_000]) {
       d = reap(input({ lease, pods, now }));
       expect(ofType(d, 'evict')).toEqual([]);
@@ -152,11 +163,16 @@ describe('reap', () => {
       reason: 'r',
       result: 'Evicting',
       started: iso(GRACE_END),
+      attempts: 1,
+      lastAttemptTime: iso(GRACE_END),
       message: `attempt 1 at ${iso(GRACE_END)}: eviction accepted`,
     };
     const lease = waitingLease({ blockedAt: T0, evictions: [rec] });
     const terminating = new Map<string, PodState>([
-      ['team-io/loader-0', { uid: 'uid-loader-0', deletionTimestamp: iso(GRACE_END) }],
+      [
+        'team-io/loader-0',
+        { uid: 'uid-loader-0', nodeName: NODE, deletionTimestamp: iso(GRACE_END) },
+      ],
     ]);
     expect(reap(input({ lease, pods: terminating })).leaseStatus?.evictions).toEqual([rec]);
     const gone = reap(input({ lease, pods: new Map(), now: GRACE_END + 5000 }));
@@ -165,7 +181,9 @@ describe('reap', () => {
     ]);
     // A replacement pod of the same name is another pod: the record is done, and the
     // replacement is not evicted even though the agent still reports the old pod's pins.
-    const replaced = new Map<string, PodState>([['team-io/loader-0', { uid: 'uid-new' }]]);
+    const replaced = new Map<string, PodState>([
+      ['team-io/loader-0', { uid: 'uid-new', nodeName: NODE }],
+    ]);
     const d = reap(input({ lease, pods: replaced, now: GRACE_END + 5000 }));
     expect(d.leaseStatus?.evictions?.[0]?.result).toBe('Evicted');
     expect(d.leaseStatus?.evictions?.map((r) => r.uid)).not.toContain('uid-new');
@@ -241,6 +259,8 @@ describe('reap', () => {
       reason: 'r',
       result: 'Evicting',
       started: iso(GRACE_END),
+      attempts: 1,
+      lastAttemptTime: iso(GRACE_END),
       message: `attempt 1 at ${iso(GRACE_END)}: eviction requested`,
     };
     const lease = waitingLease({ blockedAt: T0, evictions: [rec] });
@@ -255,11 +275,17 @@ describe('reap', () => {
       reason: 'r',
       result: 'Evicting',
       started: iso(GRACE_END),
+      attempts: 1,
+      lastAttemptTime: iso(GRACE_END),
       message: `attempt 1 at ${iso(GRACE_END)}: eviction accepted`,
     };
     const lease = waitingLease({ blockedAt: T0, evictions: [rec] });
     const pods = podsOf('team-a/viewer-0', 'team-a/trainer-0');
-    pods.set('team-io/loader-0', { uid: 'uid-loader-0', deletionTimestamp: iso(GRACE_END) });
+    pods.set('team-io/loader-0', {
+      uid: 'uid-loader-0',
+      nodeName: NODE,
+      deletionTimestamp: iso(GRACE_END),
+    });
     const at = (onDeadline: 'Wait' | 'Delete' | 'ForceDelete', now = GRACE_END + 60_000) =>
       reap(input({ lease, pods, now, policy: policy({ evictionDeadlineMs: 60_000, onDeadline }) }));
 
@@ -449,6 +475,8 @@ describe('reap, when the blocking set changes under it', () => {
     reason: 'r',
     result,
     started: iso(GRACE_END),
+    attempts: 1,
+    lastAttemptTime: iso(GRACE_END),
     message: `attempt 1 at ${iso(GRACE_END)}: refused by a PodDisruptionBudget (429): no`,
   });
 
@@ -471,7 +499,11 @@ describe('reap, when the blocking set changes under it', () => {
     const planned: EvictionRecord = { ...sent('Planned'), message: undefined, started: undefined };
     const lease = waitingLease({ blockedAt: T0, evictions: [planned] });
     const pods = podsOf('team-a/viewer-0', 'team-a/trainer-0');
-    pods.set('team-io/loader-0', { uid: 'uid-loader-0', deletionTimestamp: iso(GRACE_END) });
+    pods.set('team-io/loader-0', {
+      uid: 'uid-loader-0',
+      nodeName: NODE,
+      deletionTimestamp: iso(GRACE_END),
+    });
     const d = reap(input({ lease, pods, now: GRACE_END + 1000 }));
     expect(d.leaseStatus?.evictions).toEqual([]);
     expect(evicted(d)).toEqual([]);
@@ -513,13 +545,27 @@ describe('recordOutcome', () => {
     reason: 'r',
     result: 'Evicting',
     started: iso(T0),
+    attempts: 2,
+    lastAttemptTime: iso(T0 + 5000),
     message: `attempt 2 at ${iso(T0 + 5000)}: eviction requested`,
   };
 
   it('keeps the attempt number and time the request was sent with', () => {
     const ok = recordOutcome([rec], { type: 'evict', uid: 'u' }, { kind: 'accepted' }, T0 + 6000);
     expect(ok.records[0]?.message).toBe(`attempt 2 at ${iso(T0 + 5000)}: eviction accepted`);
+    expect(ok.records[0]).toMatchObject({ attempts: 2, lastAttemptTime: iso(T0 + 5000) });
     expect(ok.effects).toEqual([]);
+  });
+
+  it('reads the attempt from its fields, whatever the message says', () => {
+    const rewritten = { ...rec, message: 'abandoned at 2026-11-25T10:09:00Z: no pin left' };
+    const out = recordOutcome([rewritten], { type: 'evict', uid: 'u' }, { kind: 'gone' }, T0);
+    expect(out.records[0]).toMatchObject({
+      attempts: 2,
+      lastAttemptTime: iso(T0 + 5000),
+      message: `attempt 2 at ${iso(T0 + 5000)}: the pod was already gone`,
+    });
+    expect(requestsSince([rewritten], T0 + 5000)).toBe(1);
   });
 
   it('marks other errors Failed, to be retried like a refusal', () => {
@@ -577,6 +623,8 @@ describe('what the runtime derives from records', () => {
       reason: 'r',
       result: 'Evicting',
       started: iso(T0),
+      attempts: 1,
+      lastAttemptTime: iso(T0 + 50_000),
       message: at(T0 + 50_000),
     },
     {
@@ -586,6 +634,8 @@ describe('what the runtime derives from records', () => {
       result: 'Evicted',
       started: iso(T0),
       finished: iso(T0 + 70_000),
+      attempts: 1,
+      lastAttemptTime: iso(T0),
       message: at(T0),
     },
     { pod: { namespace: 'a', name: 'd' }, uid: 'dry', reason: 'r', result: 'DryRun' },

@@ -28,7 +28,7 @@ import {
   type Rank,
 } from './plan.ts';
 import { evictionBudget, retryDelayMs, type ReaperPolicy } from './policy.ts';
-import { attemptMessage, isActive, iso, lastAttempt, settleRecords } from './records.ts';
+import { attempted, isActive, iso, lastAttempt, settleRecords } from './records.ts';
 
 const IdleReap = z.object({ epoch: z.int().min(0), evictions: z.array(EvictionRecord) });
 export type IdleReap = z.infer<typeof IdleReap>;
@@ -81,6 +81,8 @@ export interface ReapSummary {
   readonly inProgress: number;
   readonly evictionsRequested: number;
   readonly deletionsRequested: number;
+  /** When the grace period of a stuck handoff ends (ms since the epoch), once it has started. */
+  readonly graceEndsAt?: number;
 }
 
 export interface ReapDecision {
@@ -371,18 +373,23 @@ export function reap(input: ReapInput): ReapDecision {
   const graceMs =
     (lease ? lease.spec.revocation.gracePeriodSeconds : policy.idleGracePeriodSeconds) * 1000;
   const graceEnds = since === undefined ? undefined : since + graceMs;
+  /** Every decision from here on is about a stuck handoff, and says when its grace ends. */
+  const stuckDecision = (
+    state: ReapState,
+    conditions: ConditionInput[],
+    extra: Partial<ReapSummary> = {},
+  ): ReapDecision =>
+    decision(state, conditions, blockedBy, plan, {
+      ...extra,
+      ...(graceEnds !== undefined && { graceEndsAt: graceEnds }),
+    });
   if (graceEnds === undefined || now < graceEnds) {
     wakeAt(graceEnds ?? now + graceMs);
     const message =
       graceEnds === undefined
         ? `${name} is pinned; the grace period of ${graceMs / 1000}s starts once ${forWhom} is marked Blocked`
         : `${name} is pinned; evictions may start at ${iso(graceEnds)} unless the pins go first`;
-    return decision(
-      'GracePeriod',
-      [cond('Reaping', 'False', 'GracePeriod', message)],
-      blockedBy,
-      plan,
-    );
+    return stuckDecision('GracePeriod', [cond('Reaping', 'False', 'GracePeriod', message)]);
   }
   if (deleting) return decision('Off', [], blockedBy, plan);
 
@@ -404,7 +411,7 @@ export function reap(input: ReapInput): ReapDecision {
     if (dry.length !== previous.size || dry.some((r) => !previous.has(r.uid))) {
       handoffEvent('Normal', 'DryRun', `${message} (for ${forWhom})`);
     }
-    return decision('DryRun', [cond('Reaping', 'False', 'DryRun', message)], blockedBy, plan);
+    return stuckDecision('DryRun', [cond('Reaping', 'False', 'DryRun', message)]);
   }
 
   // Advance what is under way: retries after refusals, deletion after the deadline.
@@ -433,7 +440,7 @@ export function reap(input: ReapInput): ReapDecision {
         reason: reasonOf(r),
         attempt: att.n + 1,
       });
-      return { ...r, message: attemptMessage(att.n + 1, now, 'deletion requested again') };
+      return attempted(r, att.n + 1, now, 'deletion requested again');
     }
     const deadline = (ms(r.started) ?? now) + policy.evictionDeadlineMs;
     if (now >= deadline && policy.onDeadline !== 'Wait') {
@@ -451,7 +458,7 @@ export function reap(input: ReapInput): ReapDecision {
       if (leaseRef) {
         effects.push(event(leaseRef, 'Warning', 'Deleting', `pod ${podKey(r.pod)} ${note}`));
       }
-      return { ...r, result: 'Deleted', message: attemptMessage(1, now, note) };
+      return { ...attempted(r, 1, now, note), result: 'Deleted' };
     }
     if (now >= deadline) overdue.push(r);
     else wakeAt(deadline);
@@ -487,10 +494,9 @@ export function reap(input: ReapInput): ReapDecision {
     const text =
       send.n === 1 ? 'eviction requested' : `eviction requested again after: ${send.text}`;
     return {
-      ...r,
+      ...attempted(r, send.n, now, text),
       result: 'Evicting',
       started: r.started ?? iso(now),
-      message: attemptMessage(send.n, now, text),
     };
   });
 
@@ -538,20 +544,15 @@ export function reap(input: ReapInput): ReapDecision {
       effects.push({ type: 'cordon', accelerator: name, message: message.slice(0, 1024) });
     }
     wakeAt(now + policy.retryMaxMs);
-    return decision(
-      'Unresolvable',
-      [
-        cond('Blocked', 'True', 'Unresolvable', message),
-        cond(
-          'Reaping',
-          'False',
-          'Unresolvable',
-          `${done} pod(s) evicted or deleted; ${plan.pins.length} pin(s) remain that no eviction can clear`,
-        ),
-      ],
-      blockedBy,
-      plan,
-    );
+    return stuckDecision('Unresolvable', [
+      cond('Blocked', 'True', 'Unresolvable', message),
+      cond(
+        'Reaping',
+        'False',
+        'Unresolvable',
+        `${done} pod(s) evicted or deleted; ${plan.pins.length} pin(s) remain that no eviction can clear`,
+      ),
+    ]);
   }
 
   let state: ReapState;
@@ -575,7 +576,7 @@ export function reap(input: ReapInput): ReapDecision {
   if (others.length > 0 && state !== 'Waiting') {
     message += `; also waiting for ${list(others.map((h) => podKey(h.pod)))}`;
   }
-  return decision(state, [cond('Reaping', 'True', state, message)], blockedBy, plan, {
+  return stuckDecision(state, [cond('Reaping', 'True', state, message)], {
     ...(wave.length > 0 && waveRank !== undefined && { wave: waveRank }),
   });
 }

@@ -18,7 +18,14 @@ export const iso = (t: number): string => new Date(t).toISOString().replace(/\.\
 export function pin(
   kind: Pin['kind'],
   pod: string | undefined,
-  opts: { export?: string; importer?: string; pid?: number; inode?: number; epoch?: number } = {},
+  opts: {
+    export?: string;
+    importer?: string;
+    pid?: number;
+    inode?: number;
+    epoch?: number;
+    podUID?: string;
+  } = {},
 ): Pin {
   const [namespace = '', name = ''] = pod?.split('/') ?? [];
   return {
@@ -26,7 +33,7 @@ export function pin(
     inode: opts.inode ?? 7,
     ...(kind !== 'fd' && { importer: opts.importer ?? `${kind}-imp` }),
     kind,
-    ...(pod !== undefined && { pod: { namespace, name } }),
+    ...(pod !== undefined && { pod: { namespace, name }, podUID: opts.podUID ?? `uid-${name}` }),
     pid: opts.pid ?? 4711,
     comm: pod === undefined ? 'rdma-agent' : name,
     epoch: opts.epoch ?? 1,
@@ -48,7 +55,7 @@ export function stuckAccel(
       ...(opts.annotations && { annotations: opts.annotations }),
     },
     spec: {
-      node: 'node-a',
+      node: NODE,
       index: 0,
       model: 'gaudi2',
       memoryBytes: 2 ** 30,
@@ -97,9 +104,12 @@ export function exportOf(key: string, exporter: string, inode = 7): DmaBufExport
   };
 }
 
-/** Pods by `ns/name`, uid `uid-<name>`. */
+/** The accelerator's node, where every pod of podsOf runs. */
+export const NODE = 'node-a';
+
+/** Pods by `ns/name`, uid `uid-<name>`, bound to NODE. */
 export function podsOf(...keys: string[]): Map<string, PodState> {
-  return new Map(keys.map((k) => [k, { uid: `uid-${k.split('/')[1] ?? k}` }]));
+  return new Map(keys.map((k) => [k, { uid: `uid-${k.split('/')[1] ?? k}`, nodeName: NODE }]));
 }
 
 /** The owner-elect lease, Blocked since `blockedAt` (undefined: not marked Blocked yet). */

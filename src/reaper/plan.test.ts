@@ -2,7 +2,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { DmaBufExport, EvictionRecord, Pin } from '../crds/index.ts';
-import { exportOf, pin, podsOf, stuckAccel, T0, iso } from './fixture.ts';
+import { exportOf, NODE, pin, podsOf, stuckAccel, T0, iso } from './fixture.ts';
 import { planEvictions, podKey, type PlanInput, type PodState } from './plan.ts';
 
 const base = (pins: Pin[], over: Partial<PlanInput> = {}): PlanInput => ({
@@ -133,7 +133,9 @@ describe('planEvictions', () => {
   });
 
   it('waits for terminating pods and for pods the node still reports after they went', () => {
-    const pods = new Map<string, PodState>([['a/x', { uid: 'uid-x', deletionTimestamp: iso(T0) }]]);
+    const pods = new Map<string, PodState>([
+      ['a/x', { uid: 'uid-x', nodeName: NODE, deletionTimestamp: iso(T0) }],
+    ]);
     const plan = planEvictions(base([pin('rdma-mr', 'a/x'), pin('rdma-mr', 'a/gone')], { pods }));
     expect(plan.evict).toEqual([]);
     expect(plan.inProgress.map((h) => [podKey(h.pod), h.kind])).toEqual([
@@ -152,14 +154,48 @@ describe('planEvictions', () => {
         finished: iso(T0),
       },
     ];
-    const pods = new Map<string, PodState>([['a/x', { uid: 'uid-new' }]]);
-    const plan = planEvictions(base([pin('rdma-mr', 'a/x')], { pods, records }));
+    const pods = new Map<string, PodState>([['a/x', { uid: 'uid-new', nodeName: NODE }]]);
+    const plan = planEvictions(
+      base([pin('rdma-mr', 'a/x', { podUID: 'uid-old' })], { pods, records }),
+    );
     expect(plan.evict).toEqual([]);
     expect(plan.inProgress[0]).toMatchObject({ kind: 'gone', uid: 'uid-old' });
   });
 
+  it('never plans a pod of that name whose uid is not the one the pin names', () => {
+    const pods = new Map<string, PodState>([['a/x', { uid: 'uid-new', nodeName: NODE }]]);
+    const plan = planEvictions(base([pin('rdma-mr', 'a/x', { podUID: 'uid-old' })], { pods }));
+    expect(plan.evict).toEqual([]);
+    expect(plan.inProgress[0]).toMatchObject({ kind: 'gone', uid: 'uid-old' });
+    expect(plan.inProgress[0]?.reason).toMatch(/pod uid uid-new of that name is another pod/);
+  });
+
+  it('never believes a pin naming a pod on another node, or on none: Unresolvable', () => {
+    for (const nodeName of ['node-b', undefined]) {
+      const pods = new Map<string, PodState>([['a/x', { uid: 'uid-x', nodeName }]]);
+      const plan = planEvictions(base([pin('rdma-mr', 'a/x')], { pods }));
+      expect(plan.evict).toEqual([]);
+      expect(plan.unresolvable).toEqual([expect.objectContaining({ cause: 'untrusted' })]);
+      expect(plan.unresolvable[0]?.reason).toMatch(
+        nodeName
+          ? /^pod a\/x runs on node node-b, not on node-a where the accelerator is/
+          : /^pod a\/x is bound to no node, not on node-a/,
+      );
+    }
+  });
+
+  it('never evicts on a name alone: a pin without the pod uid is Unresolvable', () => {
+    const bare = { ...pin('rdma-mr', 'a/x') };
+    delete bare.podUID;
+    const plan = planEvictions(base([bare], { pods: podsOf('a/x') }));
+    expect(plan.evict).toEqual([]);
+    expect(plan.unresolvable[0]).toMatchObject({ cause: 'untrusted' });
+  });
+
   it('never plans a pod created after the pin it is named in was taken', () => {
-    const pods = new Map<string, PodState>([['a/x', { uid: 'u2', creationTimestamp: iso(T0) }]]);
+    const pods = new Map<string, PodState>([
+      ['a/x', { uid: 'u2', nodeName: NODE, creationTimestamp: iso(T0) }],
+    ]);
     const plan = planEvictions(base([pin('rdma-mr', 'a/x')], { pods }));
     expect(plan.evict).toEqual([]);
     expect(plan.inProgress[0]?.kind).toBe('gone');
@@ -195,6 +231,7 @@ const world: fc.Arbitrary<World> = fc
       fc.record({
         exists: fc.boolean(),
         state: fc.constantFrom('running', 'running', 'terminating', 'replaced'),
+        node: fc.constantFrom<string | undefined>(NODE, NODE, NODE, 'node-b', undefined),
       }),
       { minLength: NAMESPACES.length * PODS.length, maxLength: NAMESPACES.length * PODS.length },
     ),
@@ -223,6 +260,7 @@ const world: fc.Arbitrary<World> = fc
         inode: p.buf + 1,
         epoch: p.epoch,
         pid: p.pid,
+        podUID: `uid-${p.ns}-${p.pod ?? ''}`,
       }),
     );
     const exports: DmaBufExport[] = w.exporters.map((e, i) =>
@@ -235,6 +273,7 @@ const world: fc.Arbitrary<World> = fc
         if (!s?.exists) return;
         pods.set(`${ns}/${p}`, {
           uid: s.state === 'replaced' ? `uid-${ns}-${p}-2` : `uid-${ns}-${p}`,
+          nodeName: s.node,
           ...(s.state === 'terminating' && { deletionTimestamp: iso(T0) }),
           ...(s.state === 'replaced' && { creationTimestamp: iso(T0) }),
         });
@@ -278,6 +317,17 @@ describe('planEvictions, over random device states (property)', () => {
       expect(blocking.has(podKey(e.pod))).toBe(true);
       expect(input.pods.get(podKey(e.pod))?.uid).toBe(e.uid);
       for (const p of e.pins) expect(p.pod && podKey(p.pod)).toBe(podKey(e.pod));
+    }
+  });
+
+  runs('plans only pods on the accelerator node, by the uid their pin names', ({ input }) => {
+    const plan = planEvictions(input);
+    for (const e of plan.evict) {
+      expect(input.pods.get(podKey(e.pod))?.nodeName).toBe(NODE);
+      for (const p of e.pins) expect(p.podUID).toBe(e.uid);
+    }
+    for (const u of plan.unresolvable.filter((x) => x.cause === 'untrusted')) {
+      expect(input.pods.get(podKey(u.pin.pod!))?.nodeName).not.toBe(NODE);
     }
   });
 

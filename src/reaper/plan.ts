@@ -6,6 +6,8 @@ import { isActive } from './records.ts';
 /** What the reaper needs of a pod (from the pod cache). */
 export interface PodState {
   readonly uid: string;
+  /** spec.nodeName: a pin is only believed of a pod bound to the accelerator's own node. */
+  readonly nodeName: string | undefined;
   readonly deletionTimestamp?: string | Date | undefined;
   /** Lets the planner tell a replacement pod from the one whose pins it sees. */
   readonly creationTimestamp?: string | Date | undefined;
@@ -49,8 +51,12 @@ export interface HolderInProgress {
 
 export interface UnresolvablePin {
   readonly pin: Pin;
-  /** `hidden` and `excluded` no eviction can ever clear; `budget` more evictions could. */
-  readonly cause: 'hidden' | 'excluded' | 'budget';
+  /**
+   * `hidden`, `excluded` and `untrusted` no eviction can ever clear; `budget` more evictions
+   * could. `untrusted`: the pin names a pod its node's agent cannot speak for (another node, no
+   * node, no uid), so believing it would let one node's report evict pods elsewhere.
+   */
+  readonly cause: 'hidden' | 'excluded' | 'untrusted' | 'budget';
   readonly reason: string;
 }
 
@@ -197,6 +203,7 @@ export function planEvictions(input: PlanInput): Plan {
     group.pins.push(pin);
     groups.set(key, group);
   }
+  const node = accelerator.spec.node;
 
   const candidates: PlannedEviction[] = [];
   const inProgress: HolderInProgress[] = [];
@@ -211,6 +218,17 @@ export function planEvictions(input: PlanInput): Plan {
     const pod = pods.get(key);
     if (!pod) {
       gone(ref, undefined, held, `pod ${key} is gone; waiting for its node to report the exit`);
+      continue;
+    }
+    const distrust = untrusted(key, pod, node, held);
+    if (distrust !== undefined) {
+      for (const p of held) unresolvable.push({ pin: p, cause: 'untrusted', reason: distrust });
+      continue;
+    }
+    const replacedUid = held.find((p) => p.podUID !== pod.uid)?.podUID;
+    if (replacedUid !== undefined) {
+      const why = `pod ${key} (uid ${replacedUid}) that holds the pin is gone; pod uid ${pod.uid} of that name is another pod`;
+      gone(ref, replacedUid, held, `${why}; waiting for the node to report the exit`);
       continue;
     }
     const otherUids = [...(recordedUids.get(key) ?? [])].filter((u) => u !== pod.uid).sort();
@@ -254,6 +272,30 @@ export function planEvictions(input: PlanInput): Plan {
   };
 }
 
+/**
+ * Why a pin's pod cannot be taken at its node's word, if it cannot: the reaper acts only on what
+ * the agent of the accelerator's node reported about a pod bound to that node, by uid.
+ */
+function untrusted(
+  key: string,
+  pod: PodState,
+  node: string,
+  held: readonly Pin[],
+): string | undefined {
+  if (pod.nodeName !== node) {
+    const where =
+      pod.nodeName === undefined ? 'is bound to no node' : `runs on node ${pod.nodeName}`;
+    return (
+      `pod ${key} ${where}, not on ${node} where the accelerator is: the agent of ${node} ` +
+      'cannot see its processes, so its pin is not believed and the pod is not evicted'
+    );
+  }
+  if (held.some((p) => p.podUID === undefined)) {
+    return `the pin names pod ${key} without its uid: the pod is not evicted on a name alone`;
+  }
+  return undefined;
+}
+
 /** A total order on pins, so that no output depends on the order the agent listed them in. */
 function comparePins(a: Pin, b: Pin): number {
   return (
@@ -266,7 +308,8 @@ function comparePins(a: Pin, b: Pin): number {
     byText(a.since, b.since) ||
     byText(a.export ?? '', b.export ?? '') ||
     byText(a.buffer ?? '', b.buffer ?? '') ||
-    byText(a.comm ?? '', b.comm ?? '')
+    byText(a.comm ?? '', b.comm ?? '') ||
+    byText(a.podUID ?? '', b.podUID ?? '')
   );
 }
 

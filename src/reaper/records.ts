@@ -1,5 +1,5 @@
-// Eviction records are the reaper's only memory (I5): what each result means, how an attempt's
-// number and time live in the message, and how the outcome of an API call is folded back in.
+// Eviction records are the reaper's only memory (I5): what each result means, where an attempt's
+// number and time live (fields of their own), and how the outcome of an API call is folded back in.
 import type { EvictionRecord, PodRef } from '../crds/index.ts';
 import { event, podReference, type ReaperEffect } from './effects.ts';
 import type { PodLookup } from './plan.ts';
@@ -48,20 +48,40 @@ export interface Attempt {
   readonly text: string;
 }
 
-const ATTEMPT = /^attempt (\d+) at (\S+?): ([\s\S]*)$/;
+const prefix = (n: number, at: string) => `attempt ${n} at ${at}: `;
 
-/** "attempt 3 at 2026-11-25T10:00:05Z: refused by a PodDisruptionBudget (429): ..." */
-export function attemptMessage(n: number, at: number, text: string): string {
-  return `attempt ${n} at ${iso(at)}: ${text}`.slice(0, 1024);
+/**
+ * The record after attempt `n` was sent at `at`: its number and time as fields, and a message
+ * for people ("attempt 3 at 2026-11-25T10:00:05Z: refused by a PodDisruptionBudget (429): ...").
+ */
+export function attempted(r: EvictionRecord, n: number, at: number, text: string): EvictionRecord {
+  const when = iso(at);
+  return {
+    ...r,
+    attempts: n,
+    lastAttemptTime: when,
+    message: (prefix(n, when) + text).slice(0, 1024),
+  };
 }
 
-/** The last request a record made, from its message; a bare record counts as one at `started`. */
+/** The record with a new message about its last attempt, which it keeps. */
+function noted(r: EvictionRecord, sent: Attempt, text: string): EvictionRecord {
+  return attempted(r, sent.n, sent.at, text);
+}
+
+/**
+ * The last request a record made, from its fields; a record without them (written before they
+ * existed) counts as one request at `started`. The message is only read back as text.
+ */
 export function lastAttempt(r: EvictionRecord): Attempt | undefined {
-  const m = ATTEMPT.exec(r.message ?? '');
-  const at = m ? Date.parse(m[2] ?? '') : NaN;
-  if (m && Number.isFinite(at)) return { n: Number(m[1]), at, text: m[3] ?? '' };
+  const message = r.message ?? '';
+  if (r.attempts !== undefined && r.lastAttemptTime !== undefined) {
+    const p = prefix(r.attempts, r.lastAttemptTime);
+    const text = message.startsWith(p) ? message.slice(p.length) : message;
+    return { n: r.attempts, at: Date.parse(r.lastAttemptTime), text };
+  }
   if (r.started === undefined) return undefined;
-  return { n: 1, at: Date.parse(r.started), text: r.message ?? '' };
+  return { n: 1, at: Date.parse(r.started), text: message };
 }
 
 export interface Settled {
@@ -135,13 +155,12 @@ export function recordOutcome(
   const out = records.map((r) => {
     if (r.uid !== effect.uid || !isActive(r)) return r;
     const sent = lastAttempt(r) ?? { n: 1, at: now, text: '' };
-    const msg = (text: string) => attemptMessage(sent.n, sent.at, text);
     const verb = effect.type === 'evict' ? 'eviction' : 'deletion';
     switch (outcome.kind) {
       case 'accepted':
-        return { ...r, message: msg(`${verb} accepted`) };
+        return noted(r, sent, `${verb} accepted`);
       case 'gone':
-        return { ...r, message: msg(`the pod was already gone`) };
+        return noted(r, sent, `the pod was already gone`);
       case 'refused':
         effects.push(
           event(
@@ -152,9 +171,8 @@ export function recordOutcome(
           ),
         );
         return {
-          ...r,
+          ...noted(r, sent, `refused by a PodDisruptionBudget (429): ${outcome.message}`),
           ...(effect.type === 'evict' && { result: 'Refused' as const }),
-          message: msg(`refused by a PodDisruptionBudget (429): ${outcome.message}`),
         };
       case 'failed':
         effects.push(
@@ -166,9 +184,8 @@ export function recordOutcome(
           ),
         );
         return {
-          ...r,
+          ...noted(r, sent, `${verb} failed: ${outcome.message}`),
           ...(effect.type === 'evict' && { result: 'Failed' as const }),
-          message: msg(`${verb} failed: ${outcome.message}`),
         };
     }
   });

@@ -7,6 +7,7 @@ import type {
   Accelerator,
   AcceleratorLease,
   DmaBufExport,
+  DmaBufImportGrant,
   EvictionRecord,
   ExporterProfile,
   ImporterKind,
@@ -123,6 +124,17 @@ interface Scenario {
 }
 
 const key = (ns: string, name: string) => `${ns}/${name}`;
+
+/**
+ * team-io and kube-system let team-a's exports name their pods; team-c gives no consent, so its
+ * importer must fail and never pin, whatever else happens.
+ */
+const GRANTS: DmaBufImportGrant[] = ['team-io', 'kube-system'].map((namespace) => ({
+  apiVersion: 'accel.dmabuf.io/v1alpha1',
+  kind: 'DmaBufImportGrant',
+  metadata: { namespace, name: 'from-team-a' },
+  spec: { from: [{ namespace: 'team-a' }] },
+}));
 
 export function scenario(seed: number): Scenario {
   const r = mulberry32(seed);
@@ -354,6 +366,7 @@ export class World {
       pods: views,
       exports: this.exports,
       remote: new Map(),
+      grants: GRANTS,
       now: this.now,
     });
     const prev = this.published;
@@ -371,6 +384,16 @@ export class World {
     for (const [name, status] of this.published.acceleratorStatuses) {
       const accel = this.accels.get(name);
       if (!accel || sameContent(accel.status, status)) continue;
+      for (const p of status.pins ?? []) {
+        const consented =
+          !p.pod ||
+          p.pod.namespace === 'team-a' ||
+          GRANTS.some((g) => g.metadata.namespace === p.pod?.namespace);
+        check(
+          consented,
+          `consent: ${name} pinned by ${p.pod?.namespace}/${p.pod?.name}, whose namespace granted no import`,
+        );
+      }
       this.accels.set(name, { ...accel, status });
       this.touch(false, name);
       if (status.phase === 'Stuck' && !this.stuckSince.has(`${name}@${status.observedEpoch}`)) {
@@ -620,6 +643,7 @@ export class World {
           if (!p) return undefined;
           p.state ??= {
             uid: p.uid,
+            nodeName: NODE,
             creationTimestamp: new Date(p.created).toISOString(),
             ...(p.deletedAt !== undefined && {
               deletionTimestamp: new Date(p.deletedAt).toISOString(),

@@ -56,7 +56,15 @@ app.kubernetes.io/component: {{ .component }}
 {{- end }}
 
 {{- define "accel-lease.agentUser" -}}
-{{- printf "system:serviceaccount:%s:%s" .Release.Namespace (include "accel-lease.agentServiceAccount" .) }}
+{{- printf "system:serviceaccount:%s:%s" (include "accel-lease.agentNamespace" .) (include "accel-lease.agentServiceAccount" .) }}
+{{- end }}
+
+{{/*
+The agent's namespace: its pods need hostPath (and hostPID for the Linux backend), which only the
+privileged Pod Security level allows, so they live apart and the release namespace stays restricted.
+*/}}
+{{- define "accel-lease.agentNamespace" -}}
+{{- default (printf "%s-agent" .Release.Namespace) .Values.agent.namespace.name }}
 {{- end }}
 
 {{- define "accel-lease.image" -}}

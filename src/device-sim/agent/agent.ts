@@ -4,11 +4,13 @@
 import { performance } from 'node:perf_hooks';
 import { HttpMethod, type KubeConfig, type V1Pod } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
+import type { z } from 'zod';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import {
   API_VERSION,
   Accelerator,
   DmaBufExport,
+  DmaBufImportGrant,
   parseObject,
   type AcceleratorOwner,
   type AcceleratorStatus,
@@ -19,6 +21,7 @@ import {
 import {
   ACCELERATORS,
   DMABUF_EXPORTS,
+  DMABUF_IMPORT_GRANTS,
   EventRecorder,
   Informer,
   KubeClient,
@@ -133,6 +136,7 @@ interface RawObject<Status> extends ObjectLike {
 }
 type RawAccelerator = RawObject<AcceleratorStatus>;
 type RawExport = RawObject<DmaBufExportStatus>;
+type RawGrant = RawObject<never>;
 
 function formatHostPort(addr: HostPort): string {
   return addr.host.includes(':') ? `[${addr.host}]:${addr.port}` : `${addr.host}:${addr.port}`;
@@ -146,6 +150,7 @@ function podView(pod: V1Pod): PodView {
     nodeName: pod.spec?.nodeName,
     phase: pod.status?.phase ?? 'Pending',
     comm: pod.spec?.containers[0]?.name ?? pod.metadata?.name ?? 'pod',
+    labels: pod.metadata?.labels,
   };
 }
 
@@ -189,6 +194,12 @@ function agentMetrics(registry: Registry) {
     processes: new Gauge({
       name: 'accel_agent_processes',
       help: 'Simulated processes on the node',
+      registers,
+    }),
+    heartbeatPeriod: new Gauge({
+      name: 'accel_agent_heartbeat_period_seconds',
+      help: 'How often this agent refreshes status.heartbeatTime (--heartbeat), so alerts can tell a late heartbeat',
+      labelNames: ['node'],
       registers,
     }),
   };
@@ -253,6 +264,7 @@ export async function startAgent(options: AgentOptions): Promise<AgentHandle> {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
   const metrics = agentMetrics(registry);
+  metrics.heartbeatPeriod.set({ node }, heartbeatMs / 1000);
   const persist = (): void => {
     if (dead) return;
     const out = JSON.stringify(toStateFile(state));
@@ -363,7 +375,12 @@ export async function startAgent(options: AgentOptions): Promise<AgentHandle> {
     name: 'dmabufexports',
     logger: log,
   });
-  const informers = [accelInformer, podInformer, exportInformer];
+  const grantInformer = new Informer<RawGrant>(kc, {
+    path: resourcePath(DMABUF_IMPORT_GRANTS),
+    name: 'dmabufimportgrants',
+    logger: log,
+  });
+  const informers = [accelInformer, podInformer, exportInformer, grantInformer];
   for (const inf of informers) {
     inf.on('add', () => trigger());
     inf.on('update', () => trigger());
@@ -376,7 +393,7 @@ export async function startAgent(options: AgentOptions): Promise<AgentHandle> {
   });
   try {
     await withTimeout(
-      `listing Accelerators, pods and DmaBufExports on ${server}`,
+      `listing Accelerators, pods, DmaBufExports and DmaBufImportGrants on ${server}`,
       30_000,
       Promise.all(informers.map((i) => i.start())),
     );
@@ -480,21 +497,31 @@ export async function startAgent(options: AgentOptions): Promise<AgentHandle> {
     }
   }
 
-  function parsedExports(): DmaBufExport[] {
-    const out: DmaBufExport[] = [];
-    for (const obj of exportInformer.list()) {
+  /**
+   * The cached objects that parse, each invalid one logged once and skipped. A grant that does
+   * not parse grants nothing: an importer it would allow fails instead.
+   */
+  function parsedAll<S extends z.ZodType>(
+    schema: S,
+    informer: Informer<ObjectLike>,
+    kind: string,
+  ): z.output<S>[] {
+    const out: z.output<S>[] = [];
+    for (const obj of informer.list()) {
       try {
-        out.push(parseObject(DmaBufExport, obj));
+        out.push(parseObject(schema, obj));
       } catch (err) {
         const uid = obj.metadata?.uid ?? '';
         if (!invalidSeen.has(uid)) {
           invalidSeen.add(uid);
-          log.warn({ err: (err as Error).message }, 'skipping an invalid DmaBufExport');
+          log.warn({ err: (err as Error).message }, `skipping an invalid ${kind}`);
         }
       }
     }
     return out;
   }
+  const parsedExports = () => parsedAll(DmaBufExport, exportInformer, 'DmaBufExport');
+  const parsedGrants = () => parsedAll(DmaBufImportGrant, grantInformer, 'DmaBufImportGrant');
 
   async function observe(): Promise<Observed> {
     const owners = new Map<string, AcceleratorOwner | undefined>();
@@ -531,12 +558,13 @@ export async function startAgent(options: AgentOptions): Promise<AgentHandle> {
       );
     });
     const byKey = new Map([...pods.values()].map((p) => [`${p.namespace}/${p.name}`, p]));
+    const grants = parsedGrants();
     const remote = new Map<string, RemotePod>();
-    for (const ref of importersOffNode(candidates, byKey)) {
+    for (const ref of importersOffNode(candidates, byKey, grants)) {
       const found = await lookupRemote(ref);
       if (found !== undefined) remote.set(podKey(ref), found);
     }
-    return { owners, pods, exports, remote, now: Date.now(), nodePins: backend.pins };
+    return { owners, pods, exports, remote, grants, now: Date.now(), nodePins: backend.pins };
   }
 
   function recordEvent(e: NoteEvent): void {

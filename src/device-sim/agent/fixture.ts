@@ -2,10 +2,12 @@
 // plain data the test edits, and each step runs the same sync and publish as the agent.
 import {
   DmaBufExport,
+  DmaBufImportGrant,
   parseObject,
   type AcceleratorOwner,
   type ExporterProfile,
   type Importer,
+  type LabelSelector,
 } from '../../crds/index.ts';
 import type { Kernel } from '../kernel/index.ts';
 import type { PodView } from './processes.ts';
@@ -31,6 +33,7 @@ export class FakeNode {
   exports: DmaBufExport[] = [];
   readonly owners = new Map<string, AcceleratorOwner | undefined>();
   readonly remote = new Map<string, RemotePod>();
+  grants: DmaBufImportGrant[] = [];
   last: SyncResult | undefined;
 
   constructor(profile: ExporterProfile = 'static', devices = 1) {
@@ -45,7 +48,7 @@ export class FakeNode {
   pod(
     namespace: string,
     name: string,
-    opts: { phase?: string; node?: string; comm?: string } = {},
+    opts: { phase?: string; node?: string; comm?: string; labels?: Record<string, string> } = {},
   ): PodView {
     const view: PodView = {
       uid: `pod-${namespace}-${name}`,
@@ -54,6 +57,7 @@ export class FakeNode {
       nodeName: opts.node ?? NODE,
       phase: opts.phase ?? 'Running',
       comm: opts.comm ?? name.replace(/-[0-9]+$/, ''),
+      ...(opts.labels && { labels: opts.labels }),
     };
     if (view.nodeName === NODE) this.pods.set(view.uid, view);
     else this.remote.set(`${namespace}/${name}`, { nodeName: view.nodeName });
@@ -105,6 +109,18 @@ export class FakeNode {
     );
   }
 
+  /** A DmaBufImportGrant in `namespace` allowing exports of `from` (optionally only some pods). */
+  grant(namespace: string, from: string[], podSelector?: LabelSelector): void {
+    this.grants.push(
+      parseObject(DmaBufImportGrant, {
+        apiVersion: 'accel.dmabuf.io/v1alpha1',
+        kind: 'DmaBufImportGrant',
+        metadata: { namespace, name: `from-${from.join('-')}` },
+        spec: { from: from.map((ns) => ({ namespace: ns })), ...(podSelector && { podSelector }) },
+      }),
+    );
+  }
+
   own(owner: AcceleratorOwner | undefined, device = DEV): void {
     this.owners.set(device, owner);
   }
@@ -116,6 +132,7 @@ export class FakeNode {
       pods: this.pods,
       exports: this.exports,
       remote: this.remote,
+      grants: this.grants,
       now: this.clock,
     });
     return this.last;

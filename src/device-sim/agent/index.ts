@@ -1,5 +1,5 @@
 // Public face of the node agent: one process per node binding the simulated kernel to the
-// cluster (DESIGN.md section 5). `main.ts` is the command; `startAgent` runs it in-process.
+// cluster (docs/design.md section 6). `main.ts` is the command; `startAgent` runs it in-process.
 export {
   AgentStartError,
   EVENT_CONTROLLER,
@@ -11,7 +11,7 @@ export {
   type AgentOptions,
 } from './agent.ts';
 export { handleAdmin, type AdminTarget } from './admin.ts';
-export { parseAgentFlags, type AgentFlags, type HostPort } from './flags.ts';
+export { AGENT_FLAGS, parseAgentFlags, type AgentFlags, type HostPort } from './flags.ts';
 export { decideOwner, ownerKey, leaseOfOwner, type OwnerDecision } from './ownership.ts';
 export { publish, statusPin, type Published } from './publish.ts';
 export {

@@ -1,7 +1,12 @@
 // The node as the API server sees it: sync + publish over a simulated node, per exporter
 // profile, through handoffs, deletions, faults and restarts. No cluster; each test is a story.
 import { describe, expect, it } from 'vitest';
-import { parseObject, AcceleratorStatus, DmaBufExportStatus } from '../../crds/index.ts';
+import {
+  findCondition,
+  parseObject,
+  AcceleratorStatus,
+  DmaBufExportStatus,
+} from '../../crds/index.ts';
 import { addHiddenHolder, removeHiddenHolder } from './faults.ts';
 import { FakeNode, GiB, importer, lease } from './fixture.ts';
 
@@ -14,6 +19,7 @@ function handoffScene(profile: 'static' | 'dynamic' | 'revocable') {
   n.pod('team-a', 'trainer-0');
   n.pod('team-a', 'peer-0');
   n.pod('team-io', 'loader-0');
+  n.grant('team-io', ['team-a']);
   n.own({ lease: A, epoch: 1 });
   n.declare('weights', {
     lease: 'tenant-a',
@@ -127,6 +133,7 @@ describe('exports per exporter profile', () => {
         importer: 'nic0',
         kind: 'rdma-mr',
         pod: { namespace: 'team-io', name: 'loader-0' },
+        podUID: 'pod-team-io-loader-0',
         pid: n.state.pods['pod-team-io-loader-0']?.pid,
         comm: 'loader',
         epoch: 1,
@@ -218,6 +225,7 @@ describe('exports per exporter profile', () => {
     n.pod('team-a', 'trainer-0');
     n.pod('team-io', 'remote-0', { node: 'node-b' });
     n.pod('team-a', 'peer-0');
+    n.grant('team-io', ['team-a']);
     n.own({ lease: A, epoch: 1 });
     n.declare('weights', {
       lease: 'tenant-a',
@@ -415,5 +423,98 @@ describe('restart from the state file', () => {
     expect(n.step().device?.phase).toBe('Revoking');
     n.clock += 60_000;
     expect(n.step().device?.phase).toBe('Stuck');
+  });
+});
+
+describe('consent for importers in another namespace (DmaBufImportGrant)', () => {
+  /** Tenant A's trainer exports `weights` to an RDMA NIC in team-io, with whatever grants exist. */
+  function crossNamespace(labels?: Record<string, string>) {
+    const n = new FakeNode('dynamic');
+    n.pod('team-a', 'trainer-0');
+    n.pod('team-io', 'loader-0', labels ? { labels } : {});
+    n.own({ lease: A, epoch: 1 });
+    n.declare('weights', {
+      lease: 'tenant-a',
+      exporter: 'trainer-0',
+      importers: [
+        importer('nic0', 'rdma-mr', 'team-io', 'loader-0'),
+        importer('view', 'dynamic', 'team-a', 'trainer-0'),
+      ],
+    });
+    return n;
+  }
+
+  it('without a grant the importer fails with what to create, never attaches and never pins', () => {
+    const n = crossNamespace();
+    let s = n.step();
+    const nic = s.exportStatus('weights')?.attachments?.find((a) => a.name === 'nic0');
+    expect(nic).toMatchObject({ state: 'Failed' });
+    expect(nic?.message).toBe(
+      'namespace team-io has no DmaBufImportGrant allowing imports from namespace team-a: ' +
+        'someone who may edit team-io creates one with spec.from: [{namespace: team-a}] ' +
+        '(kubectl apply -n team-io -f grant.yaml)',
+    );
+    expect(n.state.pods['pod-team-io-loader-0']).toBeUndefined();
+    // Same-namespace importers need no grant.
+    expect(states(s)).toEqual({ nic0: 'Failed', view: 'Attached' });
+    n.own({ lease: B, epoch: 2 });
+    s = n.step();
+    expect(s.device).toMatchObject({ phase: 'Owned', pins: [] });
+  });
+
+  it('a grant whose podSelector leaves the pod out allows nothing to it', () => {
+    const n = crossNamespace({ app: 'other' });
+    n.grant('team-io', ['team-a'], { matchLabels: { app: 'loader' } });
+    const nic = n
+      .step()
+      .exportStatus('weights')
+      ?.attachments?.find((a) => a.name === 'nic0');
+    expect(nic).toMatchObject({ state: 'Failed' });
+    expect(nic?.message).toMatch(
+      /^pod team-io\/loader-0 is not selected by the podSelector of DmaBufImportGrant from-team-a in namespace team-io/,
+    );
+  });
+
+  it('a grant from another namespace than the export does not count', () => {
+    const n = crossNamespace();
+    n.grant('team-io', ['team-b']);
+    expect(states(n.step())).toEqual({ nic0: 'Failed', view: 'Attached' });
+  });
+
+  it('with a matching grant the importer attaches, and its pin names the pod and its uid', () => {
+    const n = crossNamespace({ app: 'loader' });
+    n.grant('team-io', ['team-a'], { matchLabels: { app: 'loader' } });
+    expect(states(n.step())).toEqual({ nic0: 'Attached', view: 'Attached' });
+    n.own({ epoch: 2 });
+    const s = n.step();
+    expect(s.device?.phase).toBe('Stuck');
+    expect(s.device?.pins).toEqual([
+      expect.objectContaining({
+        kind: 'rdma-mr',
+        pod: { namespace: 'team-io', name: 'loader-0' },
+        podUID: 'pod-team-io-loader-0',
+      }),
+    ]);
+  });
+
+  it('a grant withdrawn after the attach keeps the attachment and says so in the status', () => {
+    const n = crossNamespace();
+    n.grant('team-io', ['team-a']);
+    let s = n.step();
+    expect(findCondition(s.exportStatus('weights')?.conditions, 'ImportConsent')).toMatchObject({
+      status: 'True',
+    });
+    n.grants = [];
+    s = n.step();
+    const nic = s.exportStatus('weights')?.attachments?.find((a) => a.name === 'nic0');
+    expect(nic?.state).toBe('Attached');
+    expect(nic?.message).toMatch(/^attached before its namespace withdrew consent/);
+    expect(findCondition(s.exportStatus('weights')?.conditions, 'ImportConsent')).toMatchObject({
+      status: 'False',
+      reason: 'ConsentWithdrawn',
+    });
+    // The kernel would not tear a live MR down: it still pins the old owner.
+    n.own({ epoch: 2 });
+    expect(n.step().device?.pins?.map((p) => p.importer)).toEqual(['nic0']);
   });
 });

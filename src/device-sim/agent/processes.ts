@@ -13,6 +13,8 @@ export interface PodView {
   readonly phase: string;
   /** The process name: the first container's name, as `comm` would show the entrypoint. */
   readonly comm: string;
+  /** What a DmaBufImportGrant's podSelector matches. */
+  readonly labels?: Readonly<Record<string, string>> | undefined;
 }
 
 export function isTerminal(pod: PodView): boolean {

@@ -71,7 +71,7 @@ export function publish(state: AgentState, ctx: PublishContext): Published {
     const record = state.exports[uid];
     const previous = ctx.previousConditions.exports.get(uid);
     const status = record
-      ? realizedStatus(state, record, exp, previous, ctx.now)
+      ? realizedStatus(state, record, exp, previous, ctx.now, ctx.sync.withdrawn.get(uid))
       : pendingStatus(ctx.sync.waiting.get(uid), exp, previous, ctx.now);
     if (status) {
       exportStatuses.set(uid, {
@@ -84,8 +84,20 @@ export function publish(state: AgentState, ctx: PublishContext): Published {
   return { acceleratorStatuses, exportStatuses };
 }
 
-/** A kernel pin as Accelerator.status.pins[] shows it. */
-export function statusPin(pin: KernelPin, exportKey: string | undefined): Pin {
+/** Pod uids by the pid of their process: what a pin's holder is, beyond its name. */
+export function podUidsByPid(state: AgentState): Map<number, string> {
+  return new Map(Object.entries(state.pods).map(([uid, p]) => [p.pid, uid]));
+}
+
+/**
+ * A kernel pin as Accelerator.status.pins[] shows it. `podUid` is the uid of the holder's pod,
+ * so that the reaper can refuse to evict another pod that took the same name.
+ */
+export function statusPin(
+  pin: KernelPin,
+  exportKey: string | undefined,
+  podUid: string | undefined,
+): Pin {
   return {
     ...(exportKey !== undefined && { export: exportKey }),
     ...(pin.buffer !== null && { buffer: pin.buffer }),
@@ -93,6 +105,7 @@ export function statusPin(pin: KernelPin, exportKey: string | undefined): Pin {
     ...(pin.attachment !== null && { importer: pin.attachment }),
     kind: pin.kind,
     ...(pin.holder !== null && { pod: { namespace: pin.holder.namespace, name: pin.holder.name } }),
+    ...(pin.holder !== null && podUid !== undefined && { podUID: podUid }),
     pid: pin.pid,
     comm: pin.comm.slice(0, 64),
     epoch: pin.epoch,
@@ -109,6 +122,7 @@ function acceleratorStatus(
   const device = state.kernel.device(name);
   if (!device) throw new Error(`device ${name} vanished from the kernel`);
   const { pins, blocked } = allPins(state, name, ctx.nodePins);
+  const uidByPid = podUidsByPid(state);
   const result = ctx.sync.devices.get(name);
   const outcome = result?.outcome;
   const revoke = state.revokes[name];
@@ -185,7 +199,9 @@ function acceleratorStatus(
     phase,
     owner,
     observedEpoch: device.epoch,
-    pins: pins.slice(0, MAX_PINS).map((p) => statusPin(p, exportByIno.get(p.ino))),
+    pins: pins
+      .slice(0, MAX_PINS)
+      .map((p) => statusPin(p, exportByIno.get(p.ino), uidByPid.get(p.pid))),
     conditions: setConditions(
       ctx.previousConditions.accelerators.get(name),
       [applied, pinned, ...observedCondition(ctx.nodePins, blocked)],
@@ -233,6 +249,7 @@ function realizedStatus(
   exp: DmaBufExport,
   previous: readonly Condition[] | undefined,
   now: number,
+  withdrawn: ReadonlyMap<string, string> | undefined,
 ): DmaBufExportStatus {
   const generation = exp.metadata.generation;
   const withGen = (c: Omit<ConditionInput, 'observedGeneration'>): ConditionInput => ({
@@ -269,16 +286,51 @@ function realizedStatus(
   const live = new Map((buffer?.attachments ?? []).map((a) => [a.id, a]));
   const attachments: AttachmentStatus[] = record.attachments.map((a) => {
     const att = a.attachmentId === undefined ? undefined : live.get(a.attachmentId);
+    const shown =
+      a.failed !== undefined ? 'Failed' : att ? ATTACHMENT_STATE[att.state] : 'Detached';
+    const unconsented = shown === 'Detached' ? undefined : withdrawn?.get(a.name);
+    const message =
+      a.failed ??
+      (unconsented !== undefined
+        ? `attached before its namespace withdrew consent; it stays until the importer detaches: ${unconsented}`
+        : undefined);
     return {
       name: a.name,
       kind: a.kind,
       revocable: !pinsOnDrop(profile, a.kind),
       pod: a.pod,
       ...(a.pid !== undefined && { pid: a.pid }),
-      state: a.failed !== undefined ? 'Failed' : att ? ATTACHMENT_STATE[att.state] : 'Detached',
-      ...(a.failed !== undefined && { message: a.failed.slice(0, 1024) }),
+      state: shown,
+      ...(message !== undefined && { message: message.slice(0, 1024) }),
     };
   });
+  const crossNamespace = record.attachments.some((a) => a.pod.namespace !== record.namespace);
+  const stillWithout = attachments.filter(
+    (a) => a.state !== 'Failed' && a.state !== 'Detached' && withdrawn?.has(a.name),
+  );
+  const consent: ConditionInput[] = !crossNamespace
+    ? []
+    : [
+        withGen(
+          stillWithout.length > 0
+            ? {
+                type: 'ImportConsent',
+                status: 'False',
+                reason: 'ConsentWithdrawn',
+                message: stillWithout
+                  .map((a) => `${a.name}: ${withdrawn?.get(a.name) ?? ''}`)
+                  .join('; ')
+                  .slice(0, 32768),
+              }
+            : {
+                type: 'ImportConsent',
+                status: 'True',
+                reason: 'Consented',
+                message:
+                  'every live importer in another namespace is allowed by a DmaBufImportGrant there',
+              },
+        ),
+      ];
   const failed = record.attachments.filter((a) => a.failed !== undefined);
   const exporter = record.exporter;
   return {
@@ -316,6 +368,7 @@ function realizedStatus(
                 message: 'every importer attached',
               },
         ),
+        ...consent,
       ],
       iso(now),
     ),

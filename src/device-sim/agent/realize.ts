@@ -1,7 +1,13 @@
 // Declared DmaBufExports made real on the simulated kernel: the exporter pod's process opens the
 // device and exports the range, each importer pod's process receives the fd and attaches.
 // Whether an export can be realized now is a pure plan; realizing and releasing are kernel calls.
-import type { DmaBufExport, Importer, PodRef } from '../../crds/index.ts';
+import {
+  importConsent,
+  type DmaBufExport,
+  type DmaBufImportGrant,
+  type Importer,
+  type PodRef,
+} from '../../crds/index.ts';
 import { KernelError, type DeviceInfo } from '../kernel/index.ts';
 import { leaseOfOwner } from './ownership.ts';
 import { isTerminal, podProcess, type PodView } from './processes.ts';
@@ -34,19 +40,42 @@ export interface PlanContext {
   readonly pods: ReadonlyMap<string, PodView>;
   /** Importer pods not on this node, by `namespace/name`, as looked up; absent = not looked up. */
   readonly remote: ReadonlyMap<string, RemotePod>;
+  /** Every DmaBufImportGrant: an importer in another namespace needs one in its own. */
+  readonly grants: readonly DmaBufImportGrant[];
 }
 
 export const podKey = (ref: PodRef): string => `${ref.namespace}/${ref.name}`;
 
-/** Importer pods of `exports` that this node's cache does not have: the caller looks them up. */
+/**
+ * Why `importer` of `exp` may not attach, when its namespace has not consented to imports from
+ * the export's namespace; undefined when it may. A pod off this node is judged without labels.
+ */
+export function consentFailure(
+  exp: DmaBufExport,
+  importer: Importer,
+  pods: ReadonlyMap<string, PodView>,
+  grants: readonly DmaBufImportGrant[],
+): string | undefined {
+  const labels = pods.get(podKey(importer.pod))?.labels;
+  const consent = importConsent(exp.metadata.namespace ?? '', { ...importer.pod, labels }, grants);
+  return consent.allowed ? undefined : consent.message;
+}
+
+/**
+ * Importer pods of `exports` that this node's cache does not have and that may import: the caller
+ * looks them up. Importers without consent fail without a look-up.
+ */
 export function importersOffNode(
   exports: readonly DmaBufExport[],
   pods: ReadonlyMap<string, PodView>,
+  grants: readonly DmaBufImportGrant[],
 ): PodRef[] {
   const refs = new Map<string, PodRef>();
   for (const exp of exports) {
     for (const imp of exp.spec.importers) {
-      if (!pods.has(podKey(imp.pod))) refs.set(podKey(imp.pod), imp.pod);
+      if (pods.has(podKey(imp.pod))) continue;
+      if (consentFailure(exp, imp, pods, grants) !== undefined) continue;
+      refs.set(podKey(imp.pod), imp.pod);
     }
   }
   return [...refs.values()];
@@ -84,6 +113,11 @@ export function planExport(exp: DmaBufExport, ctx: PlanContext): ExportPlan {
   }
   const importers: ImporterPlan[] = [];
   for (const importer of exp.spec.importers) {
+    const refused = consentFailure(exp, importer, ctx.pods, ctx.grants);
+    if (refused !== undefined) {
+      importers.push({ importer, failure: refused });
+      continue;
+    }
     const key = podKey(importer.pod);
     const local = ctx.pods.get(key);
     if (local) {

@@ -1,6 +1,6 @@
 // One level-triggered pass over the node: from what the API server says (pods, exports,
 // spec.owner) to kernel state. Deterministic and free of I/O; the caller persists and publishes.
-import type { AcceleratorOwner, DmaBufExport } from '../../crds/index.ts';
+import type { AcceleratorOwner, DmaBufExport, DmaBufImportGrant } from '../../crds/index.ts';
 import { allPins, type NodePinSource } from '../../agent/backend.ts';
 import { describePin } from '../kernel/index.ts';
 import {
@@ -12,6 +12,7 @@ import {
 } from './ownership.ts';
 import { exitPod, vanishedPods, type PodView } from './processes.ts';
 import {
+  consentFailure,
   planExport,
   realizeExport,
   releaseExport,
@@ -29,6 +30,8 @@ export interface Observed {
   readonly exports: readonly DmaBufExport[];
   /** Importer pods looked up off this node, by `namespace/name`. */
   readonly remote: ReadonlyMap<string, RemotePod>;
+  /** Every DmaBufImportGrant: consent for importers in another namespace than the export. */
+  readonly grants: readonly DmaBufImportGrant[];
   readonly now: number;
   /** Pins the backend observed beyond the kernel model's (the linux backend); none for sim. */
   readonly nodePins?: NodePinSource;
@@ -62,6 +65,11 @@ export interface SyncResult {
   readonly waiting: ReadonlyMap<string, Extract<ExportPlan, { kind: 'wait' }>>;
   /** Observed exports on this node by uid (for observedGeneration and conditions). */
   readonly exports: ReadonlyMap<string, DmaBufExport>;
+  /**
+   * Live attachments whose importer's namespace has since withdrawn its consent, by export uid
+   * then importer name, with why. The attachment stays (the kernel would not tear it down).
+   */
+  readonly withdrawn: ReadonlyMap<string, ReadonlyMap<string, string>>;
   /** Earliest slow-revoke deadline still ahead, to wake up for. */
   readonly wakeAt: number | undefined;
   readonly notes: readonly Note[];
@@ -158,7 +166,13 @@ export function syncNode(state: AgentState, observed: Observed): SyncResult {
     if (state.exports[uid]) continue;
     const device = kernel.device(exp.spec.accelerator);
     if (!device) continue;
-    const plan = planExport(exp, { node: state.node, device, pods, remote: observed.remote });
+    const plan = planExport(exp, {
+      node: state.node,
+      device,
+      pods,
+      remote: observed.remote,
+      grants: observed.grants,
+    });
     if (plan.kind === 'wait') {
       waiting.set(uid, plan);
       continue;
@@ -209,7 +223,31 @@ export function syncNode(state: AgentState, observed: Observed): SyncResult {
     }
   }
 
-  return { devices, waiting, exports: byUid, wakeAt, notes };
+  const withdrawn = withdrawnConsents(state, byUid, pods, observed.grants);
+  return { devices, waiting, exports: byUid, withdrawn, wakeAt, notes };
+}
+
+/** Attachments realized under a consent that their importer's namespace no longer gives. */
+function withdrawnConsents(
+  state: AgentState,
+  exports: ReadonlyMap<string, DmaBufExport>,
+  pods: ReadonlyMap<string, PodView>,
+  grants: readonly DmaBufImportGrant[],
+): Map<string, Map<string, string>> {
+  const out = new Map<string, Map<string, string>>();
+  for (const [uid, record] of Object.entries(state.exports)) {
+    const exp = exports.get(uid);
+    if (!exp) continue;
+    for (const att of record.attachments) {
+      if (att.failed !== undefined || att.attachmentId === undefined) continue;
+      const why = consentFailure(exp, att, pods, grants);
+      if (why === undefined) continue;
+      const byName = out.get(uid) ?? new Map<string, string>();
+      byName.set(att.name, why);
+      out.set(uid, byName);
+    }
+  }
+  return out;
 }
 
 function ownerNotes(device: string, decision: OwnerDecision, outcome: OwnerOutcome): Note[] {

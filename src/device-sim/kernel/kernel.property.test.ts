@@ -1,5 +1,5 @@
 // Property tests: random operation sequences against the kernel, checked against the invariants
-// of DESIGN.md section 1 and an independent oracle computed from the plain JSON snapshot.
+// of docs/design.md section 1 and an independent oracle computed from the plain JSON snapshot.
 // Set KERNEL_PROPERTY_SEED to replay a run; fast-check prints the seed and path on failure.
 
 import fc from 'fast-check';
@@ -22,7 +22,7 @@ const seed = Number(process.env.KERNEL_PROPERTY_SEED ?? Math.floor(Math.random()
 console.log(`kernel property tests: seed ${seed} (replay with KERNEL_PROPERTY_SEED=${seed})`);
 const params = { seed, numRuns: 1000 };
 
-// The oracle's own copy of the profile table (DESIGN.md section 1), not the kernel's.
+// The oracle's own copy of the profile table (docs/design.md section 1), not the kernel's.
 const REVOCABLE: Record<ExporterProfile, readonly ImporterKind[]> = {
   static: [],
   dynamic: ['dynamic', 'mmap'],

@@ -1,5 +1,5 @@
 // Exporter profiles: what each kind of exporter can take back from its importers on owner drop.
-// The one table the revoke and pin logic reads; DESIGN.md section 1 is its specification.
+// The one table the revoke and pin logic reads; docs/design.md section 1 is its specification.
 
 import type { ExporterProfile, ImporterKind } from './types.ts';
 

@@ -1,11 +1,11 @@
 // Vocabulary of the simulated kernel: the closed sets the API schemas are checked against,
 // and the read-only views the kernel hands out (never its internal records).
 
-/** How a driver imports a dma-buf (DESIGN.md section 1). */
+/** How a driver imports a dma-buf (docs/design.md section 1). */
 export const IMPORTER_KINDS = ['dynamic', 'mmap', 'rdma-mr', 'pinned'] as const;
 export type ImporterKind = (typeof IMPORTER_KINDS)[number];
 
-/** What an exporter can take back when its owner goes (DESIGN.md section 1). */
+/** What an exporter can take back when its owner goes (docs/design.md section 1). */
 export const EXPORTER_PROFILES = ['static', 'dynamic', 'revocable'] as const;
 export type ExporterProfile = (typeof EXPORTER_PROFILES)[number];
 

@@ -1,0 +1,13 @@
+// The bench's command line: how much each benchmark does, with the defaults the recorded runs use.
+import { flag } from '../src/kube/index.ts';
+
+export const BENCH_FLAGS = {
+  handoffs: flag.int('handoffs timed against their floor', 200, 1),
+  holders: flag.int('holder pods the reaper and kubectl drain each clear', 100, 1),
+  rounds: flag.int('rounds of the reaper against drain', 3, 1),
+  scaleAccelerators: flag.int('accelerators in the scale fleet', 1000, 1),
+  scaleLeases: flag.string('leases in the scale fleet (default 5 per accelerator)'),
+  scaleExports: flag.string('exports in the scale fleet (default 20 per accelerator)'),
+  scaleColdStarts: flag.int('controller cold starts timed against a LIST', 3, 1),
+  scaleCpuProf: flag.string("directory for V8 CPU profiles of the scale bench's controllers (off)"),
+};
