@@ -117,3 +117,28 @@ describe('parseFlags', () => {
     );
   });
 });
+
+describe('repeatable and short flags', () => {
+  const listSpecs = {
+    exporter: flag.list('exporters', 1),
+    output: { ...flag.oneOf('format', ['text', 'json'] as const, 'text'), short: 'o' },
+  };
+
+  it('collects every value of a repeated flag, comma-separated ones too', () => {
+    expect(parseFlags(listSpecs, ['--exporter', 'a', '--exporter=b,c', '-o', 'json'])).toEqual({
+      exporter: ['a', 'b', 'c'],
+      output: 'json',
+    });
+  });
+
+  it('requires the minimum number of values, in one line', () => {
+    expect(() => parseFlags(listSpecs, [])).toThrow('--exporter is required');
+    expect(() => parseFlags(listSpecs, ['--exporter', ''])).toThrow('--exporter is required');
+  });
+
+  it('shows the alias and the repetition in usage', () => {
+    const text = usage('scan', listSpecs);
+    expect(text).toContain('--exporter <value>...');
+    expect(text).toContain('-o, --output <value>');
+  });
+});

@@ -42,7 +42,11 @@ export function formatDuration(ms: number): string {
 export interface FlagSpec<Out> {
   type: 'string' | 'boolean';
   /** Parses the raw value (a string, or a boolean for boolean flags, or undefined if absent). */
-  schema: z.ZodType<Out, string | boolean | undefined>;
+  schema: z.ZodType<Out, string | boolean | string[] | undefined>;
+  /** The flag may be given more than once; the schema sees every value, in order. */
+  multiple?: boolean;
+  /** One-letter alias (`-o` for `--output`). */
+  short?: string;
   description: string;
   /** Shown in --help. */
   defaultText?: string;
@@ -111,6 +115,15 @@ export const flag = {
       });
     return describe('string', schema, description, String(def));
   },
+  /** Repeatable string (`--exporter a --exporter b`, or `--exporter a,b`); at least `min` values. */
+  list(description: string, min = 0): FlagSpec<string[]> {
+    const schema = z
+      .array(z.string())
+      .default([])
+      .transform((raw) => raw.flatMap((v) => v.split(',')).filter((v) => v !== ''))
+      .refine((values) => values.length >= min, { error: 'is required' });
+    return { type: 'string', schema, description, multiple: true };
+  },
   boolean(description: string, def = false): FlagSpec<boolean> {
     return describe('boolean', z.boolean().default(def), description, String(def));
   },
@@ -162,9 +175,18 @@ export function flagName(key: string): string {
 
 /** Parses argv (without node and script) against specs; throws FlagError; --help is the caller's. */
 export function parseFlags<S extends FlagSpecs>(specs: S, argv: readonly string[]): ParsedFlags<S> {
-  const options: Record<string, { type: 'string' | 'boolean' }> = {};
-  for (const [key, spec] of Object.entries(specs)) options[flagName(key)] = { type: spec.type };
-  let values: Record<string, string | boolean | undefined>;
+  const options: Record<
+    string,
+    { type: 'string' | 'boolean'; multiple?: boolean; short?: string }
+  > = {};
+  for (const [key, spec] of Object.entries(specs)) {
+    options[flagName(key)] = {
+      type: spec.type,
+      ...(spec.multiple && { multiple: true }),
+      ...(spec.short !== undefined && { short: spec.short }),
+    };
+  }
+  let values: Record<string, string | boolean | string[] | undefined>;
   try {
     ({ values } = parseArgs({
       args: [...argv],
@@ -172,7 +194,7 @@ export function parseFlags<S extends FlagSpecs>(specs: S, argv: readonly string[
       strict: true,
       allowPositionals: false,
       allowNegative: true,
-    }) as { values: Record<string, string | boolean | undefined> });
+    }) as { values: Record<string, string | boolean | string[] | undefined> });
   } catch (err) {
     throw new FlagError(rephraseParseArgs(err instanceof Error ? err.message : String(err)));
   }
@@ -191,7 +213,9 @@ export function parseFlags<S extends FlagSpecs>(specs: S, argv: readonly string[
 /** Usage text for --help. */
 export function usage(program: string, specs: FlagSpecs): string {
   const rows = Object.entries(specs).map(([key, spec]) => {
-    const name = `--${flagName(key)}${spec.type === 'string' ? ' <value>' : ''}`;
+    const alias = spec.short !== undefined ? `-${spec.short}, ` : '';
+    const repeat = spec.multiple ? '...' : '';
+    const name = `${alias}--${flagName(key)}${spec.type === 'string' ? ` <value>${repeat}` : ''}`;
     const facts = [
       ...(spec.choices ? [`one of ${spec.choices.join(', ')}`] : []),
       ...(spec.defaultText !== undefined ? [`default ${spec.defaultText}`] : []),

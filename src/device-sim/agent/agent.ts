@@ -35,6 +35,7 @@ import {
   type ObjectLike,
   type RunningHttpServer,
 } from '../../kube/index.ts';
+import { simBackend, type NodeBackend } from '../../agent/backend.ts';
 import { listenAdmin, type AdminServer, type AdminTarget } from './admin.ts';
 import type { HostPort } from './flags.ts';
 import { leaseOfOwner } from './ownership.ts';
@@ -87,6 +88,8 @@ export interface AgentOptions {
   /** Takes precedence over `kubeconfig` (tests pass the harness's). */
   readonly kubeConfig?: KubeConfig;
   readonly logger?: Logger;
+  /** What exists on this node: the simulated kernel (default) or an observed Linux node. */
+  readonly backend?: NodeBackend;
   /**
    * What the admin API's crash does after abandoning everything (no persist, no cleanup).
    * Default: exit the process with code 137 at once. In-process tests pass a no-op.
@@ -223,6 +226,7 @@ export async function startAgent(options: AgentOptions): Promise<AgentHandle> {
   };
   const model = options.model ?? 'gaudi2';
   const heartbeatMs = options.heartbeatMs ?? 10_000;
+  const backend = options.backend ?? simBackend;
 
   // ---- state ------------------------------------------------------------------------------
   let state: AgentState;
@@ -539,7 +543,9 @@ export async function startAgent(options: AgentOptions): Promise<AgentHandle> {
       const view = podView(pod);
       pods.set(view.uid, view);
     }
-    const exports = parsedExports();
+    backend.observe({ state, pods, now: Date.now() });
+    // Only the simulator can carry out a declared export; an observer reports what it sees.
+    const exports = backend.realizesExports ? parsedExports() : [];
     // Importer pods of exports about to be realized that are not on this node: look them up,
     // so an importer elsewhere fails with a reason instead of waiting forever.
     const candidates = exportsOnNode(state, exports).filter((e) => {
@@ -558,7 +564,7 @@ export async function startAgent(options: AgentOptions): Promise<AgentHandle> {
       const found = await lookupRemote(ref);
       if (found !== undefined) remote.set(podKey(ref), found);
     }
-    return { owners, pods, exports, remote, grants, now: Date.now() };
+    return { owners, pods, exports, remote, grants, now: Date.now(), nodePins: backend.pins };
   }
 
   function recordEvent(e: NoteEvent): void {
@@ -648,6 +654,7 @@ export async function startAgent(options: AgentOptions): Promise<AgentHandle> {
         ),
       },
       now,
+      nodePins: backend.pins,
     });
     let ok = true;
     for (const [name, status] of published.acceleratorStatuses) {

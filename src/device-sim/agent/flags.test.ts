@@ -27,6 +27,10 @@ describe('agent flags', () => {
       heartbeatMs: 10_000,
       kubeconfig: undefined,
       logFormat: 'json',
+      backend: 'sim',
+      linuxDevices: [],
+      root: '/',
+      rdma: false,
     });
   });
 
@@ -62,7 +66,38 @@ describe('agent flags', () => {
       heartbeatMs: 90_000,
       kubeconfig: '/k',
       logFormat: 'pretty',
+      backend: 'sim',
+      linuxDevices: [],
+      root: '/',
+      rdma: false,
     });
+  });
+
+  it('pairs each --device of the linux backend with its exporter, or one exporter with all', () => {
+    const one = ['--node', 'a', '--backend', 'linux', '--device', '/dev/accel/accel0'];
+    expect(
+      parseAgentFlags([...one, '--exporter', 'habanalabs', '--root', '/host', '--rdma']),
+    ).toMatchObject({
+      backend: 'linux',
+      linuxDevices: [{ path: '/dev/accel/accel0', exporter: 'habanalabs' }],
+      root: '/host',
+      rdma: true,
+    });
+    const two = [...one, '--device', '/dev/accel/accel1'];
+    expect(parseAgentFlags([...two, '--exporter', 'habanalabs']).linuxDevices).toEqual([
+      { path: '/dev/accel/accel0', exporter: 'habanalabs' },
+      { path: '/dev/accel/accel1', exporter: 'habanalabs' },
+    ]);
+    expect(
+      parseAgentFlags([...two, '--exporter', 'a,b']).linuxDevices.map((d) => d.exporter),
+    ).toEqual(['a', 'b']);
+    expect(refusal([...two, '--exporter', 'a,b,c'])).toMatch(
+      /one --exporter for all devices or one per --device/,
+    );
+    expect(refusal(['--node', 'a', '--backend', 'linux'])).toMatch(/needs --device/);
+    expect(refusal(['--node', 'a', '--device', '/dev/accel/accel0'])).toMatch(
+      /belong to --backend linux/,
+    );
   });
 
   it('refuses, in one line naming the flag', () => {

@@ -3,7 +3,8 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
 import type { ExporterProfile } from '../../crds/index.ts';
-import { flag, parseDuration, parseFlags, type FlagSpec } from '../../kube/index.ts';
+import { BACKEND_KINDS, type BackendKind } from '../../agent/backend.ts';
+import { FlagError, flag, parseDuration, parseFlags, type FlagSpec } from '../../kube/index.ts';
 
 export interface HostPort {
   /** Empty string: every interface. */
@@ -124,7 +125,22 @@ export const AGENT_FLAGS = {
   ),
   kubeconfig: flag.string('path to a kubeconfig; default: $KUBECONFIG, in-cluster, ~/.kube/config'),
   logFormat: flag.oneOf('log format', ['json', 'pretty'] as const, 'json'),
+  backend: flag.oneOf(
+    'what the devices are: sim (simulated kernel) or linux (observe this node)',
+    BACKEND_KINDS,
+    'sim',
+  ),
+  device: flag.list('linux: the device node of each accelerator, in index order (repeatable)'),
+  exporter: flag.list("linux: exp_name of each device's buffers, one for all or one per --device"),
+  root: flag.string("linux: where the host's proc and sys are found", '/'),
+  rdma: flag.boolean('linux: read the RDMA MR table with iproute2 rdma'),
 };
+
+/** The linux backend's view of one accelerator (device node and exporter, by index). */
+export interface LinuxDeviceFlags {
+  readonly path: string;
+  readonly exporter: string;
+}
 
 export interface AgentFlags {
   readonly node: string;
@@ -138,6 +154,33 @@ export interface AgentFlags {
   readonly heartbeatMs: number;
   readonly kubeconfig: string | undefined;
   readonly logFormat: 'json' | 'pretty';
+  readonly backend: BackendKind;
+  /** linux only: one per accelerator, named <node>-hl<index>. */
+  readonly linuxDevices: readonly LinuxDeviceFlags[];
+  readonly root: string;
+  readonly rdma: boolean;
+}
+
+function linuxDevices(
+  backend: BackendKind,
+  devices: string[],
+  exporters: string[],
+): LinuxDeviceFlags[] {
+  if (backend !== 'linux') {
+    if (devices.length > 0 || exporters.length > 0)
+      throw new FlagError('--device and --exporter belong to --backend linux');
+    return [];
+  }
+  if (devices.length === 0)
+    throw new FlagError('--backend linux needs --device, e.g. --device /dev/accel/accel0');
+  if (exporters.length !== 1 && exporters.length !== devices.length)
+    throw new FlagError(
+      `--backend linux needs one --exporter for all devices or one per --device (got ${exporters.length} for ${devices.length}), e.g. --exporter habanalabs`,
+    );
+  return devices.map((path, i) => ({
+    path,
+    exporter: exporters[exporters.length === 1 ? 0 : i] ?? '',
+  }));
 }
 
 /** Parse argv (without node and script); throws FlagError with one line. */
@@ -155,5 +198,9 @@ export function parseAgentFlags(argv: readonly string[]): AgentFlags {
     heartbeatMs: f.heartbeat,
     kubeconfig: f.kubeconfig,
     logFormat: f.logFormat,
+    backend: f.backend,
+    linuxDevices: linuxDevices(f.backend, f.device, f.exporter),
+    root: f.root,
+    rdma: f.rdma,
   };
 }

@@ -7,8 +7,10 @@ import {
   exitWithUsageIfAsked,
   prettyDestination,
 } from '../../kube/index.ts';
+import { linuxBackend } from '../../agent/backends/linux/index.ts';
 import { startAgent } from './agent.ts';
 import { AGENT_FLAGS, parseAgentFlags, type AgentFlags } from './flags.ts';
+import { deviceName } from './state.ts';
 
 const PROGRAM = 'accel-lease-agent';
 
@@ -30,15 +32,29 @@ const logger = createLogger({
 try {
   const agent = await startAgent({
     node: flags.node,
-    devices: flags.devices,
+    // linux: one accelerator per --device; sim: --devices simulated ones.
+    devices: flags.backend === 'linux' ? flags.linuxDevices.length : flags.devices,
     model: flags.model,
     memoryBytes: flags.memoryBytes,
-    profile: flags.profile,
+    // The observer cannot revoke: every earlier reference pins, as on a static exporter.
+    profile: flags.backend === 'linux' ? 'static' : flags.profile,
     stateFile: flags.stateFile,
     adminAddr: flags.adminAddr,
     httpAddr: flags.httpAddr,
     heartbeatMs: flags.heartbeatMs,
     ...(flags.kubeconfig !== undefined && { kubeconfig: flags.kubeconfig }),
+    ...(flags.backend === 'linux' && {
+      backend: linuxBackend({
+        root: flags.root,
+        devices: flags.linuxDevices.map((d, i) => ({
+          name: deviceName(flags.node, i),
+          paths: [d.path],
+          exporter: d.exporter,
+        })),
+        ledgerFile: `${flags.stateFile}.linux.json`,
+        rdma: flags.rdma,
+      }),
+    }),
     logger,
   });
   let stopping = false;

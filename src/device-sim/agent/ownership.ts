@@ -129,6 +129,8 @@ export function applyOwnerDecision(
   device: string,
   decision: OwnerDecision,
   revokes: Record<string, PendingRevoke>,
+  /** Pins the kernel model does not hold (an observing backend's), counted after the drop. */
+  backendPins: () => number = () => 0,
 ): OwnerOutcome {
   try {
     switch (decision.action) {
@@ -144,7 +146,7 @@ export function applyOwnerDecision(
         delete revokes[device];
         const drop = kernel.drop(device, { epoch: decision.epoch });
         let acquired = false;
-        if (decision.lease && drop.pins.length === 0) {
+        if (decision.lease && drop.pins.length === 0 && backendPins() === 0) {
           kernel.acquire(device, ownerKey(decision.lease), decision.epoch);
           acquired = true;
         }

@@ -20,6 +20,7 @@ import {
   type AttachmentState,
   type Pin as KernelPin,
 } from '../kernel/index.ts';
+import { allPins, type NodePinSource } from '../../agent/backend.ts';
 import { leaseOfOwner } from './ownership.ts';
 import type { ExportPlan } from './realize.ts';
 import type { AgentState, ExportRecord } from './state.ts';
@@ -37,6 +38,8 @@ export interface PublishContext {
     readonly exports: ReadonlyMap<string, readonly Condition[] | undefined>;
   };
   readonly now: number;
+  /** Pins the backend observed beyond the kernel model's (the linux backend); none for sim. */
+  readonly nodePins?: NodePinSource;
 }
 
 export interface ExportStatusUpdate {
@@ -118,7 +121,7 @@ function acceleratorStatus(
 ): AcceleratorStatus {
   const device = state.kernel.device(name);
   if (!device) throw new Error(`device ${name} vanished from the kernel`);
-  const pins = state.kernel.pins(name);
+  const { pins, blocked } = allPins(state, name, ctx.nodePins);
   const uidByPid = podUidsByPid(state);
   const result = ctx.sync.devices.get(name);
   const outcome = result?.outcome;
@@ -132,6 +135,8 @@ function acceleratorStatus(
   else if (outcome?.kind === 'error') phase = 'Unhealthy';
   else if (device.owner !== null) phase = 'Owned';
   else if (pins.length > 0) phase = 'Stuck';
+  // Never a false Free: what the backend could not see or account for keeps the device off.
+  else if (blocked) phase = 'Unhealthy';
   else phase = 'Free';
 
   let applied: ConditionInput;
@@ -199,10 +204,35 @@ function acceleratorStatus(
       .map((p) => statusPin(p, exportByIno.get(p.ino), uidByPid.get(p.pid))),
     conditions: setConditions(
       ctx.previousConditions.accelerators.get(name),
-      [applied, pinned],
+      [applied, pinned, ...observedCondition(ctx.nodePins, blocked)],
       iso(ctx.now),
     ),
   };
+}
+
+/** An observing backend says whether it saw the whole node; the simulator has nothing to say. */
+function observedCondition(
+  source: NodePinSource | undefined,
+  blocked: ReturnType<NodePinSource>['blocked'],
+): ConditionInput[] {
+  if (!source) return [];
+  if (blocked)
+    return [
+      {
+        type: 'Observed',
+        status: 'False',
+        reason: blocked.reason,
+        message: blocked.message.slice(0, 32768),
+      },
+    ];
+  return [
+    {
+      type: 'Observed',
+      status: 'True',
+      reason: 'Complete',
+      message: 'every holder of the device and its buffers is accounted for',
+    },
+  ];
 }
 
 const ATTACHMENT_STATE: Record<AttachmentState, AttachmentStatus['state']> = {

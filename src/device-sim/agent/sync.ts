@@ -1,6 +1,7 @@
 // One level-triggered pass over the node: from what the API server says (pods, exports,
 // spec.owner) to kernel state. Deterministic and free of I/O; the caller persists and publishes.
 import type { AcceleratorOwner, DmaBufExport, DmaBufImportGrant } from '../../crds/index.ts';
+import { allPins, type NodePinSource } from '../../agent/backend.ts';
 import { describePin } from '../kernel/index.ts';
 import {
   applyOwnerDecision,
@@ -32,6 +33,8 @@ export interface Observed {
   /** Every DmaBufImportGrant: consent for importers in another namespace than the export. */
   readonly grants: readonly DmaBufImportGrant[];
   readonly now: number;
+  /** Pins the backend observed beyond the kernel model's (the linux backend); none for sim. */
+  readonly nodePins?: NodePinSource;
 }
 
 /** An Event the note deserves (events.k8s.io/v1), regarding one of our objects. */
@@ -133,16 +136,23 @@ export function syncNode(state: AgentState, observed: Observed): SyncResult {
 
   const devices = new Map<string, DeviceResult>();
   let wakeAt: number | undefined;
+  // A device the backend cannot show free counts as pinned: it is never handed to a new owner.
+  const pinCount = (name: string) => {
+    const { pins, blocked } = allPins(state, name, observed.nodePins);
+    return pins.length + (blocked ? 1 : 0);
+  };
   for (const device of kernel.devices()) {
     const decision = decideOwner({
       desired: observed.owners.get(device.name),
       device,
-      pinCount: kernel.pins(device.name).length,
+      pinCount: pinCount(device.name),
       slowRevokeMs: state.slowRevokeMs,
       pendingRevoke: state.revokes[device.name],
       now: observed.now,
     });
-    const outcome = applyOwnerDecision(kernel, device.name, decision, state.revokes);
+    const outcome = applyOwnerDecision(kernel, device.name, decision, state.revokes, () =>
+      observed.nodePins ? pinCount(device.name) : 0,
+    );
     devices.set(device.name, { decision, outcome });
     notes.push(...ownerNotes(device.name, decision, outcome));
     const revoke = state.revokes[device.name];
