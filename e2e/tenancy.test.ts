@@ -2,10 +2,11 @@
 // have: a tenant ServiceAccount with only the built-in edit role in its namespace, and a node
 // agent whose token is bound to a pod on its own node. What must not happen is refused by the
 // API server, or never becomes an eviction.
-import { describe, expect, it } from 'vitest';
+import { randomBytes } from 'node:crypto';
+import { describe, expect, it, onTestFinished } from 'vitest';
 import type { Accelerator, AcceleratorLease, DmaBufExport, Pin } from '../src/crds/index.ts';
 import { isNotFound, type KubeClient } from '../src/kube/index.ts';
-import { testNamespace } from './harness/index.ts';
+import { TEST_NAMESPACE_LABEL, testNamespace } from './harness/index.ts';
 import { identityOf, installChart, patch, refusal, tenantIn, type Release } from './stack/chart.ts';
 import {
   adminClient,
@@ -372,5 +373,86 @@ describe('tenancy', () => {
     );
     expect((await getLease(b, 'second')).status?.evictions ?? []).toEqual([]);
     expect(await podExists(victimNs, 'db-0')).toBe(true);
+  });
+});
+
+describe('admitted extremes', () => {
+  it('the longest names, the longest duration and the largest size admitted wedge nothing', async () => {
+    const node = await testNode('ten-x');
+    const accel = `${node}-hl0`;
+    await startAgent({ node, profile: 'dynamic' });
+    await ready(await startController());
+    // A namespace of the longest name the API server allows.
+    const ns = `x${randomBytes(4).toString('hex')}`.padEnd(63, 'x');
+    await api('POST', '/api/v1/namespaces', {
+      metadata: { name: ns, labels: { [TEST_NAMESPACE_LABEL]: 'true' } },
+    });
+    onTestFinished(async () => {
+      await api('DELETE', `/api/v1/namespaces/${ns}`).catch(() => undefined);
+    });
+    const longest = (c: string) => c.repeat(253);
+    // A label value holds 63 characters, not a lease name's 253.
+    const holder = { podSelector: { matchLabels: { app: 'long' } } };
+    const first = longest('a');
+    const leases = `${GROUP}/namespaces/${ns}/acceleratorleases`;
+    const tooLong = await refusal(
+      api('POST', leases, {
+        ...lease(ns, 'never', accel),
+        spec: { ...lease(ns, 'never', accel).spec, duration: '9999999999h' },
+      }),
+    );
+    expect(tooLong.code).toBe(422);
+    expect(tooLong.message).toContain('spec.duration');
+    await api('POST', leases, {
+      ...lease(ns, first, accel),
+      spec: { ...lease(ns, first, accel).spec, holder, duration: '8760h', priority: 1000000 },
+    });
+    const granted = await phaseIs(ns, first, 'Granted');
+    expect(Date.parse(granted.status?.expiresAt ?? '')).toBeGreaterThan(
+      Date.now() + 8759 * 3_600_000,
+    );
+    await createPod(ns, 'trainer-0', node);
+    await createPod(ns, 'loader-0', node);
+    const weights = longest('w');
+    await api('POST', `${GROUP}/namespaces/${ns}/dmabufexports`, {
+      ...exportOf(ns, accel, [
+        { name: 'nic0', kind: 'rdma-mr', pod: { namespace: ns, name: 'loader-0' } },
+      ]),
+      metadata: { name: weights, namespace: ns },
+      spec: {
+        ...exportOf(ns, accel, []).spec,
+        lease: first,
+        importers: [{ name: 'nic0', kind: 'rdma-mr', pod: { namespace: ns, name: 'loader-0' } }],
+      },
+    });
+    // Larger than any device: the export fails for good, and nothing else does.
+    await api('POST', `${GROUP}/namespaces/${ns}/dmabufexports`, {
+      ...exportOf(ns, accel, []),
+      metadata: { name: 'huge', namespace: ns },
+      spec: { ...exportOf(ns, accel, []).spec, lease: first, sizeBytes: Number.MAX_SAFE_INTEGER },
+    });
+    await waitFor('the long-named export Active', async () => {
+      const e = await api<DmaBufExport>(
+        'GET',
+        `${GROUP}/namespaces/${ns}/dmabufexports/${weights}`,
+      );
+      return e.status?.phase === 'Active';
+    });
+    await waitFor('the huge export Failed', async () => {
+      const e = await api<DmaBufExport>('GET', `${GROUP}/namespaces/${ns}/dmabufexports/huge`);
+      return e.status?.phase === 'Failed';
+    });
+    await api('POST', leases, {
+      ...lease(ns, longest('b'), accel),
+      spec: { ...lease(ns, longest('b'), accel).spec, holder },
+    });
+    await api('DELETE', `${leases}/${first}`);
+    const stuck = await waitFor('the device Stuck on the long-named export', async () => {
+      const a = await api<Accelerator>('GET', `${GROUP}/accelerators/${accel}`);
+      return a.status?.phase === 'Stuck' ? a : undefined;
+    });
+    expect(stuck.status?.pins?.map((p) => p.export)).toEqual([`${ns}/${weights}`]);
+    const next = await phaseIs(ns, longest('b'), 'Granted', 60_000);
+    expect(next.status?.evictions?.map((e) => e.pod.name)).toEqual(['loader-0']);
   });
 });
