@@ -6,6 +6,7 @@ import {
   truncateNote,
   type Occurrence,
 } from './event-series.ts';
+import { eventName } from './events.ts';
 
 const lease = {
   apiVersion: 'accel.dmabuf.io/v1alpha1',
@@ -59,5 +60,16 @@ describe('observeOccurrence', () => {
     expect(Buffer.byteLength(cut)).toBeLessThanOrEqual(1024);
     expect(cut.endsWith('...')).toBe(true);
     expect(truncateNote('short')).toBe('short');
+  });
+});
+
+describe('eventName', () => {
+  it('keeps the name of an Event about a long-named object within 253 characters', () => {
+    for (const base of ['a'.repeat(253), `${'a'.repeat(230)}.${'b'.repeat(22)}`, 'short']) {
+      const name = eventName(base);
+      expect(name.length).toBeLessThanOrEqual(253);
+      expect(name).toMatch(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/);
+      expect(name.startsWith(base.slice(0, 200))).toBe(true);
+    }
   });
 });

@@ -47,6 +47,15 @@ interface Tracked {
   written: number;
 }
 
+/**
+ * An Event's name: the regarding object's name and a random suffix, as client-go names them, but
+ * never longer than the 253 characters a name may have, however long the object's own name is.
+ */
+export function eventName(base: string): string {
+  const suffix = `.${randomBytes(8).toString('hex')}`;
+  return base.slice(0, 253 - suffix.length).replace(/[.-]+$/, '') + suffix;
+}
+
 export class EventRecorder {
   private readonly events: ResourceClient<KubeEvent>;
   private readonly opts: EventRecorderOptions;
@@ -78,7 +87,7 @@ export class EventRecorder {
       const prev = this.series.get(key);
       const now = this.clock.now();
       const state = observeOccurrence(prev?.state, now, this.opts.windowMs ?? 6 * 60_000, {
-        name: `${regarding.name ?? 'unknown'}.${randomBytes(8).toString('hex')}`,
+        name: eventName(regarding.name ?? 'unknown'),
         namespace: eventNamespace(regarding),
       });
       const fresh = !prev || prev.state.name !== state.name;
@@ -138,7 +147,7 @@ export class EventRecorder {
           // The Event expired (events have a TTL) or was deleted: start a new one.
           t.state = {
             ...state,
-            name: `${state.name.replace(/\.[^.]*$/, '')}.${randomBytes(8).toString('hex')}`,
+            name: eventName(state.name.replace(/\.[^.]*$/, '')),
           };
         }
       }
