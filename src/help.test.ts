@@ -4,6 +4,7 @@ import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { BENCH_FLAGS } from '../bench/flags.ts';
+import { SCAN_FLAGS } from './agent/scan/flags.ts';
 import { CONTROLLER_FLAGS } from './controller/flags.ts';
 import { AGENT_FLAGS } from './device-sim/agent/index.ts';
 import { flagName, type FlagSpecs } from './kube/index.ts';
@@ -35,6 +36,7 @@ const COMMANDS: HelpCase[] = [
   fromSpecs('npm start (controller)', 'src/controller/main.ts', CONTROLLER_FLAGS),
   fromSpecs('npm run agent', 'src/device-sim/agent/main.ts', AGENT_FLAGS),
   fromSpecs('npm run bench', 'bench/run.ts', BENCH_FLAGS),
+  fromSpecs('npm run scan', 'src/agent/scan/main.ts', SCAN_FLAGS),
   {
     command: 'kubectl dmabuf',
     argv: [PLUGIN, '--help'],

@@ -2,19 +2,12 @@
 // holds it, read-only, no cluster needed. A bad flag: one line, exit 2; /proc unreadable: one
 // line, exit 1. What could not be read (debugfs, another user's fds) is said, on stderr in text
 // mode and under "problems" in JSON, and never turns into "nothing found".
-import { FlagError, flag, parseFlags, usage } from '../../kube/flags.ts';
+import { FlagError, parseFlags, usage } from '../../kube/flags.ts';
 import { ObserveError, observeNode, rdmaTool } from '../backends/linux/index.ts';
+import { SCAN_FLAGS } from './flags.ts';
 import { scanJson, scanText } from './report.ts';
 
 const PROGRAM = 'accel-lease-scan';
-
-export const SCAN_FLAGS = {
-  root: flag.string('where proc and sys are found', '/'),
-  exporter: flag.list('exp_name of the buffers to report (repeatable, or comma-separated)', 1),
-  device: flag.list('device node whose holders to report, e.g. /dev/accel/accel0 (repeatable)'),
-  rdma: flag.boolean('also read the RDMA MR table (rdma resource show mr -j)'),
-  output: { ...flag.oneOf('output format', ['text', 'json'] as const, 'text'), short: 'o' },
-};
 
 const argv = process.argv.slice(2);
 if (argv.includes('--help') || argv.includes('-h')) {
