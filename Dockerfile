@@ -1,6 +1,6 @@
 # One image for every accel-lease program; the first argument picks it (ENTRYPOINT is node):
 #   controller  src/controller/main.ts            (the default)
-#   node agent  src/device-sim/agent/main.ts --node NAME [--backend linux --device ... --exporter ...]
+#   node agent  src/agent/main.ts --node NAME [--backend linux --device ... --exporter ...]
 #   scan        src/agent/scan/main.ts --exporter NAME   (root, --pid host, debugfs; no cluster)
 #   plugin      src/cli/main.ts status            (kubectl-dmabuf)
 # Node 24 runs the TypeScript sources as they are (type stripping is on by default since 23.6;

@@ -129,7 +129,7 @@ export async function startAgent(
   const adminPort = await freePort();
   return start(
     `agent-${node}`,
-    'src/device-sim/agent/main.ts',
+    'src/agent/main.ts',
     [
       '--node',
       node,

@@ -199,7 +199,7 @@ async function main(): Promise<void> {
       start(
         'agent',
         [
-          'src/device-sim/agent/main.ts',
+          'src/agent/main.ts',
           '--kubeconfig',
           agent,
           '--node',

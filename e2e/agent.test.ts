@@ -9,10 +9,7 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { beforeAll, describe, expect, it, onTestFailed, onTestFinished } from 'vitest';
 import type { Accelerator, DmaBufExport, Pin } from '../src/crds/index.ts';
-import {
-  startAgent as startAgentInProcess,
-  type AgentHandle,
-} from '../src/device-sim/agent/index.ts';
+import { startAgent as startAgentInProcess, type AgentHandle } from '../src/agent/index.ts';
 import { createLogger } from '../src/kube/index.ts';
 import { clusterInfo, kubeConfig, kubectl, testNamespace } from './harness/index.ts';
 import {
@@ -88,7 +85,7 @@ const attachmentStates = (e: DmaBufExport) =>
   Object.fromEntries((e.status?.attachments ?? []).map((a) => [a.name, a.state]));
 
 function runAgent(args: string[]): Promise<{ code: number | null; stderr: string }> {
-  const main = join(import.meta.dirname, '..', 'src', 'device-sim', 'agent', 'main.ts');
+  const main = join(import.meta.dirname, '..', 'src', 'agent', 'main.ts');
   return new Promise((resolve) => {
     execFile(process.execPath, [main, ...args], { timeout: 30_000 }, (err, _out, stderr) => {
       resolve({ code: err ? ((err as { code?: number }).code ?? null) : 0, stderr });

@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { BENCH_FLAGS } from '../bench/flags.ts';
 import { SCAN_FLAGS } from './agent/scan/flags.ts';
 import { CONTROLLER_FLAGS } from './controller/flags.ts';
-import { AGENT_FLAGS } from './device-sim/agent/index.ts';
+import { AGENT_FLAGS } from './agent/index.ts';
 import { flagName, type FlagSpecs } from './kube/index.ts';
 
 const ROOT = join(import.meta.dirname, '..');
@@ -34,7 +34,7 @@ const CONNECTION = ['--kubeconfig', '--context', '--request-timeout', 'default 1
 
 const COMMANDS: HelpCase[] = [
   fromSpecs('npm start (controller)', 'src/controller/main.ts', CONTROLLER_FLAGS),
-  fromSpecs('npm run agent', 'src/device-sim/agent/main.ts', AGENT_FLAGS),
+  fromSpecs('npm run agent', 'src/agent/main.ts', AGENT_FLAGS),
   fromSpecs('npm run bench', 'bench/run.ts', BENCH_FLAGS),
   fromSpecs('npm run scan', 'src/agent/scan/main.ts', SCAN_FLAGS),
   {

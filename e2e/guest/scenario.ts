@@ -10,10 +10,10 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { linuxBackend, observeNode, rdmaTool } from '../../src/agent/backends/linux/index.ts';
 import { scanJson } from '../../src/agent/scan/report.ts';
-import type { PodView } from '../../src/device-sim/agent/processes.ts';
-import { publish } from '../../src/device-sim/agent/publish.ts';
-import { newState } from '../../src/device-sim/agent/state.ts';
-import { syncNode } from '../../src/device-sim/agent/sync.ts';
+import type { PodView } from '../../src/agent/processes.ts';
+import { publish } from '../../src/agent/publish.ts';
+import { newState } from '../../src/agent/state.ts';
+import { syncNode } from '../../src/agent/sync.ts';
 
 const env = (name: string) => process.env[name] ?? '';
 const NODE = 'guest';

@@ -158,7 +158,7 @@ export async function startAgent(
   const stateFile =
     opts.stateFile ?? join(mkdtempSync(join(tmpdir(), 'accel-agent-state-')), 'state.json');
   const adminPort = await freePort();
-  const c = await startComponent(`agent-${opts.node}`, 'src/device-sim/agent/main.ts', [
+  const c = await startComponent(`agent-${opts.node}`, 'src/agent/main.ts', [
     '--node',
     opts.node,
     '--profile',

@@ -2,9 +2,9 @@
 // they gate the next owner exactly like the kernel's own, and what cannot be shown free is never Free.
 import { describe, expect, it } from 'vitest';
 import type { AcceleratorOwner } from '../crds/index.ts';
-import { publish } from '../device-sim/agent/publish.ts';
-import { newState, type AgentState } from '../device-sim/agent/state.ts';
-import { syncNode, type Observed } from '../device-sim/agent/sync.ts';
+import { publish } from './publish.ts';
+import { newState, type AgentState } from './state.ts';
+import { syncNode, type Observed } from './sync.ts';
 import type { Pin as KernelPin } from '../device-sim/kernel/index.ts';
 import { allPins, type NodePinSource } from './backend.ts';
 

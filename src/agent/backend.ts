@@ -2,8 +2,8 @@
 // agent realizes declared exports in it and its pins are the kernel's own); `linux` observes a
 // real node read-only and adds the pins it sees. Publishing, owner bookkeeping (the kernel
 // model's devices, owners and epochs) and the pin rules of the status stay shared.
-import type { PodView } from '../device-sim/agent/processes.ts';
-import type { AgentState } from '../device-sim/agent/state.ts';
+import type { PodView } from './processes.ts';
+import type { AgentState } from './state.ts';
 import type { Pin as KernelPin } from '../device-sim/kernel/index.ts';
 
 export const BACKEND_KINDS = ['sim', 'linux'] as const;

@@ -13,16 +13,11 @@ import type {
   ImporterKind,
 } from '../crds/index.ts';
 import { CORDON_ANNOTATION, IDLE_REAP_ANNOTATION } from '../crds/index.ts';
-import { addHiddenHolder, removeHiddenHolder } from '../device-sim/agent/faults.ts';
-import { publish, type Published } from '../device-sim/agent/publish.ts';
-import type { PodView } from '../device-sim/agent/processes.ts';
-import {
-  newState,
-  parseStateFile,
-  toStateFile,
-  type AgentState,
-} from '../device-sim/agent/state.ts';
-import { syncNode, type SyncResult } from '../device-sim/agent/sync.ts';
+import { addHiddenHolder, removeHiddenHolder } from '../agent/faults.ts';
+import { publish, type Published } from '../agent/publish.ts';
+import type { PodView } from '../agent/processes.ts';
+import { newState, parseStateFile, toStateFile, type AgentState } from '../agent/state.ts';
+import { syncNode, type SyncResult } from '../agent/sync.ts';
 import {
   DEFAULT_REAPER_POLICY,
   evictionBudget,

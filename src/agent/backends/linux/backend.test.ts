@@ -2,7 +2,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSyn
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { newState } from '../../../device-sim/agent/state.ts';
+import { newState } from '../../state.ts';
 import { LedgerFileError, linuxBackend } from './backend.ts';
 
 // One process of pod A holding buffer 31 of habanalabs, in a /proc laid out as Linux shows it.

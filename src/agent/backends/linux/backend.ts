@@ -2,7 +2,7 @@
 // and device holder first appeared (persisted beside the agent's state file, so a restart
 // forgets no epoch), and answers the agent's pin queries from the last observation.
 import { readFileSync } from 'node:fs';
-import { writeStateFile } from '../../../device-sim/agent/state.ts';
+import { writeStateFile } from '../../state.ts';
 import type { NodeBackend, NodePinSource } from '../../backend.ts';
 import { observeNode, rdmaTool, ObserveError, type NodeObservation } from './observe.ts';
 import { Ledger, devicePins, emptyLedger, recordObservation, type LinuxDevice } from './pins.ts';

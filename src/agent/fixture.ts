@@ -9,8 +9,8 @@ import {
   type ExporterProfile,
   type Importer,
   type LabelSelector,
-} from '../../crds/index.ts';
-import type { Kernel } from '../kernel/index.ts';
+} from '../crds/index.ts';
+import type { Kernel } from '../device-sim/kernel/index.ts';
 import type { PodView } from './processes.ts';
 import { publish, type Published } from './publish.ts';
 import type { RemotePod } from './realize.ts';

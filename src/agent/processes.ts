@@ -1,6 +1,6 @@
 // Pods on this node as simulated processes: one process per pod, spawned the first time a
 // DmaBufExport needs it, exiting when the pod is gone or terminal (fds closed, MRs deregistered).
-import type { ExitReport } from '../kernel/index.ts';
+import type { ExitReport } from '../device-sim/kernel/index.ts';
 import type { AgentState } from './state.ts';
 
 /** What the agent needs to know of a pod (from the API server, reduced to plain data). */

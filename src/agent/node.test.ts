@@ -6,7 +6,7 @@ import {
   parseObject,
   AcceleratorStatus,
   DmaBufExportStatus,
-} from '../../crds/index.ts';
+} from '../crds/index.ts';
 import { addHiddenHolder, removeHiddenHolder } from './faults.ts';
 import { FakeNode, GiB, importer, lease } from './fixture.ts';
 

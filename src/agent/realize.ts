@@ -7,8 +7,8 @@ import {
   type DmaBufImportGrant,
   type Importer,
   type PodRef,
-} from '../../crds/index.ts';
-import { KernelError, type DeviceInfo } from '../kernel/index.ts';
+} from '../crds/index.ts';
+import { KernelError, type DeviceInfo } from '../device-sim/kernel/index.ts';
 import { leaseOfOwner } from './ownership.ts';
 import { isTerminal, podProcess, type PodView } from './processes.ts';
 import type { AgentState, AttachmentRecord, ExportRecord } from './state.ts';

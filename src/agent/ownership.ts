@@ -1,7 +1,12 @@
 // Applying spec.owner to a device, level-triggered: a pure decision from (desired owner, device
 // state) and the few kernel calls that carry it out. The device never accepts a lower epoch.
-import type { AcceleratorOwner, LeaseRef } from '../../crds/index.ts';
-import { KernelError, type DeviceInfo, type DropReport, type Kernel } from '../kernel/index.ts';
+import type { AcceleratorOwner, LeaseRef } from '../crds/index.ts';
+import {
+  KernelError,
+  type DeviceInfo,
+  type DropReport,
+  type Kernel,
+} from '../device-sim/kernel/index.ts';
 import type { PendingRevoke } from './state.ts';
 
 /** The kernel's owner string for a lease: `namespace/name/uid` (none of the three holds a '/'). */

@@ -6,7 +6,7 @@
 // Set ADMITTED_PROPERTY_SEED to replay a run; the seed is printed on every run.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { arbitraryOf, objectMeta } from '../../../test/arbitrary.ts';
+import { arbitraryOf, objectMeta } from '../../test/arbitrary.ts';
 import {
   AcceleratorOwner,
   AcceleratorStatus,
@@ -14,7 +14,7 @@ import {
   DmaBufExportStatus,
   ExporterProfile,
   parseObject,
-} from '../../crds/index.ts';
+} from '../crds/index.ts';
 import { DEV, FakeNode } from './fixture.ts';
 
 const seed = Number(process.env.ADMITTED_PROPERTY_SEED ?? Math.floor(Math.random() * 2 ** 31));

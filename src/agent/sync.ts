@@ -1,8 +1,8 @@
 // One level-triggered pass over the node: from what the API server says (pods, exports,
 // spec.owner) to kernel state. Deterministic and free of I/O; the caller persists and publishes.
-import type { AcceleratorOwner, DmaBufExport, DmaBufImportGrant } from '../../crds/index.ts';
-import { allPins, type NodePinSource } from '../../agent/backend.ts';
-import { describePin } from '../kernel/index.ts';
+import type { AcceleratorOwner, DmaBufExport, DmaBufImportGrant } from '../crds/index.ts';
+import { allPins, type NodePinSource } from './backend.ts';
+import { describePin } from '../device-sim/kernel/index.ts';
 import {
   applyOwnerDecision,
   decideOwner,

@@ -2,7 +2,7 @@
 // checked by property over random epochs.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { Kernel, type DeviceInfo } from '../kernel/index.ts';
+import { Kernel, type DeviceInfo } from '../device-sim/kernel/index.ts';
 import {
   applyOwnerDecision,
   decideOwner,

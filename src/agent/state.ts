@@ -11,8 +11,8 @@ import {
 } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { z } from 'zod';
-import { ImporterKind, PodRef, type ExporterProfile } from '../../crds/index.ts';
-import { Kernel, type KernelOptions } from '../kernel/index.ts';
+import { ImporterKind, PodRef, type ExporterProfile } from '../crds/index.ts';
+import { Kernel, type KernelOptions } from '../device-sim/kernel/index.ts';
 
 export const STATE_VERSION = 1;
 

@@ -1,13 +1,8 @@
-// Entry point of the node agent (one per node): `node src/device-sim/agent/main.ts --node node-a`.
+// Entry point of the node agent (one per node): `node src/agent/main.ts --node node-a`.
 // A bad flag: one line, exit 2. Cannot start (API server unreachable, CRDs missing, bad state
 // file): one line, exit 1. SIGTERM or SIGINT: finish the current step, persist, exit 0.
-import {
-  FlagError,
-  createLogger,
-  exitWithUsageIfAsked,
-  prettyDestination,
-} from '../../kube/index.ts';
-import { linuxBackend } from '../../agent/backends/linux/index.ts';
+import { FlagError, createLogger, exitWithUsageIfAsked, prettyDestination } from '../kube/index.ts';
+import { linuxBackend } from './backends/linux/index.ts';
 import { startAgent } from './agent.ts';
 import { AGENT_FLAGS, parseAgentFlags, type AgentFlags } from './flags.ts';
 import { deviceName } from './state.ts';

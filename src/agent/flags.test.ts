@@ -1,6 +1,6 @@
 // The agent's command line: defaults, every value shape it accepts, and the one-line refusals.
 import { describe, expect, it } from 'vitest';
-import { FlagError } from '../../kube/index.ts';
+import { FlagError } from '../kube/index.ts';
 import { isLoopback, parseAgentFlags, parseBytes, parseHostPort } from './flags.ts';
 
 const refusal = (argv: string[]): string => {

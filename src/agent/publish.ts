@@ -13,14 +13,14 @@ import {
   type DmaBufExportStatus,
   type ExportPhase,
   type Pin,
-} from '../../crds/index.ts';
+} from '../crds/index.ts';
 import {
   describePin,
   pinsOnDrop,
   type AttachmentState,
   type Pin as KernelPin,
-} from '../kernel/index.ts';
-import { allPins, type NodePinSource } from '../../agent/backend.ts';
+} from '../device-sim/kernel/index.ts';
+import { allPins, type NodePinSource } from './backend.ts';
 import { leaseOfOwner } from './ownership.ts';
 import type { ExportPlan } from './realize.ts';
 import type { AgentState, ExportRecord } from './state.ts';

@@ -1,6 +1,6 @@
 // Fault injection on the node's kernel, driven by the admin API: hidden holders (a process
 // outside any pod that pins an export, as a leaked daemon or a debugger would) and slow revokes.
-import { KernelError } from '../kernel/index.ts';
+import { KernelError } from '../device-sim/kernel/index.ts';
 import type { AgentState, HiddenHolder } from './state.ts';
 
 export class FaultError extends Error {

@@ -17,7 +17,7 @@ import {
   type Condition,
   type DmaBufExportStatus,
   type ExporterProfile,
-} from '../../crds/index.ts';
+} from '../crds/index.ts';
 import {
   ACCELERATORS,
   DMABUF_EXPORTS,
@@ -34,8 +34,8 @@ import {
   startHttpServer,
   type ObjectLike,
   type RunningHttpServer,
-} from '../../kube/index.ts';
-import { simBackend, type NodeBackend } from '../../agent/backend.ts';
+} from '../kube/index.ts';
+import { simBackend, type NodeBackend } from './backend.ts';
 import { listenAdmin, type AdminServer, type AdminTarget } from './admin.ts';
 import type { HostPort } from './flags.ts';
 import { leaseOfOwner } from './ownership.ts';

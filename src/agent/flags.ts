@@ -2,9 +2,9 @@
 // whose message is the one line an operator sees before exit code 2.
 import { isIP } from 'node:net';
 import { z } from 'zod';
-import type { ExporterProfile } from '../../crds/index.ts';
-import { BACKEND_KINDS, type BackendKind } from '../../agent/backend.ts';
-import { FlagError, flag, parseDuration, parseFlags, type FlagSpec } from '../../kube/index.ts';
+import type { ExporterProfile } from '../crds/index.ts';
+import { BACKEND_KINDS, type BackendKind } from './backend.ts';
+import { FlagError, flag, parseDuration, parseFlags, type FlagSpec } from '../kube/index.ts';
 
 export interface HostPort {
   /** Empty string: every interface. */
