@@ -3,7 +3,6 @@
 // its limits, and says so when it cannot.
 import { describe, expect, it } from 'vitest';
 import type { AcceleratorLease, EvictionRecord } from '../src/crds/index.ts';
-import { isNotFound } from '../src/kube/index.ts';
 import { testNamespace } from './harness/index.ts';
 import {
   api,
@@ -14,6 +13,7 @@ import {
   getLease,
   GROUP,
   phaseIs,
+  podExists,
   ready,
   startAgent,
   startController,
@@ -30,16 +30,6 @@ interface Story {
   io: string;
   b: string;
   agent: Awaited<ReturnType<typeof startAgent>>;
-}
-
-async function podExists(ns: string, name: string): Promise<boolean> {
-  try {
-    await api('GET', `/api/v1/namespaces/${ns}/pods/${name}`);
-    return true;
-  } catch (err) {
-    if (isNotFound(err)) return false;
-    throw err;
-  }
 }
 
 /**

@@ -5,7 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import type { Accelerator, AcceleratorLease, DmaBufExport, Pin } from '../src/crds/index.ts';
-import { isNotFound, type KubeClient } from '../src/kube/index.ts';
+import type { KubeClient } from '../src/kube/index.ts';
 import { TEST_NAMESPACE_LABEL, testNamespace } from './harness/index.ts';
 import { identityOf, installChart, patch, refusal, tenantIn, type Release } from './stack/chart.ts';
 import {
@@ -17,6 +17,7 @@ import {
   GROUP,
   nodeBoundPod,
   phaseIs,
+  podExists,
   podManifest,
   ready,
   startAgent,
@@ -26,16 +27,6 @@ import {
 } from './stack/index.ts';
 
 const MERGE = 'application/merge-patch+json';
-
-async function podExists(ns: string, name: string): Promise<boolean> {
-  try {
-    await api('GET', `/api/v1/namespaces/${ns}/pods/${name}`);
-    return true;
-  } catch (err) {
-    if (isNotFound(err)) return false;
-    throw err;
-  }
-}
 
 /** The chart's agent identity for `node`: a token bound to a stand-in pod of its DaemonSet there. */
 async function agentFor(release: Release, node: string) {

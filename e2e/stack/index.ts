@@ -268,6 +268,17 @@ export function createLease(
   });
 }
 
+/** Does the pod exist (terminating included)? */
+export async function podExists(ns: string, name: string): Promise<boolean> {
+  try {
+    await api('GET', `/api/v1/namespaces/${ns}/pods/${name}`);
+    return true;
+  } catch (err) {
+    if (isNotFound(err)) return false;
+    throw err;
+  }
+}
+
 export const getLease = (ns: string, name: string) =>
   api<AcceleratorLease>('GET', `${GROUP}/namespaces/${ns}/acceleratorleases/${name}`);
 
