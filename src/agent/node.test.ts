@@ -462,6 +462,28 @@ describe('consent for importers in another namespace (DmaBufImportGrant)', () =>
     expect(s.device).toMatchObject({ phase: 'Owned', pins: [] });
   });
 
+  it('a grant created after the export attaches the importer then, and it pins like any other', () => {
+    const n = crossNamespace();
+    expect(states(n.step())).toEqual({ nic0: 'Failed', view: 'Attached' });
+    n.grant('team-io', ['team-a']);
+    const s = n.step();
+    expect(states(s)).toEqual({ nic0: 'Attached', view: 'Attached' });
+    expect(n.last?.notes.map((x) => x.event?.reason)).toContain('ImportersAttached');
+    n.own({ lease: B, epoch: 2 });
+    expect(n.step().device?.pins?.map((p) => p.importer)).toEqual(['nic0']);
+  });
+
+  it('a grant that comes after the owner changed attaches nothing to the old buffer', () => {
+    const n = crossNamespace();
+    n.step();
+    n.own({ epoch: 2 });
+    n.step();
+    n.grant('team-io', ['team-a']);
+    n.step();
+    expect(n.state.pods['pod-team-io-loader-0']).toBeUndefined();
+    expect(n.step().device).toMatchObject({ phase: 'Free', pins: [] });
+  });
+
   it('a grant whose podSelector leaves the pod out allows nothing to it', () => {
     const n = crossNamespace({ app: 'other' });
     n.grant('team-io', ['team-a'], { matchLabels: { app: 'loader' } });

@@ -18,7 +18,12 @@ export type RemotePod = { readonly nodeName: string | undefined } | 'missing';
 
 export type ImporterPlan =
   | { readonly importer: Importer; readonly pod: PodView }
-  | { readonly importer: Importer; readonly failure: string };
+  | {
+      readonly importer: Importer;
+      readonly failure: string;
+      /** Failed only for want of its namespace's consent: attached if a grant comes later. */
+      readonly awaitingConsent?: true;
+    };
 
 export type ExportPlan =
   | {
@@ -115,7 +120,7 @@ export function planExport(exp: DmaBufExport, ctx: PlanContext): ExportPlan {
   for (const importer of exp.spec.importers) {
     const refused = consentFailure(exp, importer, ctx.pods, ctx.grants);
     if (refused !== undefined) {
-      importers.push({ importer, failure: refused });
+      importers.push({ importer, failure: refused, awaitingConsent: true });
       continue;
     }
     const key = podKey(importer.pod);
@@ -208,19 +213,11 @@ export function realizeExport(
   }
   const epoch = kernel.device(device)?.epoch ?? 0;
   const attachments: AttachmentRecord[] = plan.importers.map((p) => {
-    const rec = { name: p.importer.name, kind: p.importer.kind, pod: p.importer.pod };
-    if ('failure' in p) return { ...rec, failed: p.failure };
-    const ipid = podProcess(state, p.pod);
-    const ownsFd = ipid !== pid;
-    const fd = ownsFd ? kernel.passFd(pid, exported.fd, ipid) : exported.fd;
-    try {
-      const att = kernel.attach(ipid, fd, p.importer.kind, p.importer.name);
-      return { ...rec, pid: ipid, fd, ownsFd, attachmentId: att.id };
-    } catch (err) {
-      // The importer could not use the fd it was sent, so it does not keep it either.
-      if (ownsFd) kernel.close(ipid, fd);
-      return { ...rec, pid: ipid, failed: failureOf(err) };
+    if ('failure' in p) {
+      const rec = { name: p.importer.name, kind: p.importer.kind, pod: p.importer.pod };
+      return { ...rec, failed: p.failure, ...(p.awaitingConsent && { awaitingConsent: true }) };
     }
+    return attachImporter(state, { pid, fd: exported.fd }, p.importer, p.pod);
   });
   const record: ExportRecord = {
     ...base,
@@ -231,6 +228,60 @@ export function realizeExport(
   };
   state.exports[uid] = record;
   return record;
+}
+
+/**
+ * The exporter (`pid` holding the buffer as `fd`) passes it to `pod`'s process, which attaches as
+ * `importer` says. An importer the kernel refuses is recorded as failed, with the kernel's reason.
+ */
+function attachImporter(
+  state: AgentState,
+  exporter: { readonly pid: number; readonly fd: number },
+  importer: Importer,
+  pod: PodView,
+): AttachmentRecord {
+  const { kernel } = state;
+  const rec = { name: importer.name, kind: importer.kind, pod: importer.pod };
+  const ipid = podProcess(state, pod);
+  const ownsFd = ipid !== exporter.pid;
+  const fd = ownsFd ? kernel.passFd(exporter.pid, exporter.fd, ipid) : exporter.fd;
+  try {
+    const att = kernel.attach(ipid, fd, importer.kind, importer.name);
+    return { ...rec, pid: ipid, fd, ownsFd, attachmentId: att.id };
+  } catch (err) {
+    // The importer could not use the fd it was sent, so it does not keep it either.
+    if (ownsFd) kernel.close(ipid, fd);
+    return { ...rec, pid: ipid, failed: failureOf(err) };
+  }
+}
+
+/**
+ * Importers that failed only for want of consent and now have it attach to the live export, as
+ * the workload would once allowed: the buffer still active, its owner the one it was exported
+ * under, the exporter still holding it and the importer's pod running here. Returns their names.
+ */
+export function attachConsented(
+  state: AgentState,
+  exp: DmaBufExport,
+  ctx: Pick<PlanContext, 'pods' | 'grants'>,
+): string[] {
+  const record = state.exports[exp.metadata.uid ?? ''];
+  const exporter = record?.exporter;
+  if (!record || !exporter || record.ino === undefined) return [];
+  const { kernel } = state;
+  const device = kernel.device(record.accelerator);
+  if (kernel.buffer(record.ino)?.state !== 'active' || device?.epoch !== record.epoch) return [];
+  if (!holdsBufferFd(state, exporter.pid, exporter.fd, record.ino)) return [];
+  const attached: string[] = [];
+  record.attachments = record.attachments.map((att) => {
+    if (!att.awaitingConsent || consentFailure(exp, att, ctx.pods, ctx.grants) !== undefined)
+      return att;
+    const pod = ctx.pods.get(podKey(att.pod));
+    if (pod?.phase !== 'Running') return att;
+    attached.push(att.name);
+    return attachImporter(state, exporter, att, pod);
+  });
+  return attached;
 }
 
 /** Does `pid` still hold `fd`, open on buffer `ino`? (Guards against a reused fd number.) */

@@ -35,6 +35,8 @@ export const AttachmentRecord = z.object({
   ownsFd: z.boolean().optional(),
   attachmentId: z.int().min(1).optional(),
   failed: z.string().optional(),
+  /** Failed only for want of its namespace's consent: it attaches if a grant comes later. */
+  awaitingConsent: z.boolean().optional(),
 });
 export type AttachmentRecord = z.infer<typeof AttachmentRecord>;
 

@@ -12,6 +12,7 @@ import {
 } from './ownership.ts';
 import { exitPod, vanishedPods, type PodView } from './processes.ts';
 import {
+  attachConsented,
   consentFailure,
   planExport,
   realizeExport,
@@ -223,6 +224,24 @@ export function syncNode(state: AgentState, observed: Observed): SyncResult {
     }
   }
 
+  for (const exp of mine) {
+    const attached = attachConsented(state, exp, { pods, grants: observed.grants });
+    if (attached.length === 0) continue;
+    const name = `${exp.metadata.namespace ?? ''}/${exp.metadata.name ?? ''}`;
+    notes.push({
+      level: 'info',
+      msg: 'importers attached once their namespace consented',
+      fields: { export: name, importers: attached },
+      event: {
+        kind: 'DmaBufExport',
+        ...(exp.metadata.namespace !== undefined && { namespace: exp.metadata.namespace }),
+        name: exp.metadata.name ?? '',
+        type: 'Normal',
+        reason: 'ImportersAttached',
+        note: `${attached.join(', ')} attached once a DmaBufImportGrant allowed them`,
+      },
+    });
+  }
   const withdrawn = withdrawnConsents(state, byUid, pods, observed.grants);
   return { devices, waiting, exports: byUid, withdrawn, wakeAt, notes };
 }
