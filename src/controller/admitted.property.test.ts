@@ -145,7 +145,6 @@ const world = fc
       pods.set(`${pin.pod.namespace}/${pin.pod.name}`, {
         uid: pin.podUID ?? `pod-uid-${i}`,
         nodeName: spec.node,
-        creationTimestamp: iso(NOW - 3_600_000),
         ...(fate === 'terminating' && { deletionTimestamp: iso(NOW) }),
       });
     });

@@ -560,7 +560,6 @@ export class LeaseController {
           uid: p.metadata.uid,
           nodeName: p.spec?.nodeName,
           deletionTimestamp: p.metadata.deletionTimestamp,
-          creationTimestamp: p.metadata.creationTimestamp,
         };
       },
     };

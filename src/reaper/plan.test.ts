@@ -193,9 +193,8 @@ describe('planEvictions', () => {
   });
 
   it('never plans a pod created after the pin it is named in was taken', () => {
-    const pods = new Map<string, PodState>([
-      ['a/x', { uid: 'u2', nodeName: NODE, creationTimestamp: iso(T0) }],
-    ]);
+    // The pin names the earlier pod of that name by its uid.
+    const pods = new Map<string, PodState>([['a/x', { uid: 'u2', nodeName: NODE }]]);
     const plan = planEvictions(base([pin('rdma-mr', 'a/x')], { pods }));
     expect(plan.evict).toEqual([]);
     expect(plan.inProgress[0]?.kind).toBe('gone');
@@ -275,7 +274,6 @@ const world: fc.Arbitrary<World> = fc
           uid: s.state === 'replaced' ? `uid-${ns}-${p}-2` : `uid-${ns}-${p}`,
           nodeName: s.node,
           ...(s.state === 'terminating' && { deletionTimestamp: iso(T0) }),
-          ...(s.state === 'replaced' && { creationTimestamp: iso(T0) }),
         });
       }),
     );

@@ -9,8 +9,6 @@ export interface PodState {
   /** spec.nodeName: a pin is only believed of a pod bound to the accelerator's own node. */
   readonly nodeName: string | undefined;
   readonly deletionTimestamp?: string | Date | undefined;
-  /** Lets the planner tell a replacement pod from the one whose pins it sees. */
-  readonly creationTimestamp?: string | Date | undefined;
 }
 
 /** Pods by `namespace/name`: a Map, or a view over the runtime's pod cache. */
@@ -88,8 +86,6 @@ export interface PlanInput {
 
 export const podKey = (ref: PodRef): string => `${ref.namespace}/${ref.name}`;
 const byText = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
-const ms = (t: string | Date | undefined): number | undefined =>
-  t === undefined ? undefined : new Date(t).getTime();
 
 /**
  * Pins that keep an owner older than spec.owner's epoch alive: what blocks the handoff.
@@ -177,11 +173,6 @@ export function planEvictions(input: PlanInput): Plan {
   const used = counted.size;
   const left = Math.max(0, limit - used);
   const activeUids = new Set(records.filter(isActive).map((r) => r.uid));
-  const recordedUids = new Map<string, Set<string>>();
-  for (const r of records) {
-    const key = podKey(r.pod);
-    recordedUids.set(key, (recordedUids.get(key) ?? new Set()).add(r.uid));
-  }
 
   const unresolvable: UnresolvablePin[] = [];
   const groups = new Map<string, { pod: PodRef; pins: Pin[] }>();
@@ -231,21 +222,8 @@ export function planEvictions(input: PlanInput): Plan {
       gone(ref, replacedUid, held, `${why}; waiting for the node to report the exit`);
       continue;
     }
-    const otherUids = [...(recordedUids.get(key) ?? [])].filter((u) => u !== pod.uid).sort();
-    if (otherUids.length > 0) {
-      gone(ref, otherUids[0], held, `pod ${key} was replaced; waiting for the old pod's exit`);
-      continue;
-    }
-    // A pod created after a pin was taken cannot hold it: an earlier pod of that name did.
-    const created = ms(pod.creationTimestamp);
-    const earlier = created === undefined ? [] : held.filter((p) => (ms(p.since) ?? 0) < created);
-    const own = held.filter((p) => !earlier.includes(p));
-    if (earlier.length > 0) {
-      gone(ref, undefined, earlier, `an earlier pod named ${key} is gone; waiting for its exit`);
-    }
-    if (own.length === 0) continue;
-    const { rank, reason } = rankAndReason(key, own, exporterOf);
-    const entry = { pod: ref, uid: pod.uid, rank, reason, pins: own };
+    const { rank, reason } = rankAndReason(key, held, exporterOf);
+    const entry = { pod: ref, uid: pod.uid, rank, reason, pins: held };
     if (activeUids.has(pod.uid)) inProgress.push({ ...entry, kind: 'ours' });
     else if (input.evictingElsewhere.has(pod.uid)) inProgress.push({ ...entry, kind: 'elsewhere' });
     else if (pod.deletionTimestamp !== undefined)

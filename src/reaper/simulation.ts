@@ -639,7 +639,6 @@ export class World {
           p.state ??= {
             uid: p.uid,
             nodeName: NODE,
-            creationTimestamp: new Date(p.created).toISOString(),
             ...(p.deletedAt !== undefined && {
               deletionTimestamp: new Date(p.deletedAt).toISOString(),
             }),
