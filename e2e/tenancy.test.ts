@@ -69,7 +69,8 @@ function post(client: KubeClient, path: string, body: Record<string, unknown>) {
   return client.request({ method: 'POST', path, body });
 }
 
-function lease(ns: string, name: string, accel: string, revocation = {}) {
+/** A lease with no grace for its predecessor; `spec` overrides any of its fields. */
+function lease(ns: string, name: string, accel: string, spec: Record<string, unknown> = {}) {
   return {
     apiVersion: 'accel.dmabuf.io/v1alpha1',
     kind: 'AcceleratorLease',
@@ -77,23 +78,37 @@ function lease(ns: string, name: string, accel: string, revocation = {}) {
     spec: {
       accelerator: accel,
       holder: { podSelector: { matchLabels: { app: name } } },
-      revocation: { gracePeriodSeconds: 0, maxEvictions: 5, ...revocation },
+      revocation: { gracePeriodSeconds: 0, maxEvictions: 5 },
+      ...spec,
     },
   };
 }
 
-const exportOf = (ns: string, accel: string, importers: unknown[]) => ({
-  apiVersion: 'accel.dmabuf.io/v1alpha1',
-  kind: 'DmaBufExport',
-  metadata: { name: 'weights', namespace: ns },
-  spec: {
-    accelerator: accel,
-    lease: 'first',
-    exporter: { pod: 'trainer-0' },
-    sizeBytes: 1 << 20,
-    importers,
-  },
-});
+/** trainer-0's export `name` under lease `first`; `spec` overrides any of its fields. */
+function exportOf(
+  ns: string,
+  accel: string,
+  importers: unknown[],
+  opts: { name?: string; labels?: Record<string, string>; spec?: Record<string, unknown> } = {},
+) {
+  return {
+    apiVersion: 'accel.dmabuf.io/v1alpha1',
+    kind: 'DmaBufExport',
+    metadata: {
+      name: opts.name ?? 'weights',
+      namespace: ns,
+      ...(opts.labels && { labels: opts.labels }),
+    },
+    spec: {
+      accelerator: accel,
+      lease: 'first',
+      exporter: { pod: 'trainer-0' },
+      sizeBytes: 1 << 20,
+      importers,
+      ...opts.spec,
+    },
+  };
+}
 
 const getExport = (ns: string) =>
   api<DmaBufExport>('GET', `${GROUP}/namespaces/${ns}/dmabufexports/weights`);
@@ -215,10 +230,11 @@ describe('tenancy', () => {
       },
       spec: { node: nodeB, index: 0, model: 'gaudi2', memoryBytes: 1 << 30 },
     });
-    await api('POST', `${GROUP}/namespaces/${ns}/dmabufexports`, {
-      ...exportOf(ns, other, []),
-      metadata: { name: 'weights', namespace: ns, labels: release.guardLabel },
-    });
+    await api(
+      'POST',
+      `${GROUP}/namespaces/${ns}/dmabufexports`,
+      exportOf(ns, other, [], { labels: release.guardLabel }),
+    );
     const onlyOwn = `the accel-lease node agent of node ${nodeA} may write only its own node's Accelerators`;
     const attempts: [string, () => Promise<unknown>][] = [
       [
@@ -387,17 +403,15 @@ describe('admitted extremes', () => {
     const first = longest('a');
     const leases = `${GROUP}/namespaces/${ns}/acceleratorleases`;
     const tooLong = await refusal(
-      api('POST', leases, {
-        ...lease(ns, 'never', accel),
-        spec: { ...lease(ns, 'never', accel).spec, duration: '9999999999h' },
-      }),
+      api('POST', leases, lease(ns, 'never', accel, { duration: '9999999999h' })),
     );
     expect(tooLong.code).toBe(422);
     expect(tooLong.message).toContain('spec.duration');
-    await api('POST', leases, {
-      ...lease(ns, first, accel),
-      spec: { ...lease(ns, first, accel).spec, holder, duration: '8760h', priority: 1000000 },
-    });
+    await api(
+      'POST',
+      leases,
+      lease(ns, first, accel, { holder, duration: '8760h', priority: 1000000 }),
+    );
     const granted = await phaseIs(ns, first, 'Granted');
     expect(Date.parse(granted.status?.expiresAt ?? '')).toBeGreaterThan(
       Date.now() + 8759 * 3_600_000,
@@ -405,23 +419,21 @@ describe('admitted extremes', () => {
     await createPod(ns, 'trainer-0', node);
     await createPod(ns, 'loader-0', node);
     const weights = longest('w');
-    await api('POST', `${GROUP}/namespaces/${ns}/dmabufexports`, {
-      ...exportOf(ns, accel, [
-        { name: 'nic0', kind: 'rdma-mr', pod: { namespace: ns, name: 'loader-0' } },
-      ]),
-      metadata: { name: weights, namespace: ns },
-      spec: {
-        ...exportOf(ns, accel, []).spec,
-        lease: first,
-        importers: [{ name: 'nic0', kind: 'rdma-mr', pod: { namespace: ns, name: 'loader-0' } }],
-      },
-    });
+    const nic0 = { name: 'nic0', kind: 'rdma-mr', pod: { namespace: ns, name: 'loader-0' } };
+    await api(
+      'POST',
+      `${GROUP}/namespaces/${ns}/dmabufexports`,
+      exportOf(ns, accel, [nic0], { name: weights, spec: { lease: first } }),
+    );
     // Larger than any device: the export fails for good, and nothing else does.
-    await api('POST', `${GROUP}/namespaces/${ns}/dmabufexports`, {
-      ...exportOf(ns, accel, []),
-      metadata: { name: 'huge', namespace: ns },
-      spec: { ...exportOf(ns, accel, []).spec, lease: first, sizeBytes: Number.MAX_SAFE_INTEGER },
-    });
+    await api(
+      'POST',
+      `${GROUP}/namespaces/${ns}/dmabufexports`,
+      exportOf(ns, accel, [], {
+        name: 'huge',
+        spec: { lease: first, sizeBytes: Number.MAX_SAFE_INTEGER },
+      }),
+    );
     await waitFor('the long-named export Active', async () => {
       const e = await api<DmaBufExport>(
         'GET',
@@ -433,10 +445,7 @@ describe('admitted extremes', () => {
       const e = await api<DmaBufExport>('GET', `${GROUP}/namespaces/${ns}/dmabufexports/huge`);
       return e.status?.phase === 'Failed';
     });
-    await api('POST', leases, {
-      ...lease(ns, longest('b'), accel),
-      spec: { ...lease(ns, longest('b'), accel).spec, holder },
-    });
+    await api('POST', leases, lease(ns, longest('b'), accel, { holder }));
     await api('DELETE', `${leases}/${first}`);
     // With no grace the reaper acts on the pin as soon as the agent reports it, so the pin is
     // seen through the eviction it caused: its reason names the export of the longest name.
