@@ -17,6 +17,8 @@ import {
   type Condition,
   type DmaBufExportStatus,
   type ExporterProfile,
+  podKey,
+  preciseTime,
 } from '../crds/index.ts';
 import {
   ACCELERATORS,
@@ -41,7 +43,7 @@ import type { HostPort } from './flags.ts';
 import { leaseOfOwner } from './ownership.ts';
 import type { PodView } from './processes.ts';
 import { publish } from './publish.ts';
-import { importersOffNode, podKey, type RemotePod } from './realize.ts';
+import { importersOffNode, type RemotePod } from './realize.ts';
 import {
   ensureDevices,
   newState,
@@ -115,7 +117,6 @@ export class AgentStartError extends Error {
 }
 
 const GiB = 2 ** 30;
-const iso = (ms: number) => new Date(ms).toISOString();
 
 /** The deepest cause's message: "connect ECONNREFUSED 127.0.0.1:1" rather than "fetch failed". */
 export function rootMessage(err: unknown): string {
@@ -665,7 +666,7 @@ export async function startAgent(options: AgentOptions): Promise<AgentHandle> {
       }
       if (!heartbeat && appliedAccel.get(name)?.key === key) continue;
       try {
-        await applyAcceleratorStatus(name, { ...status, heartbeatTime: iso(now) });
+        await applyAcceleratorStatus(name, { ...status, heartbeatTime: preciseTime(now) });
         appliedAccel.set(name, { key, status });
         metrics.writes.inc({ resource: 'accelerators', result: 'success' });
       } catch (err) {

@@ -13,6 +13,7 @@ import {
   type DmaBufExportStatus,
   type ExportPhase,
   type Pin,
+  preciseTime,
 } from '../crds/index.ts';
 import {
   describePin,
@@ -54,8 +55,6 @@ export interface Published {
   /** By DmaBufExport uid. */
   readonly exportStatuses: Map<string, ExportStatusUpdate>;
 }
-
-const iso = (ms: number) => new Date(ms).toISOString();
 
 export function publish(state: AgentState, ctx: PublishContext): Published {
   const exportByIno = new Map<number, string>();
@@ -109,7 +108,7 @@ export function statusPin(
     pid: pin.pid,
     comm: pin.comm.slice(0, 64),
     epoch: pin.epoch,
-    since: iso(pin.since),
+    since: preciseTime(pin.since),
   };
 }
 
@@ -159,7 +158,7 @@ function acceleratorStatus(
       type: 'OwnerApplied',
       status: 'False',
       reason: 'Revoking',
-      message: `revoking ${enforced} (epoch ${device.epoch}) before applying epoch ${revoke.epoch}; done at ${iso(revoke.deadline)}`,
+      message: `revoking ${enforced} (epoch ${device.epoch}) before applying epoch ${revoke.epoch}; done at ${preciseTime(revoke.deadline)}`,
     };
   } else if (
     result?.decision.action === 'wait-pins' ||
@@ -205,7 +204,7 @@ function acceleratorStatus(
     conditions: setConditions(
       ctx.previousConditions.accelerators.get(name),
       [applied, pinned, ...observedCondition(ctx.nodePins, blocked)],
-      iso(ctx.now),
+      preciseTime(ctx.now),
     ),
   };
 }
@@ -269,7 +268,7 @@ function realizedStatus(
             message: record.failed ?? 'not exported',
           }),
         ],
-        iso(now),
+        preciseTime(now),
       ),
       ...(generation !== undefined && { observedGeneration: generation }),
     };
@@ -370,7 +369,7 @@ function realizedStatus(
         ),
         ...consent,
       ],
-      iso(now),
+      preciseTime(now),
     ),
     ...(generation !== undefined && { observedGeneration: generation }),
   };
@@ -397,7 +396,7 @@ function pendingStatus(
           ...(generation !== undefined && { observedGeneration: generation }),
         },
       ],
-      iso(now),
+      preciseTime(now),
     ),
     ...(generation !== undefined && { observedGeneration: generation }),
   };

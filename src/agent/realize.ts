@@ -7,6 +7,7 @@ import {
   type DmaBufImportGrant,
   type Importer,
   type PodRef,
+  podKey,
 } from '../crds/index.ts';
 import { KernelError, type DeviceInfo } from '../device-sim/kernel/index.ts';
 import { leaseOfOwner } from './ownership.ts';
@@ -48,8 +49,6 @@ export interface PlanContext {
   /** Every DmaBufImportGrant: an importer in another namespace needs one in its own. */
   readonly grants: readonly DmaBufImportGrant[];
 }
-
-export const podKey = (ref: PodRef): string => `${ref.namespace}/${ref.name}`;
 
 /**
  * Why `importer` of `exp` may not attach, when its namespace has not consented to imports from

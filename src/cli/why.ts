@@ -9,6 +9,7 @@ import {
   type EvictionRecord,
   type ExporterProfile,
   type Pin,
+  timeMs,
 } from '../crds/index.ts';
 import { CORDON_ANNOTATION } from '../crds/index.ts';
 import {
@@ -127,9 +128,6 @@ const REVOCABLE: Readonly<Record<ExporterProfile, readonly Pin['kind'][]>> = {
 /** An agent that has not reported for this long is probably not running. */
 const STALE_HEARTBEAT_MS = 60_000;
 
-const ms = (t: string | Date | undefined): number | undefined =>
-  t === undefined ? undefined : new Date(t).getTime();
-
 /** "10:03:12 UTC" on the day of `now`, else "2026-11-26 10:03:12 UTC". */
 export function clock(t: number, now: number): string {
   const at = new Date(t).toISOString();
@@ -241,7 +239,9 @@ interface PinContext {
 function graceEnd(owner: AcceleratorLease | undefined): number | undefined {
   const blocked = findCondition(owner?.status?.conditions, 'Blocked');
   if (!owner || blocked?.status !== 'True') return undefined;
-  return (ms(blocked.lastTransitionTime) ?? 0) + owner.spec.revocation.gracePeriodSeconds * 1000;
+  return (
+    (timeMs(blocked.lastTransitionTime) ?? 0) + owner.spec.revocation.gracePeriodSeconds * 1000
+  );
 }
 
 function pinLink(pin: Pin, ctx: PinContext): PinLink {
@@ -339,7 +339,7 @@ function pinLink(pin: Pin, ctx: PinContext): PinLink {
 
 /** " (its last heartbeat was 5m ago: is the agent running?)" when the agent went quiet. */
 function quietAgent(device: DeviceLink, now: number): string {
-  const beat = ms(device.heartbeatTime ?? undefined);
+  const beat = timeMs(device.heartbeatTime ?? undefined);
   if (beat === undefined || now - beat < STALE_HEARTBEAT_MS) return '';
   return `; its last heartbeat was ${span(now - beat)} ago: is the agent running?`;
 }
@@ -531,7 +531,7 @@ export function whyExitCode(chain: WhyChain): 0 | 1 | 3 {
 
 function leaseLine(l: LeaseLink, now: number): string {
   const key = `lease ${l.namespace}/${l.name}`;
-  const at = (t: string) => clock(ms(t) ?? 0, now);
+  const at = (t: string) => clock(timeMs(t) ?? 0, now);
   if (l.accelerator === null) {
     return `${key}: ${l.phase}, not placed (selector ${l.selector ?? '<none>'}, priority ${l.priority})`;
   }
@@ -568,7 +568,7 @@ function pinLines(p: PinLink, now: number): string[] {
       ? 'no eviction recorded'
       : `eviction ${p.eviction.result}${p.eviction.message !== null ? `: ${p.eviction.message}` : ''}`;
   return [
-    `   -> pin of epoch ${p.epoch} since ${clock(ms(p.since) ?? 0, now)}: ${p.buffer}`,
+    `   -> pin of epoch ${p.epoch} since ${clock(timeMs(p.since) ?? 0, now)}: ${p.buffer}`,
     `      -> ${importer}, ${p.revocable ? 'revocable' : 'not revocable'}`,
     `      -> ${holder}${comm}`,
     ...(p.pod !== null ? [`      -> ${eviction}`] : []),

@@ -19,6 +19,8 @@ import {
   MAX_EPOCH,
   MAX_TIME_MS,
   parseDuration,
+  kubeTime,
+  timeMsOrZero,
 } from '../crds/index.ts';
 
 export const FINALIZER = 'accel.dmabuf.io/finalizer';
@@ -56,8 +58,6 @@ export interface Decision {
 }
 
 const uidOf = (l: AcceleratorLease) => l.metadata.uid ?? '';
-const ms = (t: string | Date | undefined) => (t === undefined ? 0 : new Date(t).getTime());
-const iso = (t: number) => new Date(t).toISOString().replace(/\.\d{3}Z$/, 'Z');
 
 export const leaseRef = (l: AcceleratorLease): LeaseRef => ({
   namespace: l.metadata.namespace ?? '',
@@ -161,7 +161,7 @@ export function decide(
   leases: readonly AcceleratorLease[],
   now: number,
 ): Decision {
-  const nowIso = iso(now);
+  const nowIso = kubeTime(now);
   const name = accelerator.metadata.name ?? '';
   const actions: Action[] = [];
   const statusWrites: Action[] = [];
@@ -213,7 +213,9 @@ export function decide(
         const grantedAt = lease.status?.grantedAt ?? nowIso;
         // Clamped: a grant late in year 9999 still gets an expiry the schema can hold.
         const exp = lease.spec.duration
-          ? iso(Math.min(ms(grantedAt) + parseDuration(lease.spec.duration), MAX_TIME_MS))
+          ? kubeTime(
+              Math.min(timeMsOrZero(grantedAt) + parseDuration(lease.spec.duration), MAX_TIME_MS),
+            )
           : undefined;
         want = {
           phase: 'Granted',
@@ -411,7 +413,7 @@ function decideExhausted(
   leases: readonly AcceleratorLease[],
   now: number,
 ): Decision {
-  const nowIso = iso(now);
+  const nowIso = kubeTime(now);
   const name = accelerator.metadata.name ?? '';
   const referenced = new Set(
     [accelerator.spec.owner?.lease?.uid, accelerator.status?.owner?.lease?.uid].filter(
@@ -463,7 +465,7 @@ export function decideMissing(
   leases: readonly AcceleratorLease[],
   now: number,
 ): Decision {
-  const nowIso = iso(now);
+  const nowIso = kubeTime(now);
   const actions: Action[] = [];
   for (const lease of leases) {
     if (lease.metadata.deletionTimestamp) {

@@ -20,6 +20,7 @@ import {
   type EvictionRecord,
   type AcceleratorLeaseStatus,
   type AcceleratorOwner,
+  kubeTime,
 } from '../crds/index.ts';
 import {
   ACCELERATOR_LEASES,
@@ -78,7 +79,6 @@ const push = <T>(m: Map<string, T[]>, k: string, v: T) => {
 /** Reaper states of a handoff that is not (or no longer) held up by pins. */
 const NOT_STUCK: ReadonlySet<ReapState> = new Set(['Off', 'NotStuck', 'Resolved']);
 const present = <T>(xs: (T | undefined)[]): T[] => xs.filter((x): x is T => x !== undefined);
-const iso = (t: number) => new Date(t).toISOString().replace(/\.\d{3}Z$/, 'Z');
 
 export class LeaseController {
   readonly accelerators: Informer<Accelerator>;
@@ -457,7 +457,7 @@ export class LeaseController {
     signal: AbortSignal,
   ): Promise<{ requeueAfter?: number } | void> {
     const now = this.clock.now();
-    const nowIso = iso(now);
+    const nowIso = kubeTime(now);
     const at = new Date(now).toISOString();
     if (key === LIMITS_KEY) {
       await execute(overLimitActions(this.admitted().over, nowIso), writes, this.opts.events, at);

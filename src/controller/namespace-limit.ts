@@ -7,6 +7,7 @@ import {
   setConditions,
   type AcceleratorLease,
   type AcceleratorLeaseStatus,
+  timeMsOrZero,
 } from '../crds/index.ts';
 import { sameStatus, type Action } from './arbiter.ts';
 
@@ -22,8 +23,6 @@ export interface OverLimit {
   limit: NamespaceLimit;
   within: readonly string[];
 }
-
-const ms = (t: string | Date | undefined) => (t === undefined ? 0 : new Date(t).getTime());
 
 /**
  * The leases beyond their namespace's limit, by uid; `limitOf` undefined: no limit. Leases that
@@ -54,7 +53,7 @@ export function overNamespaceLimit(
     const ordered = [...list].sort(
       (a, b) =>
         Number(kept(b)) - Number(kept(a)) ||
-        ms(a.metadata.creationTimestamp) - ms(b.metadata.creationTimestamp) ||
+        timeMsOrZero(a.metadata.creationTimestamp) - timeMsOrZero(b.metadata.creationTimestamp) ||
         leaseKey(a).localeCompare(leaseKey(b)),
     );
     const places = Math.max(limit.maxLeases, ordered.filter(kept).length);

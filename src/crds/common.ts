@@ -138,6 +138,9 @@ export const PodRef = z
   .strict();
 export type PodRef = z.infer<typeof PodRef>;
 
+/** A pod's namespace/name: the key pods are cached and compared by. */
+export const podKey = (ref: PodRef): string => `${ref.namespace}/${ref.name}`;
+
 export const LeaseRef = z
   .object({
     namespace: NamespaceName,

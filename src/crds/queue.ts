@@ -1,13 +1,12 @@
 // Who waits for which device, and in what order (docs/design.md section 4): priority, then age.
 // The controller arbitrates by these rules and the plugin explains them, from one definition.
+import { timeMsOrZero } from './time.ts';
 import type { Accelerator } from './accelerator.ts';
 import { parseDuration } from './common.ts';
 import type { AcceleratorLease } from './lease.ts';
 
 export const leaseKey = (l: AcceleratorLease): string =>
   `${l.metadata.namespace ?? ''}/${l.metadata.name ?? ''}`;
-
-const ms = (t: string | Date | undefined): number => (t === undefined ? 0 : new Date(t).getTime());
 
 /** The device a lease waits for: named in its spec, or chosen by placement (status). */
 export function targetOf(lease: AcceleratorLease): string | undefined {
@@ -16,9 +15,9 @@ export function targetOf(lease: AcceleratorLease): string | undefined {
 
 /** When a granted lease runs out: status.expiresAt, else grantedAt + duration. */
 export function leaseExpiry(lease: AcceleratorLease): number | undefined {
-  if (lease.status?.expiresAt) return ms(lease.status.expiresAt);
+  if (lease.status?.expiresAt) return timeMsOrZero(lease.status.expiresAt);
   if (!lease.spec.duration || !lease.status?.grantedAt) return undefined;
-  return ms(lease.status.grantedAt) + parseDuration(lease.spec.duration);
+  return timeMsOrZero(lease.status.grantedAt) + parseDuration(lease.spec.duration);
 }
 
 /** Released, expired or failed: it neither holds nor waits for a device any more. */
@@ -37,7 +36,7 @@ export const isLive = (lease: AcceleratorLease, now: number): boolean =>
 export function queueOrder(a: AcceleratorLease, b: AcceleratorLease): number {
   return (
     b.spec.priority - a.spec.priority ||
-    ms(a.metadata.creationTimestamp) - ms(b.metadata.creationTimestamp) ||
+    timeMsOrZero(a.metadata.creationTimestamp) - timeMsOrZero(b.metadata.creationTimestamp) ||
     leaseKey(a).localeCompare(leaseKey(b))
   );
 }

@@ -19,3 +19,6 @@ export function fitText(text: string, max: number): string {
   if (last >= 0xd800 && last <= 0xdbff) cut = cut.slice(0, -1);
   return cut + MARK;
 }
+
+/** Code-unit order, the same on every machine (localeCompare is not): for stable sorting. */
+export const compareText = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);

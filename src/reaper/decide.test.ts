@@ -15,12 +15,11 @@ import {
   type ReapDecision,
   type ReapInput,
 } from './decide.ts';
-import { CORDON_ANNOTATION } from '../crds/index.ts';
+import { CORDON_ANNOTATION, kubeTime } from '../crds/index.ts';
 import type { ReaperEffect } from './effects.ts';
 import {
   ACCEL,
   exportOf,
-  iso,
   NODE,
   pin,
   podsOf,
@@ -143,7 +142,7 @@ describe('reap', () => {
     pods.set('team-io/loader-0', {
       uid: 'uid-loader-0',
       nodeName: NODE,
-      deletionTimestamp: iso(GRACE_END),
+      deletionTimestamp: kubeTime(GRACE_END),
     });
     for (const now of [GRACE_END + 2000, GRACE_END + 60_000]) {
       d = reap(input({ lease, pods, now }));
@@ -162,16 +161,16 @@ describe('reap', () => {
       uid: 'uid-loader-0',
       reason: 'r',
       result: 'Evicting',
-      started: iso(GRACE_END),
+      started: kubeTime(GRACE_END),
       attempts: 1,
-      lastAttemptTime: iso(GRACE_END),
-      message: `attempt 1 at ${iso(GRACE_END)}: eviction accepted`,
+      lastAttemptTime: kubeTime(GRACE_END),
+      message: `attempt 1 at ${kubeTime(GRACE_END)}: eviction accepted`,
     };
     const lease = waitingLease({ blockedAt: T0, evictions: [rec] });
     const terminating = new Map<string, PodState>([
       [
         'team-io/loader-0',
-        { uid: 'uid-loader-0', nodeName: NODE, deletionTimestamp: iso(GRACE_END) },
+        { uid: 'uid-loader-0', nodeName: NODE, deletionTimestamp: kubeTime(GRACE_END) },
       ],
     ]);
     expect(reap(input({ lease, pods: terminating })).leaseStatus?.evictions).toEqual([rec]);
@@ -197,8 +196,8 @@ describe('reap', () => {
       uid: 'uid-loader-0',
       reason: 'r',
       result: 'Evicted',
-      started: iso(GRACE_END),
-      finished: iso(GRACE_END + 5000),
+      started: kubeTime(GRACE_END),
+      finished: kubeTime(GRACE_END + 5000),
     };
     const lease = waitingLease({ blockedAt: T0, evictions: [rec] });
     const pods = podsOf('team-a/viewer-0', 'team-a/trainer-0');
@@ -258,10 +257,10 @@ describe('reap', () => {
       uid: 'uid-loader-0',
       reason: 'r',
       result: 'Evicting',
-      started: iso(GRACE_END),
+      started: kubeTime(GRACE_END),
       attempts: 1,
-      lastAttemptTime: iso(GRACE_END),
-      message: `attempt 1 at ${iso(GRACE_END)}: eviction requested`,
+      lastAttemptTime: kubeTime(GRACE_END),
+      message: `attempt 1 at ${kubeTime(GRACE_END)}: eviction requested`,
     };
     const lease = waitingLease({ blockedAt: T0, evictions: [rec] });
     expect(evicted(reap(input({ lease, now: GRACE_END + 4000 })))).toEqual([]);
@@ -274,17 +273,17 @@ describe('reap', () => {
       uid: 'uid-loader-0',
       reason: 'r',
       result: 'Evicting',
-      started: iso(GRACE_END),
+      started: kubeTime(GRACE_END),
       attempts: 1,
-      lastAttemptTime: iso(GRACE_END),
-      message: `attempt 1 at ${iso(GRACE_END)}: eviction accepted`,
+      lastAttemptTime: kubeTime(GRACE_END),
+      message: `attempt 1 at ${kubeTime(GRACE_END)}: eviction accepted`,
     };
     const lease = waitingLease({ blockedAt: T0, evictions: [rec] });
     const pods = podsOf('team-a/viewer-0', 'team-a/trainer-0');
     pods.set('team-io/loader-0', {
       uid: 'uid-loader-0',
       nodeName: NODE,
-      deletionTimestamp: iso(GRACE_END),
+      deletionTimestamp: kubeTime(GRACE_END),
     });
     const at = (onDeadline: 'Wait' | 'Delete' | 'ForceDelete', now = GRACE_END + 60_000) =>
       reap(input({ lease, pods, now, policy: policy({ evictionDeadlineMs: 60_000, onDeadline }) }));
@@ -388,7 +387,7 @@ describe('reap', () => {
       uid: 'uid-loader-0',
       reason: 'r',
       result: 'Evicted',
-      finished: iso(GRACE_END),
+      finished: kubeTime(GRACE_END),
     };
     const lease = waitingLease({ blockedAt: T0, evictions: [rec], maxEvictions: 1 });
     const d = reap(
@@ -474,10 +473,10 @@ describe('reap, when the blocking set changes under it', () => {
     uid: `uid-${pod}`,
     reason: 'r',
     result,
-    started: iso(GRACE_END),
+    started: kubeTime(GRACE_END),
     attempts: 1,
-    lastAttemptTime: iso(GRACE_END),
-    message: `attempt 1 at ${iso(GRACE_END)}: refused by a PodDisruptionBudget (429): no`,
+    lastAttemptTime: kubeTime(GRACE_END),
+    message: `attempt 1 at ${kubeTime(GRACE_END)}: refused by a PodDisruptionBudget (429): no`,
   });
 
   it('abandons a refused eviction once the pod let go of its pins by itself', () => {
@@ -488,8 +487,8 @@ describe('reap, when the blocking set changes under it', () => {
     expect(evicted(d)).toEqual([]);
     expect(d.leaseStatus?.evictions?.[0]).toMatchObject({
       result: 'Refused',
-      finished: iso(GRACE_END + 60_000),
-      message: `abandoned at ${iso(GRACE_END + 60_000)}: the pod no longer holds a pin of an earlier epoch`,
+      finished: kubeTime(GRACE_END + 60_000),
+      message: `abandoned at ${kubeTime(GRACE_END + 60_000)}: the pod no longer holds a pin of an earlier epoch`,
     });
     // It still counts against the budget: a request was made.
     expect(d.plan?.budget.used).toBe(1);
@@ -502,7 +501,7 @@ describe('reap, when the blocking set changes under it', () => {
     pods.set('team-io/loader-0', {
       uid: 'uid-loader-0',
       nodeName: NODE,
-      deletionTimestamp: iso(GRACE_END),
+      deletionTimestamp: kubeTime(GRACE_END),
     });
     const d = reap(input({ lease, pods, now: GRACE_END + 1000 }));
     expect(d.leaseStatus?.evictions).toEqual([]);
@@ -525,10 +524,10 @@ describe('reap, when the blocking set changes under it', () => {
   });
 
   it('says Resolved once the device is free, counting only pods actually evicted', () => {
-    const done: EvictionRecord = { ...sent('Evicted'), finished: iso(GRACE_END + 9000) };
+    const done: EvictionRecord = { ...sent('Evicted'), finished: kubeTime(GRACE_END + 9000) };
     const abandoned: EvictionRecord = {
       ...sent('Refused', 'viewer-0'),
-      finished: iso(GRACE_END + 9000),
+      finished: kubeTime(GRACE_END + 9000),
     };
     const lease = waitingLease({ blockedAt: T0, evictions: [done, abandoned] });
     const d = reap(input({ lease, accelerator: stuckAccel([]), now: GRACE_END + 10_000 }));
@@ -544,16 +543,16 @@ describe('recordOutcome', () => {
     uid: 'u',
     reason: 'r',
     result: 'Evicting',
-    started: iso(T0),
+    started: kubeTime(T0),
     attempts: 2,
-    lastAttemptTime: iso(T0 + 5000),
-    message: `attempt 2 at ${iso(T0 + 5000)}: eviction requested`,
+    lastAttemptTime: kubeTime(T0 + 5000),
+    message: `attempt 2 at ${kubeTime(T0 + 5000)}: eviction requested`,
   };
 
   it('keeps the attempt number and time the request was sent with', () => {
     const ok = recordOutcome([rec], { type: 'evict', uid: 'u' }, { kind: 'accepted' }, T0 + 6000);
-    expect(ok.records[0]?.message).toBe(`attempt 2 at ${iso(T0 + 5000)}: eviction accepted`);
-    expect(ok.records[0]).toMatchObject({ attempts: 2, lastAttemptTime: iso(T0 + 5000) });
+    expect(ok.records[0]?.message).toBe(`attempt 2 at ${kubeTime(T0 + 5000)}: eviction accepted`);
+    expect(ok.records[0]).toMatchObject({ attempts: 2, lastAttemptTime: kubeTime(T0 + 5000) });
     expect(ok.effects).toEqual([]);
   });
 
@@ -562,8 +561,8 @@ describe('recordOutcome', () => {
     const out = recordOutcome([rewritten], { type: 'evict', uid: 'u' }, { kind: 'gone' }, T0);
     expect(out.records[0]).toMatchObject({
       attempts: 2,
-      lastAttemptTime: iso(T0 + 5000),
-      message: `attempt 2 at ${iso(T0 + 5000)}: the pod was already gone`,
+      lastAttemptTime: kubeTime(T0 + 5000),
+      message: `attempt 2 at ${kubeTime(T0 + 5000)}: the pod was already gone`,
     });
     expect(requestsSince([rewritten], T0 + 5000)).toBe(1);
   });
@@ -577,13 +576,13 @@ describe('recordOutcome', () => {
     );
     expect(out.records[0]).toMatchObject({
       result: 'Failed',
-      message: `attempt 2 at ${iso(T0 + 5000)}: eviction failed: etcdserver: request timed out`,
+      message: `attempt 2 at ${kubeTime(T0 + 5000)}: eviction failed: etcdserver: request timed out`,
     });
     expect(out.effects[0]).toMatchObject({ reason: 'EvictionFailed', eventType: 'Warning' });
   });
 
   it('leaves records of other pods, and finished ones, alone', () => {
-    const done: EvictionRecord = { ...rec, uid: 'v', result: 'Evicted', finished: iso(T0) };
+    const done: EvictionRecord = { ...rec, uid: 'v', result: 'Evicted', finished: kubeTime(T0) };
     const out = recordOutcome([rec, done], { type: 'evict', uid: 'v' }, { kind: 'gone' }, T0);
     expect(out.records).toEqual([rec, done]);
   });
@@ -605,16 +604,18 @@ describe('withReaperStatus', () => {
     );
     expect(merged.queuePosition).toBe(0);
     expect(merged.phase).toBe('Pending');
-    expect(merged.conditions?.find((c) => c.type === 'Blocked')?.lastTransitionTime).toBe(iso(T0));
+    expect(merged.conditions?.find((c) => c.type === 'Blocked')?.lastTransitionTime).toBe(
+      kubeTime(T0),
+    );
     expect(merged.conditions?.find((c) => c.type === 'Reaping')?.lastTransitionTime).toBe(
-      iso(GRACE_END),
+      kubeTime(GRACE_END),
     );
     expect(merged).not.toHaveProperty('evictions');
   });
 });
 
 describe('what the runtime derives from records', () => {
-  const at = (t: number) => `attempt 1 at ${iso(t)}: eviction accepted`;
+  const at = (t: number) => `attempt 1 at ${kubeTime(t)}: eviction accepted`;
   const records: EvictionRecord[] = [
     { pod: { namespace: 'a', name: 'p' }, uid: 'planned', reason: 'r', result: 'Planned' },
     {
@@ -622,9 +623,9 @@ describe('what the runtime derives from records', () => {
       uid: 'evicting',
       reason: 'r',
       result: 'Evicting',
-      started: iso(T0),
+      started: kubeTime(T0),
       attempts: 1,
-      lastAttemptTime: iso(T0 + 50_000),
+      lastAttemptTime: kubeTime(T0 + 50_000),
       message: at(T0 + 50_000),
     },
     {
@@ -632,10 +633,10 @@ describe('what the runtime derives from records', () => {
       uid: 'gone',
       reason: 'r',
       result: 'Evicted',
-      started: iso(T0),
-      finished: iso(T0 + 70_000),
+      started: kubeTime(T0),
+      finished: kubeTime(T0 + 70_000),
       attempts: 1,
-      lastAttemptTime: iso(T0),
+      lastAttemptTime: kubeTime(T0),
       message: at(T0),
     },
     { pod: { namespace: 'a', name: 'd' }, uid: 'dry', reason: 'r', result: 'DryRun' },

@@ -15,13 +15,16 @@ import {
   type ConditionInput,
   type DmaBufExport,
   type Pin,
+  compareText,
+  kubeTime,
+  podKey,
+  timeMs,
 } from '../crds/index.ts';
 import { event, objectReference, podReference, type ReaperEffect } from './effects.ts';
 import {
   RANK_MEANING,
   pinLabel,
   planEvictions,
-  podKey,
   stalePins,
   type Plan,
   type PlannedEviction,
@@ -29,7 +32,7 @@ import {
   type Rank,
 } from './plan.ts';
 import { evictionBudget, retryDelayMs, type ReaperPolicy } from './policy.ts';
-import { attempted, isActive, iso, lastAttempt, settleRecords } from './records.ts';
+import { attempted, isActive, lastAttempt, settleRecords } from './records.ts';
 
 const IdleReap = z.object({ epoch: z.int().min(0), evictions: z.array(EvictionRecord) });
 export type IdleReap = z.infer<typeof IdleReap>;
@@ -106,8 +109,6 @@ const SUMMARY_ZERO = {
   deletionsRequested: 0,
 };
 
-const ms = (t: string | Date | undefined) => (t === undefined ? undefined : new Date(t).getTime());
-
 /**
  * The idle reap's records from IDLE_REAP_ANNOTATION (epoch and evictions). Undefined when the
  * annotation is absent or not valid: the reap then starts afresh, as for a new handoff.
@@ -140,7 +141,7 @@ export function withReaperStatus(
     else delete out.blockedBy;
   }
   if (patch.conditions.length > 0) {
-    out.conditions = setConditions(base?.conditions, patch.conditions, iso(now));
+    out.conditions = setConditions(base?.conditions, patch.conditions, kubeTime(now));
   }
   return out;
 }
@@ -151,7 +152,6 @@ function describeRecord(r: EvictionRecord): string {
   return `${podKey(r.pod)} ${r.result}${detail}${att ? ` (attempt ${att.n})` : ''}`;
 }
 
-const byText = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
 const list = (items: readonly string[]) => items.join(', ');
 
 /**
@@ -327,8 +327,8 @@ export function reap(input: ReapInput): ReapDecision {
       dropped = true;
       kept.push({
         ...r,
-        finished: iso(now),
-        message: `abandoned at ${iso(now)}: the pod no longer holds a pin of an earlier epoch`,
+        finished: kubeTime(now),
+        message: `abandoned at ${kubeTime(now)}: the pod no longer holds a pin of an earlier epoch`,
       });
     }
   }
@@ -366,10 +366,10 @@ export function reap(input: ReapInput): ReapDecision {
   const pinned = findCondition(st?.conditions, 'Pinned');
   const since = lease
     ? blocked?.status === 'True'
-      ? ms(blocked.lastTransitionTime)
+      ? timeMs(blocked.lastTransitionTime)
       : undefined
     : pinned?.status === 'True'
-      ? ms(pinned.lastTransitionTime)
+      ? timeMs(pinned.lastTransitionTime)
       : undefined;
   const graceMs =
     (lease ? lease.spec.revocation.gracePeriodSeconds : policy.idleGracePeriodSeconds) * 1000;
@@ -389,7 +389,7 @@ export function reap(input: ReapInput): ReapDecision {
     const message =
       graceEnds === undefined
         ? `${name} is pinned; the grace period of ${graceMs / 1000}s starts once ${forWhom} is marked Blocked`
-        : `${name} is pinned; evictions may start at ${iso(graceEnds)} unless the pins go first`;
+        : `${name} is pinned; evictions may start at ${kubeTime(graceEnds)} unless the pins go first`;
     return stuckDecision('GracePeriod', [cond('Reaping', 'False', 'GracePeriod', message)]);
   }
   if (deleting) return decision('Off', [], blockedBy, plan);
@@ -443,7 +443,7 @@ export function reap(input: ReapInput): ReapDecision {
       });
       return attempted(r, att.n + 1, now, 'deletion requested again');
     }
-    const deadline = (ms(r.started) ?? now) + policy.evictionDeadlineMs;
+    const deadline = (timeMs(r.started) ?? now) + policy.evictionDeadlineMs;
     if (now >= deadline && policy.onDeadline !== 'Wait') {
       const force = policy.onDeadline === 'ForceDelete';
       const note = `still present ${policy.evictionDeadlineMs / 1000}s after its eviction started; deleting${force ? ' with grace 0' : ''} (onDeadline: ${policy.onDeadline})`;
@@ -472,10 +472,10 @@ export function reap(input: ReapInput): ReapDecision {
 
   // Send what is due, within the cluster-wide rate: retries first, then the planned wave.
   const due = [
-    ...retries.sort((a, b) => byText(podKey(a.r.pod), podKey(b.r.pod))),
+    ...retries.sort((a, b) => compareText(podKey(a.r.pod), podKey(b.r.pod))),
     ...records
       .filter((r) => r.result === 'Planned')
-      .sort((a, b) => byText(podKey(a.pod), podKey(b.pod)))
+      .sort((a, b) => compareText(podKey(a.pod), podKey(b.pod)))
       .map((r) => ({ r, n: 1, text: '' })),
   ];
   const allowance = Math.max(0, policy.maxEvictionsPerMinute - input.evictionsInLastMinute);
@@ -497,7 +497,7 @@ export function reap(input: ReapInput): ReapDecision {
     return {
       ...attempted(r, send.n, now, text),
       result: 'Evicting',
-      started: r.started ?? iso(now),
+      started: r.started ?? kubeTime(now),
     };
   });
 

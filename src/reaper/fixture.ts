@@ -1,4 +1,5 @@
 // Builders for the reaper's tests: a stuck accelerator, its pins, exports, pods and a lease.
+import { kubeTime } from '../crds/index.ts';
 import type {
   Accelerator,
   AcceleratorLease,
@@ -12,7 +13,6 @@ import { DEFAULT_REAPER_POLICY, type ReaperPolicy } from './policy.ts';
 
 export const T0 = Date.parse('2026-11-25T10:00:00Z');
 export const ACCEL = 'node-a-hl0';
-export const iso = (t: number): string => new Date(t).toISOString().replace(/\.\d{3}Z$/, 'Z');
 
 /** A pin of epoch 1 (the device is handed to epoch 2), held by `pod` (`ns/name`) or hidden. */
 export function pin(
@@ -37,7 +37,7 @@ export function pin(
     pid: opts.pid ?? 4711,
     comm: pod === undefined ? 'rdma-agent' : name,
     epoch: opts.epoch ?? 1,
-    since: iso(T0 - 60_000),
+    since: kubeTime(T0 - 60_000),
   };
 }
 
@@ -78,7 +78,7 @@ export function stuckAccel(
           status: pins.length > 0 ? 'True' : 'False',
           reason: pins.length > 0 ? 'EarlierEpochPinned' : 'NoPins',
           message: '',
-          lastTransitionTime: iso(T0),
+          lastTransitionTime: kubeTime(T0),
         },
       ],
     },
@@ -129,7 +129,7 @@ export function waitingLease(
       status: 'True',
       reason: 'Pinned',
       message: 'pinned',
-      lastTransitionTime: iso(opts.blockedAt),
+      lastTransitionTime: kubeTime(opts.blockedAt),
     });
   }
   return {

@@ -1,9 +1,15 @@
 // The planner: one example per rule, then properties over random device states.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import type { DmaBufExport, EvictionRecord, Pin } from '../crds/index.ts';
-import { exportOf, NODE, pin, podsOf, stuckAccel, T0, iso } from './fixture.ts';
-import { planEvictions, podKey, type PlanInput, type PodState } from './plan.ts';
+import {
+  kubeTime,
+  podKey,
+  type DmaBufExport,
+  type EvictionRecord,
+  type Pin,
+} from '../crds/index.ts';
+import { exportOf, NODE, pin, podsOf, stuckAccel, T0 } from './fixture.ts';
+import { planEvictions, type PlanInput, type PodState } from './plan.ts';
 
 const base = (pins: Pin[], over: Partial<PlanInput> = {}): PlanInput => ({
   accelerator: stuckAccel(pins),
@@ -107,7 +113,7 @@ describe('planEvictions', () => {
       uid,
       reason: 'r',
       result,
-      finished: iso(T0),
+      finished: kubeTime(T0),
     });
     const records = [rec('gone-1', 'Evicted'), rec('dry', 'DryRun')];
     const plan = planEvictions(base(pins, { budget: 2, records }));
@@ -134,7 +140,7 @@ describe('planEvictions', () => {
 
   it('waits for terminating pods and for pods the node still reports after they went', () => {
     const pods = new Map<string, PodState>([
-      ['a/x', { uid: 'uid-x', nodeName: NODE, deletionTimestamp: iso(T0) }],
+      ['a/x', { uid: 'uid-x', nodeName: NODE, deletionTimestamp: kubeTime(T0) }],
     ]);
     const plan = planEvictions(base([pin('rdma-mr', 'a/x'), pin('rdma-mr', 'a/gone')], { pods }));
     expect(plan.evict).toEqual([]);
@@ -151,7 +157,7 @@ describe('planEvictions', () => {
         uid: 'uid-old',
         reason: 'r',
         result: 'Evicted',
-        finished: iso(T0),
+        finished: kubeTime(T0),
       },
     ];
     const pods = new Map<string, PodState>([['a/x', { uid: 'uid-new', nodeName: NODE }]]);
@@ -273,7 +279,7 @@ const world: fc.Arbitrary<World> = fc
         pods.set(`${ns}/${p}`, {
           uid: s.state === 'replaced' ? `uid-${ns}-${p}-2` : `uid-${ns}-${p}`,
           nodeName: s.node,
-          ...(s.state === 'terminating' && { deletionTimestamp: iso(T0) }),
+          ...(s.state === 'terminating' && { deletionTimestamp: kubeTime(T0) }),
         });
       }),
     );
@@ -282,7 +288,7 @@ const world: fc.Arbitrary<World> = fc
       uid: `uid-${r.ns}-${r.pod}`,
       reason: 'earlier',
       result: r.result,
-      ...(r.result === 'Evicted' && { finished: iso(T0) }),
+      ...(r.result === 'Evicted' && { finished: kubeTime(T0) }),
     }));
     const input: PlanInput = {
       accelerator: stuckAccel(pins, { epoch: 3 }),

@@ -1,5 +1,6 @@
 // Who must go so that a stuck device can change hands: the pods its stale pins name, ranked least
 // disruptive first and capped by the budget, and every pin no eviction can clear, with why.
+import { compareText, podKey } from '../crds/index.ts';
 import type { Accelerator, DmaBufExport, EvictionRecord, Pin, PodRef } from '../crds/index.ts';
 import { isActive } from './records.ts';
 
@@ -83,9 +84,6 @@ export interface PlanInput {
   /** Pod uids whose eviction another handoff already requested: never planned twice. */
   readonly evictingElsewhere: ReadonlySet<string>;
 }
-
-export const podKey = (ref: PodRef): string => `${ref.namespace}/${ref.name}`;
-const byText = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
 
 /**
  * Pins that keep an owner older than spec.owner's epoch alive: what blocks the handoff.
@@ -202,7 +200,7 @@ export function planEvictions(input: PlanInput): Plan {
     const { rank } = rankAndReason(podKey(pod), held, exporterOf);
     inProgress.push({ pod, uid, rank, kind: 'gone', reason, pins: held });
   };
-  for (const key of [...groups.keys()].sort(byText)) {
+  for (const key of [...groups.keys()].sort(compareText)) {
     const group = groups.get(key) as { pod: PodRef; pins: Pin[] };
     const ref = group.pod;
     const held = sortPins(group.pins);
@@ -231,7 +229,7 @@ export function planEvictions(input: PlanInput): Plan {
     else candidates.push(entry);
   }
 
-  candidates.sort((a, b) => a.rank - b.rank || byText(podKey(a.pod), podKey(b.pod)));
+  candidates.sort((a, b) => a.rank - b.rank || compareText(podKey(a.pod), podKey(b.pod)));
   const evict = candidates.slice(0, left);
   for (const over of candidates.slice(left)) {
     const reason =
@@ -278,16 +276,16 @@ function untrusted(
 function comparePins(a: Pin, b: Pin): number {
   return (
     a.inode - b.inode ||
-    byText(a.pod ? podKey(a.pod) : '', b.pod ? podKey(b.pod) : '') ||
+    compareText(a.pod ? podKey(a.pod) : '', b.pod ? podKey(b.pod) : '') ||
     a.pid - b.pid ||
-    byText(a.kind, b.kind) ||
-    byText(a.importer ?? '', b.importer ?? '') ||
+    compareText(a.kind, b.kind) ||
+    compareText(a.importer ?? '', b.importer ?? '') ||
     a.epoch - b.epoch ||
-    byText(a.since, b.since) ||
-    byText(a.export ?? '', b.export ?? '') ||
-    byText(a.buffer ?? '', b.buffer ?? '') ||
-    byText(a.comm ?? '', b.comm ?? '') ||
-    byText(a.podUID ?? '', b.podUID ?? '')
+    compareText(a.since, b.since) ||
+    compareText(a.export ?? '', b.export ?? '') ||
+    compareText(a.buffer ?? '', b.buffer ?? '') ||
+    compareText(a.comm ?? '', b.comm ?? '') ||
+    compareText(a.podUID ?? '', b.podUID ?? '')
   );
 }
 

@@ -1,6 +1,7 @@
 // Eviction records are the reaper's only memory (I5): what each result means, where an attempt's
 // number and time live (fields of their own), and how the outcome of an API call is folded back in.
-import type { EvictionRecord, PodRef } from '../crds/index.ts';
+import { kubeTime, podKey } from '../crds/index.ts';
+import type { EvictionRecord } from '../crds/index.ts';
 import { event, podReference, type ReaperEffect } from './effects.ts';
 import type { PodLookup } from './plan.ts';
 
@@ -39,9 +40,6 @@ export function requestsSince(records: readonly EvictionRecord[], since: number)
   return records.filter((r) => (lastAttempt(r)?.at ?? -Infinity) >= since).length;
 }
 
-export const iso = (t: number): string => new Date(t).toISOString().replace(/\.\d{3}Z$/, 'Z');
-const key = (p: PodRef) => `${p.namespace}/${p.name}`;
-
 export interface Attempt {
   readonly n: number;
   readonly at: number;
@@ -55,7 +53,7 @@ const prefix = (n: number, at: string) => `attempt ${n} at ${at}: `;
  * for people ("attempt 3 at 2026-11-25T10:00:05Z: refused by a PodDisruptionBudget (429): ...").
  */
 export function attempted(r: EvictionRecord, n: number, at: number, text: string): EvictionRecord {
-  const when = iso(at);
+  const when = kubeTime(at);
   return {
     ...r,
     attempts: n,
@@ -111,7 +109,7 @@ export function settleRecords(
       out.push(r);
       continue;
     }
-    const gone = pods.get(key(r.pod))?.uid !== r.uid;
+    const gone = pods.get(podKey(r.pod))?.uid !== r.uid;
     if (r.result === 'Planned') {
       if (gone || withdraw(r)) withdrawn.push(r);
       else out.push(r);
@@ -124,7 +122,7 @@ export function settleRecords(
     const done: EvictionRecord = {
       ...r,
       result: r.result === 'Deleted' ? 'Deleted' : 'Evicted',
-      finished: iso(now),
+      finished: kubeTime(now),
     };
     out.push(done);
     finished.push(done);
