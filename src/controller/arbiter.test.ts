@@ -443,7 +443,8 @@ describe('decide, over random runs (property)', () => {
     );
     // The property means little unless many runs reach a stuck handoff.
     expect(stuckRuns.size).toBeGreaterThan(100);
-  });
+    // 1,000 runs take about a second alone, several on two busy cores.
+  }, 60_000);
 });
 
 describe('bounds', () => {

@@ -17,9 +17,9 @@ import {
   startHttpServer,
 } from '../kube/index.ts';
 import { DEFAULT_REAPER_POLICY } from '../reaper/index.ts';
-import { LeaseController } from './controller.ts';
+import { LeaseController } from './wiring.ts';
 import { CONTROLLER_FLAGS } from './flags.ts';
-import { recorderSink } from './events.ts';
+import { recorderSink } from './writes.ts';
 
 const PROGRAM = 'accel-lease-controller';
 

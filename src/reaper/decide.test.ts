@@ -29,7 +29,7 @@ import {
   waitingLease,
 } from './fixture.ts';
 import type { PodState } from './plan.ts';
-import { podsBeingEvicted, recordOutcome, requestsSince } from './records.ts';
+import { podsBeingEvicted, recordOutcome, requestsAfter } from './records.ts';
 
 const GRACE_END = T0 + 30_000;
 
@@ -564,7 +564,7 @@ describe('recordOutcome', () => {
       lastAttemptTime: kubeTime(T0 + 5000),
       message: `attempt 2 at ${kubeTime(T0 + 5000)}: the pod was already gone`,
     });
-    expect(requestsSince([rewritten], T0 + 5000)).toBe(1);
+    expect(requestsAfter([rewritten], T0 + 5000)).toBe(1);
   });
 
   it('marks other errors Failed, to be retried like a refusal', () => {
@@ -647,7 +647,24 @@ describe('what the runtime derives from records', () => {
   });
 
   it('counts the requests sent since a time, from the attempts the records keep', () => {
-    expect(requestsSince(records, T0)).toBe(2);
-    expect(requestsSince(records, T0 + 10_000)).toBe(1);
+    expect(requestsAfter(records, T0)).toBe(2);
+    expect(requestsAfter(records, T0 + 10_000)).toBe(1);
+  });
+
+  it('counts every retry of a record whose first request is in the window, all but one after', () => {
+    const retried: EvictionRecord = {
+      pod: { namespace: 'a', name: 'r' },
+      uid: 'retried',
+      reason: 'r',
+      result: 'Refused',
+      started: kubeTime(T0),
+      attempts: 4,
+      lastAttemptTime: kubeTime(T0 + 30_000),
+    };
+    expect(requestsAfter([retried], T0 - 1)).toBe(4);
+    // Stored times are whole seconds: a first request within a second of the window counts.
+    expect(requestsAfter([retried], T0 + 500)).toBe(4);
+    expect(requestsAfter([retried], T0 + 10_000)).toBe(3);
+    expect(requestsAfter([retried], T0 + 31_000)).toBe(0);
   });
 });

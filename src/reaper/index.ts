@@ -35,7 +35,7 @@ export {
   recordOutcome,
   isActive,
   podsBeingEvicted,
-  requestsSince,
+  requestsAfter,
   type CallOutcome,
 } from './records.ts';
 export { objectReference, type ReaperEffect } from './effects.ts';

@@ -1,6 +1,6 @@
 // Eviction records are the reaper's only memory (I5): what each result means, where an attempt's
 // number and time live (fields of their own), and how the outcome of an API call is folded back in.
-import { kubeTime, podKey } from '../crds/index.ts';
+import { kubeTime, podKey, timeMs } from '../crds/index.ts';
 import type { EvictionRecord } from '../crds/index.ts';
 import { event, podReference, type ReaperEffect } from './effects.ts';
 import type { PodLookup } from './plan.ts';
@@ -33,11 +33,21 @@ export function podsBeingEvicted(records: readonly EvictionRecord[]): Set<string
 }
 
 /**
- * Requests (evictions and deletions) the records say were sent at or after `since`: a lower
- * bound for ReapInput.evictionsInLastMinute when a restarted runtime has no count of its own.
+ * Requests (evictions and deletions) the records say may have been sent after `since`: what
+ * ReapInput.evictionsInLastMinute counts. Every request is written into its record before it is
+ * sent, so the records alone bound the count, across restarts. A bound from above: a record whose
+ * first request is older than `since` counts every later one; stored times are whole seconds,
+ * so a time within a second of `since` counts as after it.
  */
-export function requestsSince(records: readonly EvictionRecord[], since: number): number {
-  return records.filter((r) => (lastAttempt(r)?.at ?? -Infinity) >= since).length;
+export function requestsAfter(records: readonly EvictionRecord[], since: number): number {
+  let n = 0;
+  for (const r of records) {
+    const last = lastAttempt(r);
+    if (!last || last.at + 1000 <= since) continue;
+    const first = timeMs(r.started) ?? last.at;
+    n += first + 1000 > since ? last.n : Math.max(1, last.n - 1);
+  }
+  return n;
 }
 
 export interface Attempt {

@@ -2,7 +2,8 @@
 import { describe, expect, it } from 'vitest';
 import type { Accelerator, AcceleratorLease } from '../crds/index.ts';
 import type { Action } from './arbiter.ts';
-import { execute, type EventSink, type Writes } from './execute.ts';
+import { runActions } from './executor.ts';
+import type { EventSink, Writes } from './writes.ts';
 
 const lease = (name: string, rv = '1'): AcceleratorLease => ({
   apiVersion: 'accel.dmabuf.io/v1alpha1',
@@ -66,10 +67,10 @@ const actions: Action[] = [
   { type: 'event', regarding: accel, eventType: 'Normal', reason: 'HandoffStarted', note: '' },
 ];
 
-describe('execute', () => {
+describe('runActions', () => {
   it('runs writes to different leases at once, one lease in order, and waits at a wait', async () => {
     const r = recorder();
-    const done = execute(actions, r.writes, r.events, '2026-11-25T10:00:00.000Z');
+    const done = runActions(actions, r.writes, r.events, '2026-11-25T10:00:00.000Z');
     await new Promise((res) => setTimeout(res, 0));
     expect(r.log).toEqual(['start finalizers b@1', 'start status a@1']);
     await r.finishAll();
@@ -84,7 +85,7 @@ describe('execute', () => {
 
   it('starts nothing after the wait and records no Event when a write fails', async () => {
     const r = recorder('status a@1');
-    const done = execute(actions, r.writes, r.events, '2026-11-25T10:00:00.000Z');
+    const done = runActions(actions, r.writes, r.events, '2026-11-25T10:00:00.000Z');
     const outcome = expect(done).rejects.toThrow('status a@1 failed');
     await r.finishAll();
     await r.finishAll();

@@ -1,0 +1,197 @@
+// The one executor of everything a reconcile decides: lease and accelerator writes in order
+// (with `wait` barriers), the reaper's idle records, then its evictions and deletions, their
+// answers folded back into the records, the cordon, and Events. It talks only to the ports in
+// writes.ts, so the API server and the simulation's in-memory API run the same code.
+import {
+  IDLE_REAP_ANNOTATION,
+  CORDON_ANNOTATION,
+  type Accelerator,
+  type AcceleratorLease,
+  type AcceleratorOwner,
+  type EvictionRecord,
+} from '../crds/index.ts';
+import { isNotFound } from '../kube/index.ts';
+import {
+  readIdleReap,
+  recordOutcome,
+  type CallOutcome,
+  type ReaperEffect,
+} from '../reaper/index.ts';
+import { FINALIZER, type Action } from './arbiter.ts';
+import type { EventSink, PodCall, PodCalls, Writes } from './writes.ts';
+
+/**
+ * Run `actions`: the writes between two `wait`s concurrently, except that writes to one lease go
+ * in order, each with the resourceVersion the one before returned (a reconcile never conflicts
+ * with itself). If a write fails, the writes already started finish, nothing after the next
+ * `wait` starts, and the first error is thrown (the next reconcile re-decides from fresh state).
+ * Events are recorded once every write succeeded; they are never waited for.
+ */
+export async function runActions(
+  actions: readonly Action[],
+  writes: Writes,
+  events: EventSink,
+  /** This reconcile's time (ISO 8601 with milliseconds): the last-handoff annotation of an owner change. */
+  handoffAt: string,
+): Promise<{ ownerChanged?: AcceleratorOwner; leases: ReadonlyMap<string, AcceleratorLease> }> {
+  const latest = new Map<string, AcceleratorLease>();
+  const fresh = (l: AcceleratorLease) => latest.get(l.metadata.uid ?? '') ?? l;
+  const remember = (l: AcceleratorLease) => latest.set(l.metadata.uid ?? '', l);
+  let ownerChanged: AcceleratorOwner | undefined;
+
+  const write = async (action: Exclude<Action, { type: 'wait' | 'event' }>): Promise<void> => {
+    switch (action.type) {
+      case 'addFinalizer': {
+        const l = fresh(action.lease);
+        remember(await writes.setLeaseFinalizers(l, [...(l.metadata.finalizers ?? []), FINALIZER]));
+        break;
+      }
+      case 'removeFinalizer': {
+        const l = fresh(action.lease);
+        await writes
+          .setLeaseFinalizers(
+            l,
+            (l.metadata.finalizers ?? []).filter((f) => f !== FINALIZER),
+          )
+          .catch((err: unknown) => {
+            if (!isNotFound(err)) throw err; // already gone: what removing it was for
+          });
+        break;
+      }
+      case 'leaseStatus':
+        remember(await writes.replaceLeaseStatus(fresh(action.lease), action.status));
+        break;
+      case 'setOwner':
+        await writes.setOwner(action.accelerator, action.owner, handoffAt);
+        ownerChanged = action.owner;
+        break;
+    }
+  };
+
+  // One chain per object: writes to one lease in order, different objects at once.
+  let chains = new Map<string, Promise<void>>();
+  const settle = async () => {
+    const results = await Promise.allSettled(chains.values());
+    chains = new Map();
+    const failed = results.find((r) => r.status === 'rejected');
+    if (failed) throw failed.reason;
+  };
+  const notes: Extract<Action, { type: 'event' }>[] = [];
+  for (const action of actions) {
+    if (action.type === 'wait') {
+      await settle();
+      continue;
+    }
+    if (action.type === 'event') {
+      notes.push(action);
+      continue;
+    }
+    const key = action.type === 'setOwner' ? 'accelerator' : (action.lease.metadata.uid ?? '');
+    chains.set(
+      key,
+      (chains.get(key) ?? Promise.resolve()).then(() => write(action)),
+    );
+  }
+  await settle();
+  for (const e of notes) events.event(e.regarding, e.eventType, e.reason, e.reason, e.note);
+  return ownerChanged ? { ownerChanged, leases: latest } : { leases: latest };
+}
+
+/** Everything one reconcile decided, in the order it is carried out. */
+export interface Plan {
+  /** Writes, in order, with `wait` barriers: the arbiter's, with the reaper's status merged in. */
+  readonly actions: readonly Action[];
+  /** The accelerator the plan is about; absent for the placement and namespace-limit passes. */
+  readonly accelerator?: Accelerator;
+  /** The lease whose status holds the reaper's records; absent: the records are the idle reap's. */
+  readonly recordsLease?: AcceleratorLease;
+  /** Idle-reap records to write onto the accelerator, after the actions. */
+  readonly annotations?: Readonly<Record<string, string | null>>;
+  /** The reaper's calls, cordon and Events: only after every write above succeeded. */
+  readonly effects: readonly ReaperEffect[];
+}
+
+export interface ExecutorPorts {
+  readonly writes: Writes;
+  readonly pods: PodCalls;
+  readonly events: EventSink;
+  /** Leadership: once aborted, no pod call is sent and writes in flight are aborted. */
+  readonly signal: AbortSignal;
+  /** The time an answer is recorded at. */
+  now(): number;
+  /** Told of every pod call and its answer (metrics). */
+  onPodCall?(effect: PodCall, outcome: CallOutcome): void;
+}
+
+export interface Executed {
+  readonly ownerChanged?: AcceleratorOwner;
+  readonly leases: ReadonlyMap<string, AcceleratorLease>;
+}
+
+/**
+ * Carry out `plan`: the actions (see runActions), the idle records, then the reaper's effects.
+ * Pod calls go out concurrently; their answers are folded into the records they belong to and
+ * written in one more write. A failed write throws, and nothing after it runs: the records
+ * written before a call say it may have been sent, which is what the next reconcile assumes.
+ */
+export async function execute(
+  plan: Plan,
+  ports: ExecutorPorts,
+  handoffAt: string,
+): Promise<Executed> {
+  const done = await runActions(plan.actions, ports.writes, ports.events, handoffAt);
+  let accel = plan.accelerator;
+  if (accel && plan.annotations) accel = await ports.writes.annotate(accel, plan.annotations);
+  if (!accel || plan.effects.length === 0) return done;
+  const answers = await runEffects(accel, plan.effects, ports);
+  if (answers.length === 0) return done;
+  const fold = (records: readonly EvictionRecord[]) => {
+    let out = [...records];
+    for (const { effect, outcome } of answers) {
+      const folded = recordOutcome(out, effect, outcome, ports.now());
+      out = folded.records;
+      for (const e of folded.effects) noteEffect(e, ports.events);
+    }
+    return out;
+  };
+  const uid = plan.recordsLease?.metadata.uid;
+  const lease = uid ? (done.leases.get(uid) ?? plan.recordsLease) : undefined;
+  if (lease) {
+    const status = { ...lease.status, evictions: fold(lease.status?.evictions ?? []) };
+    const written = await ports.writes.replaceLeaseStatus(lease, status);
+    return { ...done, leases: new Map([...done.leases, [uid ?? '', written]]) };
+  }
+  const idle = readIdleReap(accel);
+  if (idle) {
+    const value = JSON.stringify({ epoch: idle.epoch, evictions: fold(idle.evictions) });
+    await ports.writes.annotate(accel, { [IDLE_REAP_ANNOTATION]: value });
+  }
+  return done;
+}
+
+/** The reaper's effects: pod calls and the cordon at once, then its Events; the calls' answers. */
+async function runEffects(
+  accel: Accelerator,
+  effects: readonly ReaperEffect[],
+  ports: ExecutorPorts,
+): Promise<{ effect: PodCall; outcome: CallOutcome }[]> {
+  const answers: { effect: PodCall; outcome: CallOutcome }[] = [];
+  await Promise.all(
+    effects.map(async (effect) => {
+      if (effect.type === 'evict' || effect.type === 'delete') {
+        if (ports.signal.aborted) return;
+        const outcome = await ports.pods.call(effect, ports.signal);
+        ports.onPodCall?.(effect, outcome);
+        answers.push({ effect, outcome });
+      } else if (effect.type === 'cordon') {
+        await ports.writes.annotate(accel, { [CORDON_ANNOTATION]: effect.message });
+      }
+    }),
+  );
+  for (const e of effects) noteEffect(e, ports.events);
+  return answers;
+}
+
+function noteEffect(e: ReaperEffect, events: EventSink): void {
+  if (e.type === 'event') events.eventRef(e.regarding, e.eventType, e.reason, e.reason, e.note);
+}

@@ -1,0 +1,142 @@
+// One reconcile, for one work-queue key: read the view, decide (arbiter, reaper, placement,
+// namespace limits; all pure), and hand the plan to the executor. The controller's workers and
+// the simulation call the same `reconcile`.
+import {
+  Accelerator,
+  LAST_HANDOFF_ANNOTATION,
+  kubeTime,
+  parseObject,
+  preciseTime,
+  targetOf,
+  type AcceleratorLease,
+} from '../crds/index.ts';
+import type { ReaperPolicy } from '../reaper/index.ts';
+import { decideMissing, type Action } from './arbiter.ts';
+import { execute, type ExecutorPorts, type Plan } from './executor.ts';
+import { decideHandoff, type HandoffDecision } from './handoff.ts';
+import type { ReconcileObserver } from './metrics.ts';
+import { overLimitActions } from './namespace-limit.ts';
+import { place } from './placement.ts';
+import type { ControllerView } from './view.ts';
+
+/** The work-queue keys: one per accelerator, one for placement, one for namespace limits. */
+export const PLACEMENT_KEY = 'placement';
+export const LIMITS_KEY = 'namespace-limits';
+const ACCEL_PREFIX = 'accelerator/';
+export const acceleratorKey = (name: string): string => ACCEL_PREFIX + name;
+
+/** The key that wakes the reconcile of `lease`: its device's, or placement's while it has none. */
+export const leaseKeyOf = (lease: AcceleratorLease): string => {
+  const target = targetOf(lease);
+  return target ? acceleratorKey(target) : PLACEMENT_KEY;
+};
+
+export interface ReconcileContext {
+  readonly view: ControllerView;
+  readonly policy: ReaperPolicy;
+  readonly observer?: ReconcileObserver;
+}
+
+export type ReconcileOutcome = { requeueAfter?: number } | void;
+
+/** Reconcile `key` at `now`, carrying out what is decided through `ports`. */
+export async function reconcile(
+  key: string,
+  now: number,
+  ctx: ReconcileContext,
+  ports: ExecutorPorts,
+): Promise<ReconcileOutcome> {
+  const at = preciseTime(now);
+  if (key === LIMITS_KEY) {
+    const actions = overLimitActions(ctx.view.admitted(now).over, kubeTime(now));
+    await execute({ actions, effects: [] }, ports, at);
+    return;
+  }
+  if (key === PLACEMENT_KEY) {
+    await execute({ actions: placementActions(ctx.view, now), effects: [] }, ports, at);
+    return;
+  }
+  const name = key.slice(ACCEL_PREFIX.length);
+  const leases = ctx.view.admitted(now).byTarget.get(name) ?? [];
+  const raw = ctx.view.accelerator(name);
+  if (!raw) {
+    ctx.observer?.reaped(name, undefined, false);
+    await execute({ actions: decideMissing(name, leases, now).actions, effects: [] }, ports, at);
+    return;
+  }
+  const accelerator = parseObject(Accelerator, raw);
+  const decision = decideHandoff({
+    accelerator,
+    leases,
+    exports: ctx.view.exportsOf(name),
+    pods: ctx.view.pods,
+    policy: ctx.policy,
+    evictionsInLastMinute: ctx.view.evictionsInLastMinute(now),
+    evictingElsewhere: ctx.view.evictingElsewhere(name),
+    now,
+  });
+  await execute(planOf(accelerator, leases, decision), ports, at);
+  observe(ctx.observer, accelerator, leases, decision, now);
+  return decision.requeueAfterMs !== undefined
+    ? { requeueAfter: Math.max(1, decision.requeueAfterMs) }
+    : undefined;
+}
+
+/** The handoff decision as a plan: the reaper's records live on the owner's lease, if it has one. */
+function planOf(
+  accelerator: Accelerator,
+  leases: readonly AcceleratorLease[],
+  d: HandoffDecision,
+): Plan {
+  const ownerUid = accelerator.spec.owner?.lease?.uid;
+  const recordsLease = ownerUid ? leases.find((l) => l.metadata.uid === ownerUid) : undefined;
+  return {
+    actions: d.actions,
+    accelerator,
+    ...(recordsLease && { recordsLease }),
+    ...(d.annotations && { annotations: d.annotations }),
+    effects: d.effects,
+  };
+}
+
+/** Place the selector leases that have no device yet on free ones: lease status writes. */
+function placementActions(view: ControllerView, now: number): Action[] {
+  const leases = view.admitted(now).leases;
+  const live = leases.filter((l) => !l.metadata.deletionTimestamp);
+  const unplaced = live.filter((l) => !targetOf(l));
+  if (unplaced.length === 0) return [];
+  const queued = new Set(live.map((l) => targetOf(l) ?? '').filter((t) => t !== ''));
+  const accels = view.accelerators().map((a) => parseObject(Accelerator, a));
+  return place(unplaced, accels, queued, kubeTime(now))
+    .filter(({ lease, status }) => JSON.stringify(status) !== JSON.stringify(lease.status))
+    .map(({ lease, status }) => ({ type: 'leaseStatus', lease, status }));
+}
+
+/** Tell the observer what the reconcile did: a grant after a handoff, the reaper's state. */
+function observe(
+  observer: ReconcileObserver | undefined,
+  accelerator: Accelerator,
+  leases: readonly AcceleratorLease[],
+  d: HandoffDecision,
+  now: number,
+): void {
+  if (!observer) return;
+  const name = accelerator.metadata.name ?? '';
+  const startedAt = accelerator.metadata.annotations?.[LAST_HANDOFF_ANNOTATION];
+  for (const a of d.actions) {
+    const granted =
+      a.type === 'leaseStatus' &&
+      a.status.phase === 'Granted' &&
+      a.lease.status?.phase !== 'Granted';
+    if (granted && startedAt) {
+      observer.handoffGranted(Math.max(0, (now - Date.parse(startedAt)) / 1000));
+    }
+  }
+  const summary = d.reaper;
+  const ownerUid = accelerator.spec.owner?.lease?.uid;
+  const lease = leases.find((l) => l.metadata.uid === ownerUid);
+  const wasUnresolvable = lease?.status?.conditions?.some(
+    (c) => c.type === 'Blocked' && c.reason === 'Unresolvable',
+  );
+  observer.reaped(name, summary, summary?.state === 'Unresolvable' && !wasUnresolvable);
+}

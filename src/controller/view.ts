@@ -1,0 +1,298 @@
+// What a reconcile reads: the caches, with this process's own newer writes in place of what the
+// watches have not delivered yet, the lease and export indexes, the leases each namespace's
+// policy admits, pods as the reaper sees them, and eviction counts from the records.
+import type { V1Namespace, V1Pod } from '@kubernetes/client-node';
+import type { Logger } from 'pino';
+import {
+  Accelerator,
+  AcceleratorLease,
+  AcceleratorLeasePolicy,
+  DEFAULT_LEASE_POLICY,
+  IDLE_REAP_ANNOTATION,
+  parseObject,
+  policyNameFor,
+  targetOf,
+  type DmaBufExport,
+  type EvictionRecord,
+} from '../crds/index.ts';
+import { MutationCache } from '../kube/index.ts';
+import { podsBeingEvicted, readIdleReap, requestsAfter, type PodLookup } from '../reaper/index.ts';
+import { overNamespaceLimit, type NamespaceLimit, type OverLimit } from './namespace-limit.ts';
+import type { Writes } from './writes.ts';
+
+/** A read-only cache of one resource, keyed as informers key it (namespace/name, or name). */
+export interface Store<T> {
+  get(key: string): T | undefined;
+  list(): T[];
+}
+
+/** The caches a reconcile reads. Informers in the controller; the simulation's lagging copies. */
+export interface Caches {
+  readonly accelerators: Store<Accelerator>;
+  readonly leases: Store<AcceleratorLease>;
+  readonly exports: Store<DmaBufExport>;
+  readonly pods: Store<V1Pod>;
+  readonly namespaces: Store<V1Namespace>;
+  readonly leasePolicies: Store<AcceleratorLeasePolicy>;
+}
+
+/** The leases admitted by their namespace's policy, and the ones left out. */
+export interface Admitted {
+  readonly leases: readonly AcceleratorLease[];
+  readonly byTarget: ReadonlyMap<string, readonly AcceleratorLease[]>;
+  readonly over: ReadonlyMap<string, OverLimit>;
+}
+
+interface LeaseIndex {
+  readonly leases: AcceleratorLease[];
+  readonly byTarget: Map<string, AcceleratorLease[]>;
+}
+
+const push = <T>(m: Map<string, T[]>, k: string, v: T) => {
+  const list = m.get(k);
+  if (list) list.push(v);
+  else m.set(k, [v]);
+};
+const present = <T>(xs: (T | undefined)[]): T[] => xs.filter((x): x is T => x !== undefined);
+const byTargetOf = (leases: readonly AcceleratorLease[]): Map<string, AcceleratorLease[]> => {
+  const out = new Map<string, AcceleratorLease[]>();
+  for (const l of leases) {
+    const t = targetOf(l);
+    if (t) push(out, t, l);
+  }
+  return out;
+};
+
+export interface ViewOptions {
+  readonly log: Logger;
+  /** The AcceleratorLeasePolicy of namespaces without the lease-policy label. */
+  readonly defaultLeasePolicy?: string;
+  /** Called with each lease whose admission changed: its device (or the placement) must be woken. */
+  readonly onAdmissionChanged: (lease: AcceleratorLease) => void;
+}
+
+/**
+ * The controller's view of the cluster. The wiring tells it of every watch event (leaseChanged,
+ * exportsChanged, ...); `recording` wraps the writes so their results are read until the
+ * watches catch up. Indexes are brought up to date lazily, one changed lease at a time: a cold
+ * start reconciles every accelerator against the same caches, and a burst of handoffs changes a
+ * few leases per event; neither re-reads them all.
+ */
+export class ControllerView {
+  private readonly caches: Caches;
+  private readonly opts: ViewOptions;
+  private readonly writtenLeases = new MutationCache<AcceleratorLease>();
+  private readonly writtenAccels = new MutationCache<Accelerator>();
+  /** Each lease parsed once per resourceVersion (undefined: it breaks the schema), by uid. */
+  private readonly parsed = new Map<string, { rv?: string; lease?: AcceleratorLease }>();
+  /** Leases changed since the index was brought up to date: uid -> namespace/name. */
+  private readonly dirtyLeases = new Map<string, string>();
+  private leaseIndex?: LeaseIndex;
+  private exportChanges = 0;
+  private exportIndex?: { at: number; byAccelerator: Map<string, DmaBufExport[]> };
+  private limitChanges = 0;
+  private admittedView?: { from: LeaseIndex; at: number } & Admitted;
+
+  constructor(caches: Caches, opts: ViewOptions) {
+    this.caches = caches;
+    this.opts = opts;
+  }
+
+  // ---- what the watches say -------------------------------------------------------------------
+
+  leaseChanged(l: AcceleratorLease): void {
+    const uid = l.metadata.uid;
+    if (uid) this.dirtyLeases.set(uid, `${l.metadata.namespace ?? ''}/${l.metadata.name ?? ''}`);
+  }
+
+  leaseDeleted(l: AcceleratorLease): void {
+    this.writtenLeases.forget(l);
+    this.leaseChanged(l);
+  }
+
+  acceleratorDeleted(a: Accelerator): void {
+    this.writtenAccels.forget(a);
+  }
+
+  exportsChanged(): void {
+    this.exportChanges++;
+  }
+
+  /** A namespace or an AcceleratorLeasePolicy changed: limits are computed again. */
+  limitsChanged(): void {
+    this.limitChanges++;
+  }
+
+  /** The same writes, each result remembered until the caches have it. */
+  recording(w: Writes): Writes {
+    const lease = async (p: Promise<AcceleratorLease>) => {
+      const l = await p;
+      this.writtenLeases.record(l);
+      this.leaseChanged(l);
+      return l;
+    };
+    const accel = async (p: Promise<Accelerator>) => {
+      const a = await p;
+      this.writtenAccels.record(a);
+      return a;
+    };
+    return {
+      setLeaseFinalizers: async (l, f) => {
+        const out = await w.setLeaseFinalizers(l, f);
+        this.leaseChanged(out);
+        // The last finalizer of a deleted lease: the object is gone, whatever version it shows.
+        if (out.metadata.deletionTimestamp && (out.metadata.finalizers ?? []).length === 0)
+          this.writtenLeases.recordDeleted(out);
+        else this.writtenLeases.record(out);
+        return out;
+      },
+      replaceLeaseStatus: (l, st) => lease(w.replaceLeaseStatus(l, st)),
+      annotate: (a, an) => accel(w.annotate(a, an)),
+      setOwner: (a, o, at) => accel(w.setOwner(a, o, at)),
+    };
+  }
+
+  // ---- reads ----------------------------------------------------------------------------------
+
+  /** The accelerator as last written by us or seen by the cache, whichever is newer. */
+  accelerator(name: string): Accelerator | undefined {
+    const cached = this.caches.accelerators.get(name);
+    return cached && this.writtenAccels.resolve(cached);
+  }
+
+  accelerators(): Accelerator[] {
+    return present(this.caches.accelerators.list().map((a) => this.writtenAccels.resolve(a)));
+  }
+
+  /** Every lease that matches the schema, with our newer writes applied. */
+  leases(): readonly AcceleratorLease[] {
+    return this.currentLeases().leases;
+  }
+
+  /** Leases by the accelerator they target, all of them (the queue-length gauge). */
+  leasesByTarget(): ReadonlyMap<string, readonly AcceleratorLease[]> {
+    return this.currentLeases().byTarget;
+  }
+
+  exportsOf(accelerator: string): readonly DmaBufExport[] {
+    if (this.exportIndex?.at !== this.exportChanges) {
+      const byAccelerator = new Map<string, DmaBufExport[]>();
+      for (const e of this.caches.exports.list()) push(byAccelerator, e.spec.accelerator, e);
+      this.exportIndex = { at: this.exportChanges, byAccelerator };
+    }
+    return this.exportIndex.byAccelerator.get(accelerator) ?? [];
+  }
+
+  /** Pods by namespace/name, as the reaper reads them. */
+  readonly pods: PodLookup = {
+    get: (key) => {
+      const p = this.caches.pods.get(key);
+      if (!p?.metadata?.uid) return undefined;
+      return {
+        uid: p.metadata.uid,
+        nodeName: p.spec?.nodeName,
+        deletionTimestamp: p.metadata.deletionTimestamp,
+      };
+    },
+  };
+
+  /**
+   * The leases within their namespace's limit (see namespace-limit.ts), the only ones queued or
+   * placed. When the set over the limit changes, each lease that moved is reported.
+   */
+  admitted(now: number): Admitted {
+    const from = this.currentLeases();
+    const prev = this.admittedView;
+    if (prev?.from === from && prev.at === this.limitChanges) return prev;
+    const over = overNamespaceLimit(from.leases, (ns) => this.namespaceLimit(ns), now);
+    const leases =
+      over.size === 0 ? from.leases : from.leases.filter((l) => !over.has(l.metadata.uid ?? ''));
+    const byTarget = over.size === 0 ? from.byTarget : byTargetOf(leases);
+    const moved = [
+      ...[...over.values()].filter((o) => !prev?.over.has(o.lease.metadata.uid ?? '')),
+      ...[...(prev?.over.values() ?? [])].filter((o) => !over.has(o.lease.metadata.uid ?? '')),
+    ];
+    for (const { lease } of moved) this.opts.onAdmissionChanged(lease);
+    this.admittedView = { from, at: this.limitChanges, over, leases, byTarget };
+    return this.admittedView;
+  }
+
+  /**
+   * Evictions and deletions sent within the minute before `now`, cluster-wide, for the
+   * per-minute cap. From the records alone: each request is written before it is sent, so a
+   * restarted controller counts what it sent before, and nothing relaxes the cap.
+   */
+  evictionsInLastMinute(now: number): number {
+    return requestsAfter(this.allRecords().flat(), now - 60_000);
+  }
+
+  /** Pods other handoffs already asked to evict: a pod pinning two devices is evicted once. */
+  evictingElsewhere(accelerator: string): Set<string> {
+    const out = new Set<string>();
+    for (const records of this.allRecords(accelerator))
+      for (const uid of podsBeingEvicted(records)) out.add(uid);
+    return out;
+  }
+
+  // ---- internals ------------------------------------------------------------------------------
+
+  /** Every handoff's records: each lease's, and each accelerator's idle reap, but `except`'s. */
+  private allRecords(except?: string): EvictionRecord[][] {
+    const out: EvictionRecord[][] = [];
+    for (const l of this.leases()) {
+      if (targetOf(l) !== except) out.push(l.status?.evictions ?? []);
+    }
+    for (const a of this.accelerators()) {
+      if (a.metadata.name === except || !a.metadata.annotations?.[IDLE_REAP_ANNOTATION]) continue;
+      out.push(readIdleReap(parseObject(Accelerator, a))?.evictions ?? []);
+    }
+    return out;
+  }
+
+  private currentLeases(): LeaseIndex {
+    if (this.leaseIndex && this.dirtyLeases.size === 0) return this.leaseIndex;
+    if (!this.leaseIndex) for (const raw of this.caches.leases.list()) this.leaseChanged(raw);
+    for (const [uid, key] of this.dirtyLeases) {
+      const cached = this.caches.leases.get(key);
+      const raw = cached?.metadata.uid === uid ? this.writtenLeases.resolve(cached) : undefined;
+      if (raw) this.parseLease(raw);
+      else this.parsed.delete(uid);
+    }
+    this.dirtyLeases.clear();
+    const leases = present([...this.parsed.values()].map((e) => e.lease));
+    this.leaseIndex = { leases, byTarget: byTargetOf(leases) };
+    return this.leaseIndex;
+  }
+
+  /** Parse one version of a lease once; undefined (and a warning) if it breaks the schema. */
+  private parseLease(raw: AcceleratorLease): void {
+    const uid = raw.metadata.uid ?? '';
+    const entry = this.parsed.get(uid);
+    if (entry && entry.rv === raw.metadata.resourceVersion) return;
+    const next: { rv?: string; lease?: AcceleratorLease } = { rv: raw.metadata.resourceVersion };
+    try {
+      next.lease = parseObject(AcceleratorLease, raw);
+    } catch (err) {
+      this.opts.log.warn(
+        { err: (err as Error).message },
+        'skipping a lease that does not match the schema',
+      );
+    }
+    this.parsed.set(uid, next);
+  }
+
+  private namespaceLimit(namespace: string): NamespaceLimit | undefined {
+    const labels = this.caches.namespaces.get(namespace)?.metadata?.labels;
+    const policy = policyNameFor(labels, this.opts.defaultLeasePolicy ?? DEFAULT_LEASE_POLICY);
+    const raw = this.caches.leasePolicies.get(policy);
+    if (!raw) return undefined; // admission refuses leases in namespaces without a policy
+    try {
+      return {
+        policy,
+        maxLeases: parseObject(AcceleratorLeasePolicy, raw).spec.maxLeasesPerNamespace,
+      };
+    } catch {
+      return undefined;
+    }
+  }
+}

@@ -1,0 +1,194 @@
+// The lease controller's wiring: informers feed the view and a work queue keyed by accelerator
+// (plus placement and namespace limits); workers run reconcile.ts on each key, with writes that
+// carry the leadership signal. Level-triggered throughout: every decision is made again from
+// the caches.
+import type { KubeConfig, V1Namespace, V1Pod } from '@kubernetes/client-node';
+import type { Logger } from 'pino';
+import type { Registry } from 'prom-client';
+import {
+  podKey,
+  type Accelerator,
+  type AcceleratorLease,
+  type AcceleratorLeasePolicy,
+  type DmaBufExport,
+} from '../crds/index.ts';
+import { Informer, type KubeClient, WorkQueue, type Clock, realClock } from '../kube/index.ts';
+import { DEFAULT_REAPER_POLICY, type ReaperPolicy } from '../reaper/index.ts';
+import type { ExecutorPorts } from './executor.ts';
+import { ControllerMetrics } from './metrics.ts';
+import {
+  acceleratorKey,
+  leaseKeyOf,
+  LIMITS_KEY,
+  PLACEMENT_KEY,
+  reconcile,
+  type ReconcileContext,
+} from './reconcile.ts';
+import { ControllerView } from './view.ts';
+import { clusterPods, clusterWrites, type EventSink } from './writes.ts';
+
+export interface LeaseControllerOptions {
+  kc: KubeConfig;
+  client: KubeClient;
+  log: Logger;
+  registry: Registry;
+  events: EventSink;
+  workers?: number;
+  clock?: Clock;
+  resyncPeriodMs?: number;
+  policy?: ReaperPolicy;
+  /** The AcceleratorLeasePolicy of namespaces without the lease-policy label. */
+  defaultLeasePolicy?: string;
+}
+
+const API = '/apis/accel.dmabuf.io/v1alpha1';
+
+export class LeaseController {
+  readonly accelerators: Informer<Accelerator>;
+  readonly leases: Informer<AcceleratorLease>;
+  readonly exports: Informer<DmaBufExport>;
+  readonly pods: Informer<V1Pod>;
+  readonly namespaces: Informer<V1Namespace>;
+  readonly leasePolicies: Informer<AcceleratorLeasePolicy>;
+  readonly queue: WorkQueue;
+  readonly view: ControllerView;
+  private readonly opts: LeaseControllerOptions;
+  private readonly clock: Clock;
+  private readonly ctx: ReconcileContext;
+  private readonly metrics: ControllerMetrics;
+
+  constructor(opts: LeaseControllerOptions) {
+    this.opts = opts;
+    this.clock = opts.clock ?? realClock;
+    const informer = <T extends object>(path: string, name: string) =>
+      new Informer<T>(opts.kc, {
+        path,
+        resyncPeriodMs: opts.resyncPeriodMs ?? 5 * 60_000,
+        logger: opts.log,
+        name,
+      });
+    this.accelerators = informer(`${API}/accelerators`, 'accelerators');
+    this.leases = informer(`${API}/acceleratorleases`, 'acceleratorleases');
+    this.exports = informer(`${API}/dmabufexports`, 'dmabufexports');
+    this.pods = informer('/api/v1/pods', 'pods');
+    this.namespaces = informer('/api/v1/namespaces', 'namespaces');
+    this.leasePolicies = informer(`${API}/acceleratorleasepolicies`, 'acceleratorleasepolicies');
+    this.queue = new WorkQueue({
+      name: 'acceleratorlease',
+      controllerKind: 'AcceleratorLease',
+      registry: opts.registry,
+      logger: opts.log,
+      clock: this.clock,
+    });
+    this.view = new ControllerView(this, {
+      log: opts.log,
+      ...(opts.defaultLeasePolicy !== undefined && {
+        defaultLeasePolicy: opts.defaultLeasePolicy,
+      }),
+      onAdmissionChanged: (l) => this.queue.add(leaseKeyOf(l)),
+    });
+    this.metrics = new ControllerMetrics(opts.registry, {
+      leases: () => this.leases.list(),
+      accelerators: () => this.accelerators.list(),
+      leasesByTarget: () => this.view.leasesByTarget(),
+    });
+    this.ctx = {
+      view: this.view,
+      policy: opts.policy ?? DEFAULT_REAPER_POLICY,
+      observer: this.metrics,
+    };
+    this.watch();
+  }
+
+  /** Every watch event: tell the view, and wake the keys whose decision it may change. */
+  private watch(): void {
+    const onAccel = (a: Accelerator) => {
+      this.queue.add(acceleratorKey(a.metadata.name ?? ''));
+      this.queue.add(PLACEMENT_KEY);
+    };
+    const onLimits = () => {
+      this.view.limitsChanged();
+      this.queue.add(LIMITS_KEY);
+    };
+    for (const ev of ['add', 'update', 'delete', 'resync'] as const) {
+      this.accelerators.on(ev, onAccel);
+      this.leases.on(ev, (l: AcceleratorLease) => this.queue.add(leaseKeyOf(l)));
+      this.leases.on(ev, () => this.queue.add(LIMITS_KEY));
+      this.namespaces.on(ev, onLimits);
+      this.leasePolicies.on(ev, onLimits);
+    }
+    this.leases.on('delete', (l: AcceleratorLease) => this.view.leaseDeleted(l));
+    for (const ev of ['add', 'update'] as const) {
+      this.leases.on(ev, (l: AcceleratorLease) => this.view.leaseChanged(l));
+    }
+    for (const ev of ['add', 'update', 'delete'] as const) {
+      this.exports.on(ev, () => this.view.exportsChanged());
+    }
+    this.accelerators.on('delete', (a: Accelerator) => this.view.acceleratorDeleted(a));
+    // A pod going away may free a stuck device: wake the devices whose pins name it.
+    const onPod = (p: V1Pod) => {
+      const key = `${p.metadata?.namespace ?? ''}/${p.metadata?.name ?? ''}`;
+      for (const a of this.accelerators.list()) {
+        if (a.status?.phase !== 'Stuck') continue;
+        if ((a.status.pins ?? []).some((pin) => pin.pod && podKey(pin.pod) === key))
+          this.queue.add(acceleratorKey(a.metadata.name ?? ''));
+      }
+    };
+    this.pods.on('update', onPod);
+    this.pods.on('delete', onPod);
+    this.exports.on('add', (e: DmaBufExport) => this.queue.add(acceleratorKey(e.spec.accelerator)));
+    // A lease moving from one target to another (placement) must wake both devices.
+    this.leases.on('update', (l: AcceleratorLease, old?: AcceleratorLease) => {
+      if (old && leaseKeyOf(old) !== leaseKeyOf(l)) this.queue.add(leaseKeyOf(old));
+    });
+  }
+
+  private informers() {
+    return [
+      this.accelerators,
+      this.leases,
+      this.exports,
+      this.pods,
+      this.namespaces,
+      this.leasePolicies,
+    ];
+  }
+
+  hasSynced(): boolean {
+    return this.informers().every((i) => i.hasSynced());
+  }
+
+  /** Fill the caches; safe to call on a standby replica (reads only). */
+  async startInformers(): Promise<void> {
+    await Promise.all(this.informers().map((i) => i.start()));
+  }
+
+  /** Run the workers until `signal` aborts (leadership lost or shutdown); then drain. */
+  async run(signal: AbortSignal): Promise<void> {
+    // Every write carries the leadership signal: losing the lease aborts requests in flight.
+    const ports: ExecutorPorts = {
+      writes: this.view.recording(clusterWrites(this.opts.client, signal)),
+      pods: clusterPods(this.opts.client),
+      events: this.opts.events,
+      signal,
+      now: () => this.clock.now(),
+      onPodCall: (effect, outcome) => this.metrics.podCall(effect, outcome),
+    };
+    const loop = this.queue.runWorkers(this.opts.workers ?? 4, async (key) =>
+      signal.aborted ? undefined : reconcile(key, this.clock.now(), this.ctx, ports),
+    );
+    for (const a of this.accelerators.list()) this.queue.add(acceleratorKey(a.metadata.name ?? ''));
+    this.queue.add(PLACEMENT_KEY);
+    this.queue.add(LIMITS_KEY);
+    const stop = () => void this.queue.shutDown();
+    if (signal.aborted) stop();
+    else signal.addEventListener('abort', stop, { once: true });
+    await loop;
+  }
+
+  /** Stop taking work, wait for reconciles in flight, then close the watches. */
+  async stop(): Promise<void> {
+    await this.queue.shutDown();
+    for (const i of this.informers()) i.stop();
+  }
+}

@@ -1,0 +1,117 @@
+// The ports through which the controller changes the cluster (writes, pod calls, Events), and
+// their implementations on the real API server. The executor talks only to these, so the same
+// code runs against the API server and against the simulation's in-memory API.
+import {
+  LAST_HANDOFF_ANNOTATION,
+  type Accelerator,
+  type AcceleratorLease,
+  type AcceleratorLeaseStatus,
+  type AcceleratorOwner,
+} from '../crds/index.ts';
+import {
+  ACCELERATOR_LEASES,
+  ACCELERATORS,
+  ResourceClient,
+  type EventRecorder,
+  type KubeClient,
+  type ObjectReference,
+} from '../kube/index.ts';
+import { callPod, objectReference, type CallOutcome, type ReaperEffect } from '../reaper/index.ts';
+
+export const FIELD_MANAGER = 'accel-lease-controller';
+
+/** The writes the controller makes; each is optimistic (carries the resourceVersion it read). */
+export interface Writes {
+  /** Replace the lease's finalizer list (merge patch with resourceVersion). */
+  setLeaseFinalizers(lease: AcceleratorLease, finalizers: string[]): Promise<AcceleratorLease>;
+  /** Replace the lease's status through the status subresource (PUT with resourceVersion). */
+  replaceLeaseStatus(
+    lease: AcceleratorLease,
+    status: AcceleratorLeaseStatus,
+  ): Promise<AcceleratorLease>;
+  /** Merge-patch annotations onto the accelerator (null removes one). */
+  annotate(
+    accelerator: Accelerator,
+    annotations: Readonly<Record<string, string | null>>,
+  ): Promise<Accelerator>;
+  /** Write spec.owner and the last-handoff annotation (merge patch with resourceVersion). */
+  setOwner(
+    accelerator: Accelerator,
+    owner: AcceleratorOwner,
+    handoffAt: string,
+  ): Promise<Accelerator>;
+}
+
+/** An evict or delete the reaper decided. */
+export type PodCall = Extract<ReaperEffect, { type: 'evict' | 'delete' }>;
+
+/** Pod evictions and deletions; never throws: every answer becomes an outcome. */
+export interface PodCalls {
+  call(effect: PodCall, signal: AbortSignal): Promise<CallOutcome>;
+}
+
+export interface EventSink {
+  event(
+    regarding: Accelerator | AcceleratorLease,
+    type: 'Normal' | 'Warning',
+    reason: string,
+    action: string,
+    note: string,
+  ): void;
+  /** The same, about any object (a pod the reaper evicts). */
+  eventRef(
+    regarding: ObjectReference,
+    type: 'Normal' | 'Warning',
+    reason: string,
+    action: string,
+    note: string,
+  ): void;
+}
+
+/** The controller's writes on the real API server, each conditional on the resourceVersion read. */
+export function clusterWrites(client: KubeClient, signal?: AbortSignal): Writes {
+  const leases = new ResourceClient<AcceleratorLease>(client, ACCELERATOR_LEASES);
+  const accels = new ResourceClient<Accelerator>(client, ACCELERATORS);
+  const opts = { fieldManager: FIELD_MANAGER, ...(signal && { signal }) };
+  return {
+    setLeaseFinalizers: (lease, finalizers) =>
+      leases.mergePatch(
+        lease.metadata.name ?? '',
+        lease.metadata.namespace,
+        { metadata: { resourceVersion: lease.metadata.resourceVersion, finalizers } },
+        opts,
+      ),
+    replaceLeaseStatus: (lease, status) =>
+      leases.replace({ ...lease, status }, { ...opts, subresource: 'status' }),
+    annotate: (accel, annotations) =>
+      accels.mergePatch(accel.metadata.name ?? '', undefined, { metadata: { annotations } }, opts),
+    setOwner: (accel, owner, handoffAt) =>
+      accels.mergePatch(
+        accel.metadata.name ?? '',
+        undefined,
+        {
+          metadata: {
+            resourceVersion: accel.metadata.resourceVersion,
+            annotations: { [LAST_HANDOFF_ANNOTATION]: handoffAt },
+          },
+          spec: { owner: { lease: owner.lease ?? null, epoch: owner.epoch } },
+        },
+        opts,
+      ),
+  };
+}
+
+/** Evictions (policy/v1) and deletions on the real API server, each with a UID precondition. */
+export function clusterPods(client: KubeClient): PodCalls {
+  return { call: (effect, signal) => callPod(client, effect, signal) };
+}
+
+/** Events on accelerators, leases and pods go through the shared recorder (aggregated, never throwing). */
+export function recorderSink(recorder: EventRecorder): EventSink {
+  return {
+    event: (regarding, type, reason, action, note) =>
+      recorder.event(objectReference(regarding), type, reason, action, note),
+    eventRef: (regarding, type, reason, action, note) =>
+      recorder.event(regarding, type, reason, action, note),
+  };
+}
