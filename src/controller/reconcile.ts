@@ -15,21 +15,10 @@ import { decideMissing, type Action } from './arbiter.ts';
 import { execute, type ExecutorPorts, type Plan } from './executor.ts';
 import { decideHandoff, type HandoffDecision } from './handoff.ts';
 import type { ReconcileObserver } from './metrics.ts';
+import { acceleratorOfKey, LIMITS_KEY, PLACEMENT_KEY } from './keys.ts';
 import { overLimitActions } from './namespace-limit.ts';
 import { place } from './placement.ts';
 import type { ControllerView } from './view.ts';
-
-/** The work-queue keys: one per accelerator, one for placement, one for namespace limits. */
-export const PLACEMENT_KEY = 'placement';
-export const LIMITS_KEY = 'namespace-limits';
-const ACCEL_PREFIX = 'accelerator/';
-export const acceleratorKey = (name: string): string => ACCEL_PREFIX + name;
-
-/** The key that wakes the reconcile of `lease`: its device's, or placement's while it has none. */
-export const leaseKeyOf = (lease: AcceleratorLease): string => {
-  const target = targetOf(lease);
-  return target ? acceleratorKey(target) : PLACEMENT_KEY;
-};
 
 export interface ReconcileContext {
   readonly view: ControllerView;
@@ -56,7 +45,8 @@ export async function reconcile(
     await execute({ actions: placementActions(ctx.view, now), effects: [] }, ports, at);
     return;
   }
-  const name = key.slice(ACCEL_PREFIX.length);
+  const name = acceleratorOfKey(key);
+  if (name === undefined) throw new Error(`unknown work-queue key ${key}`);
   const leases = ctx.view.admitted(now).byTarget.get(name) ?? [];
   const raw = ctx.view.accelerator(name);
   if (!raw) {

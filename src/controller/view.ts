@@ -18,6 +18,7 @@ import {
 import { MutationCache } from '../kube/index.ts';
 import { podsBeingEvicted, readIdleReap, requestsAfter, type PodLookup } from '../reaper/index.ts';
 import { overNamespaceLimit, type NamespaceLimit, type OverLimit } from './namespace-limit.ts';
+import type { Change } from './keys.ts';
 import type { Writes } from './writes.ts';
 
 /** A read-only cache of one resource, keyed as informers key it (namespace/name, or name). */
@@ -72,8 +73,8 @@ export interface ViewOptions {
 }
 
 /**
- * The controller's view of the cluster. The wiring tells it of every watch event (leaseChanged,
- * exportsChanged, ...); `recording` wraps the writes so their results are read until the
+ * The controller's view of the cluster. The wiring tells it of every watch event (`notice`);
+ * `recording` wraps the writes so their results are read until the
  * watches catch up. Indexes are brought up to date lazily, one changed lease at a time: a cold
  * start reconciles every accelerator against the same caches, and a burst of handoffs changes a
  * few leases per event; neither re-reads them all.
@@ -100,27 +101,37 @@ export class ControllerView {
 
   // ---- what the watches say -------------------------------------------------------------------
 
-  leaseChanged(l: AcceleratorLease): void {
+  /** A watch event: mark what it changes, so the next read brings the indexes up to date. */
+  notice(change: Change): void {
+    if (change.type === 'resync') return;
+    switch (change.resource) {
+      case 'leases':
+        if (change.type === 'delete') this.leaseDeleted(change.obj);
+        else this.leaseChanged(change.obj);
+        break;
+      case 'exports':
+        this.exportChanges++;
+        break;
+      case 'accelerators':
+        if (change.type === 'delete') this.writtenAccels.forget(change.obj);
+        break;
+      case 'namespaces':
+      case 'leasePolicies':
+        this.limitChanges++;
+        break;
+      case 'pods':
+        break;
+    }
+  }
+
+  private leaseChanged(l: AcceleratorLease): void {
     const uid = l.metadata.uid;
     if (uid) this.dirtyLeases.set(uid, `${l.metadata.namespace ?? ''}/${l.metadata.name ?? ''}`);
   }
 
-  leaseDeleted(l: AcceleratorLease): void {
+  private leaseDeleted(l: AcceleratorLease): void {
     this.writtenLeases.forget(l);
     this.leaseChanged(l);
-  }
-
-  acceleratorDeleted(a: Accelerator): void {
-    this.writtenAccels.forget(a);
-  }
-
-  exportsChanged(): void {
-    this.exportChanges++;
-  }
-
-  /** A namespace or an AcceleratorLeasePolicy changed: limits are computed again. */
-  limitsChanged(): void {
-    this.limitChanges++;
   }
 
   /** The same writes, each result remembered until the caches have it. */

@@ -6,7 +6,6 @@ import type { KubeConfig, V1Namespace, V1Pod } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import {
-  podKey,
   type Accelerator,
   type AcceleratorLease,
   type AcceleratorLeasePolicy,
@@ -21,9 +20,10 @@ import {
   leaseKeyOf,
   LIMITS_KEY,
   PLACEMENT_KEY,
-  reconcile,
-  type ReconcileContext,
-} from './reconcile.ts';
+  wakeKeys,
+  type Change,
+} from './keys.ts';
+import { reconcile, type ReconcileContext } from './reconcile.ts';
 import { ControllerView } from './view.ts';
 import { clusterPods, clusterWrites, type EventSink } from './writes.ts';
 
@@ -102,45 +102,21 @@ export class LeaseController {
 
   /** Every watch event: tell the view, and wake the keys whose decision it may change. */
   private watch(): void {
-    const onAccel = (a: Accelerator) => {
-      this.queue.add(acceleratorKey(a.metadata.name ?? ''));
-      this.queue.add(PLACEMENT_KEY);
+    const accelerators = () => this.accelerators.list();
+    const on = (change: Change) => {
+      this.view.notice(change);
+      for (const key of wakeKeys(change, accelerators)) this.queue.add(key);
     };
-    const onLimits = () => {
-      this.view.limitsChanged();
-      this.queue.add(LIMITS_KEY);
-    };
-    for (const ev of ['add', 'update', 'delete', 'resync'] as const) {
-      this.accelerators.on(ev, onAccel);
-      this.leases.on(ev, (l: AcceleratorLease) => this.queue.add(leaseKeyOf(l)));
-      this.leases.on(ev, () => this.queue.add(LIMITS_KEY));
-      this.namespaces.on(ev, onLimits);
-      this.leasePolicies.on(ev, onLimits);
+    for (const type of ['add', 'update', 'delete', 'resync'] as const) {
+      this.accelerators.on(type, (obj: Accelerator) => on({ resource: 'accelerators', type, obj }));
+      this.leases.on(type, (obj: AcceleratorLease, old?: AcceleratorLease) =>
+        on({ resource: 'leases', type, obj, ...(old && { old }) }),
+      );
+      this.exports.on(type, (obj: DmaBufExport) => on({ resource: 'exports', type, obj }));
+      this.pods.on(type, (obj: V1Pod) => on({ resource: 'pods', type, obj }));
+      this.namespaces.on(type, () => on({ resource: 'namespaces', type }));
+      this.leasePolicies.on(type, () => on({ resource: 'leasePolicies', type }));
     }
-    this.leases.on('delete', (l: AcceleratorLease) => this.view.leaseDeleted(l));
-    for (const ev of ['add', 'update'] as const) {
-      this.leases.on(ev, (l: AcceleratorLease) => this.view.leaseChanged(l));
-    }
-    for (const ev of ['add', 'update', 'delete'] as const) {
-      this.exports.on(ev, () => this.view.exportsChanged());
-    }
-    this.accelerators.on('delete', (a: Accelerator) => this.view.acceleratorDeleted(a));
-    // A pod going away may free a stuck device: wake the devices whose pins name it.
-    const onPod = (p: V1Pod) => {
-      const key = `${p.metadata?.namespace ?? ''}/${p.metadata?.name ?? ''}`;
-      for (const a of this.accelerators.list()) {
-        if (a.status?.phase !== 'Stuck') continue;
-        if ((a.status.pins ?? []).some((pin) => pin.pod && podKey(pin.pod) === key))
-          this.queue.add(acceleratorKey(a.metadata.name ?? ''));
-      }
-    };
-    this.pods.on('update', onPod);
-    this.pods.on('delete', onPod);
-    this.exports.on('add', (e: DmaBufExport) => this.queue.add(acceleratorKey(e.spec.accelerator)));
-    // A lease moving from one target to another (placement) must wake both devices.
-    this.leases.on('update', (l: AcceleratorLease, old?: AcceleratorLease) => {
-      if (old && leaseKeyOf(old) !== leaseKeyOf(l)) this.queue.add(leaseKeyOf(old));
-    });
   }
 
   private informers() {
