@@ -11,7 +11,7 @@ import { AgentStartError, rootMessage } from './errors.ts';
 import type { HostPort } from './flags.ts';
 import { AgentMetrics } from './metrics.ts';
 import { NoteReporter } from './notes.ts';
-import { NodeObserver } from './observe.ts';
+import { NodeObserver } from './observe-cluster.ts';
 import { closeServers, serveAgent, type AgentServers } from './serve.ts';
 import type { AgentState, StateFile } from './state.ts';
 import { StateStore } from './state-store.ts';

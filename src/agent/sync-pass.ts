@@ -2,7 +2,7 @@
 // drifted, the cluster observed, the kernel synced and persisted, notes reported, statuses written.
 import type { AcceleratorSpecs } from './accelerator-specs.ts';
 import type { NoteReporter } from './notes.ts';
-import type { NodeObserver } from './observe.ts';
+import type { NodeObserver } from './observe-cluster.ts';
 import type { StateStore } from './state-store.ts';
 import type { StatusWriter } from './status-writes.ts';
 import { syncNode } from './sync.ts';
