@@ -43,7 +43,7 @@ import {
 } from '../src/kube/index.ts';
 import { inParallel } from './stack.ts';
 
-// The agent's defaults (src/agent/agent.ts): gaudi2, 96 GiB, static profile.
+// The agent's defaults (src/agent/start.ts): gaudi2, 96 GiB, static profile.
 const MODEL = 'gaudi2';
 const MEMORY_BYTES = 96 * 2 ** 30;
 const PROFILE = 'static';

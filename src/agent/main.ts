@@ -3,7 +3,7 @@
 // file): one line, exit 1. SIGTERM or SIGINT: finish the current step, persist, exit 0.
 import { FlagError, createLogger, exitWithUsageIfAsked, prettyDestination } from '../kube/index.ts';
 import { linuxBackend } from './backends/linux/index.ts';
-import { startAgent } from './agent.ts';
+import { startAgent } from './start.ts';
 import { AGENT_FLAGS, parseAgentFlags, type AgentFlags } from './flags.ts';
 import { deviceName } from './state.ts';
 

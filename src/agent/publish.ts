@@ -19,6 +19,7 @@ import {
   describePin,
   pinsOnDrop,
   type AttachmentState,
+  type BufferState,
   type Pin as KernelPin,
 } from '../device-sim/kernel/index.ts';
 import { allPins, type NodePinSource } from './backend.ts';
@@ -242,6 +243,15 @@ const ATTACHMENT_STATE: Record<AttachmentState, AttachmentStatus['state']> = {
   failed: 'Failed',
 };
 
+/** A condition of the export's current generation. */
+function withGeneration(
+  exp: DmaBufExport,
+  c: Omit<ConditionInput, 'observedGeneration'>,
+): ConditionInput {
+  const generation = exp.metadata.generation;
+  return { ...c, ...(generation !== undefined && { observedGeneration: generation }) };
+}
+
 function realizedStatus(
   state: AgentState,
   record: ExportRecord,
@@ -251,39 +261,71 @@ function realizedStatus(
   withdrawn: ReadonlyMap<string, string> | undefined,
 ): DmaBufExportStatus {
   const generation = exp.metadata.generation;
-  const withGen = (c: Omit<ConditionInput, 'observedGeneration'>): ConditionInput => ({
-    ...c,
-    ...(generation !== undefined && { observedGeneration: generation }),
-  });
+  const observedGeneration = generation !== undefined && { observedGeneration: generation };
   if (record.failed !== undefined || record.ino === undefined) {
+    const failed = withGeneration(exp, {
+      type: 'Realized',
+      status: 'False',
+      reason: 'ExportFailed',
+      message: record.failed ?? 'not exported',
+    });
     return {
       phase: 'Failed',
-      conditions: setConditions(
-        previous,
-        [
-          withGen({
-            type: 'Realized',
-            status: 'False',
-            reason: 'ExportFailed',
-            message: record.failed ?? 'not exported',
-          }),
-        ],
-        preciseTime(now),
-      ),
-      ...(generation !== undefined && { observedGeneration: generation }),
+      conditions: setConditions(previous, [failed], preciseTime(now)),
+      ...observedGeneration,
     };
   }
-  const profile = state.kernel.device(record.accelerator)?.profile ?? 'static';
   const buffer = state.kernel.buffer(record.ino);
-  const phase: ExportPhase = !buffer
+  const attachments = attachmentStatuses(state, record, withdrawn);
+  const exporter = record.exporter;
+  const realized = withGeneration(exp, {
+    type: 'Realized',
+    status: 'True',
+    reason: 'Exported',
+    message:
+      `exported ${exp.spec.sizeBytes} bytes at offset ${exp.spec.offsetBytes} of ${record.accelerator} ` +
+      `as inode ${record.ino} at epoch ${record.epoch ?? '?'}` +
+      (exporter ? ` by pid ${exporter.pid} (pod ${record.namespace}/${exporter.pod})` : ''),
+  });
+  return {
+    phase: exportPhase(buffer?.state),
+    inode: record.ino,
+    ...(record.epoch !== undefined && { epoch: record.epoch }),
+    attachments,
+    conditions: setConditions(
+      previous,
+      [
+        realized,
+        withGeneration(exp, degradedCondition(record)),
+        ...consentConditions(record, attachments, withdrawn).map((c) => withGeneration(exp, c)),
+      ],
+      preciseTime(now),
+    ),
+    ...observedGeneration,
+  };
+}
+
+/** A realized export's phase from its buffer's state; a buffer gone is Released. */
+function exportPhase(buffer: BufferState | undefined): ExportPhase {
+  return !buffer
     ? 'Released'
-    : buffer.state === 'active'
+    : buffer === 'active'
       ? 'Active'
-      : buffer.state === 'pinned'
+      : buffer === 'pinned'
         ? 'Pinned'
         : 'Revoked';
+}
+
+/** Each importer as the kernel has it now; `withdrawn` names those attached without consent. */
+function attachmentStatuses(
+  state: AgentState,
+  record: ExportRecord,
+  withdrawn: ReadonlyMap<string, string> | undefined,
+): AttachmentStatus[] {
+  const profile = state.kernel.device(record.accelerator)?.profile ?? 'static';
+  const buffer = record.ino === undefined ? undefined : state.kernel.buffer(record.ino);
   const live = new Map((buffer?.attachments ?? []).map((a) => [a.id, a]));
-  const attachments: AttachmentStatus[] = record.attachments.map((a) => {
+  return record.attachments.map((a) => {
     const att = a.attachmentId === undefined ? undefined : live.get(a.attachmentId);
     const shown =
       a.failed !== undefined ? 'Failed' : att ? ATTACHMENT_STATE[att.state] : 'Detached';
@@ -303,76 +345,58 @@ function realizedStatus(
       ...(message !== undefined && { message: message.slice(0, 1024) }),
     };
   });
+}
+
+function degradedCondition(record: ExportRecord): Omit<ConditionInput, 'observedGeneration'> {
+  const failed = record.attachments.filter((a) => a.failed !== undefined);
+  return failed.length > 0
+    ? {
+        type: 'Degraded',
+        status: 'True',
+        reason: 'ImporterFailed',
+        message: failed
+          .map((a) => `${a.name}: ${a.failed ?? ''}`)
+          .join('; ')
+          .slice(0, 32768),
+      }
+    : {
+        type: 'Degraded',
+        status: 'False',
+        reason: 'AllImported',
+        message: 'every importer attached',
+      };
+}
+
+/** ImportConsent, only for an export with importers in another namespace. */
+function consentConditions(
+  record: ExportRecord,
+  attachments: readonly AttachmentStatus[],
+  withdrawn: ReadonlyMap<string, string> | undefined,
+): Omit<ConditionInput, 'observedGeneration'>[] {
   const crossNamespace = record.attachments.some((a) => a.pod.namespace !== record.namespace);
+  if (!crossNamespace) return [];
   const stillWithout = attachments.filter(
     (a) => a.state !== 'Failed' && a.state !== 'Detached' && withdrawn?.has(a.name),
   );
-  const consent: ConditionInput[] = !crossNamespace
-    ? []
-    : [
-        withGen(
-          stillWithout.length > 0
-            ? {
-                type: 'ImportConsent',
-                status: 'False',
-                reason: 'ConsentWithdrawn',
-                message: stillWithout
-                  .map((a) => `${a.name}: ${withdrawn?.get(a.name) ?? ''}`)
-                  .join('; ')
-                  .slice(0, 32768),
-              }
-            : {
-                type: 'ImportConsent',
-                status: 'True',
-                reason: 'Consented',
-                message:
-                  'every live importer in another namespace is allowed by a DmaBufImportGrant there',
-              },
-        ),
-      ];
-  const failed = record.attachments.filter((a) => a.failed !== undefined);
-  const exporter = record.exporter;
-  return {
-    phase,
-    inode: record.ino,
-    ...(record.epoch !== undefined && { epoch: record.epoch }),
-    attachments,
-    conditions: setConditions(
-      previous,
-      [
-        withGen({
-          type: 'Realized',
+  return [
+    stillWithout.length > 0
+      ? {
+          type: 'ImportConsent',
+          status: 'False',
+          reason: 'ConsentWithdrawn',
+          message: stillWithout
+            .map((a) => `${a.name}: ${withdrawn?.get(a.name) ?? ''}`)
+            .join('; ')
+            .slice(0, 32768),
+        }
+      : {
+          type: 'ImportConsent',
           status: 'True',
-          reason: 'Exported',
+          reason: 'Consented',
           message:
-            `exported ${exp.spec.sizeBytes} bytes at offset ${exp.spec.offsetBytes} of ${record.accelerator} ` +
-            `as inode ${record.ino} at epoch ${record.epoch ?? '?'}` +
-            (exporter ? ` by pid ${exporter.pid} (pod ${record.namespace}/${exporter.pod})` : ''),
-        }),
-        withGen(
-          failed.length > 0
-            ? {
-                type: 'Degraded',
-                status: 'True',
-                reason: 'ImporterFailed',
-                message: failed
-                  .map((a) => `${a.name}: ${a.failed ?? ''}`)
-                  .join('; ')
-                  .slice(0, 32768),
-              }
-            : {
-                type: 'Degraded',
-                status: 'False',
-                reason: 'AllImported',
-                message: 'every importer attached',
-              },
-        ),
-        ...consent,
-      ],
-      preciseTime(now),
-    ),
-    ...(generation !== undefined && { observedGeneration: generation }),
-  };
+            'every live importer in another namespace is allowed by a DmaBufImportGrant there',
+        },
+  ];
 }
 
 function pendingStatus(

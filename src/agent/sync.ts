@@ -1,6 +1,11 @@
 // One level-triggered pass over the node: from what the API server says (pods, exports,
 // spec.owner) to kernel state. Deterministic and free of I/O; the caller persists and publishes.
-import type { AcceleratorOwner, DmaBufExport, DmaBufImportGrant } from '../crds/index.ts';
+import {
+  podKey,
+  type AcceleratorOwner,
+  type DmaBufExport,
+  type DmaBufImportGrant,
+} from '../crds/index.ts';
 import { allPins, type NodePinSource } from './backend.ts';
 import { describePin } from '../device-sim/kernel/index.ts';
 import {
@@ -20,7 +25,7 @@ import {
   type ExportPlan,
   type RemotePod,
 } from './realize.ts';
-import type { AgentState } from './state.ts';
+import type { AgentState, ExportRecord } from './state.ts';
 
 export interface Observed {
   /** spec.owner of this node's Accelerators by name; a missing key = object not seen yet. */
@@ -103,9 +108,31 @@ export function exportsOnNode(state: AgentState, all: readonly DmaBufExport[]): 
  */
 export function syncNode(state: AgentState, observed: Observed): SyncResult {
   const notes: Note[] = [];
-  const { kernel } = state;
+  notes.push(...exitVanishedPods(state, observed.pods));
+  const mine = exportsOnNode(state, observed.exports);
+  const byUid = new Map(mine.map((e) => [e.metadata.uid ?? '', e]));
+  notes.push(...releaseDeletedExports(state, byUid));
+  const owned = applyOwners(state, observed);
+  notes.push(...owned.notes);
+  const pods = new Map([...observed.pods.values()].map((p) => [podKey(p), p]));
+  const realized = realizeReadyExports(state, mine, pods, observed);
+  notes.push(...realized.notes);
+  notes.push(...attachConsentedImporters(state, mine, pods, observed.grants));
+  const withdrawn = withdrawnConsents(state, byUid, pods, observed.grants);
+  return {
+    devices: owned.devices,
+    waiting: realized.waiting,
+    exports: byUid,
+    withdrawn,
+    wakeAt: owned.wakeAt,
+    notes,
+  };
+}
 
-  for (const uid of vanishedPods(state, observed.pods)) {
+/** Processes of pods no longer on the node exit, as the kernel would see them die. */
+function exitVanishedPods(state: AgentState, pods: ReadonlyMap<string, PodView>): Note[] {
+  const notes: Note[] = [];
+  for (const uid of vanishedPods(state, pods)) {
     const proc = state.pods[uid];
     const report = exitPod(state, uid);
     if (proc && report) {
@@ -113,7 +140,7 @@ export function syncNode(state: AgentState, observed: Observed): SyncResult {
         level: 'info',
         msg: 'pod gone: its process exited',
         fields: {
-          pod: `${proc.namespace}/${proc.name}`,
+          pod: podKey(proc),
           pid: report.pid,
           closedFds: report.closedFds.length,
           detached: report.detached.map((a) => `${a.kind} ${a.name}`),
@@ -122,9 +149,15 @@ export function syncNode(state: AgentState, observed: Observed): SyncResult {
       });
     }
   }
+  return notes;
+}
 
-  const mine = exportsOnNode(state, observed.exports);
-  const byUid = new Map(mine.map((e) => [e.metadata.uid ?? '', e]));
+/** Realized exports whose DmaBufExport is gone (or no longer on this node) are released. */
+function releaseDeletedExports(
+  state: AgentState,
+  byUid: ReadonlyMap<string, DmaBufExport>,
+): Note[] {
+  const notes: Note[] = [];
   for (const [uid, record] of Object.entries(state.exports)) {
     if (byUid.has(uid)) continue;
     releaseExport(state, uid);
@@ -134,7 +167,16 @@ export function syncNode(state: AgentState, observed: Observed): SyncResult {
       fields: { export: `${record.namespace}/${record.name}`, inode: record.ino },
     });
   }
+  return notes;
+}
 
+/** Each device applies its spec.owner; returns what each did and the earliest revoke deadline. */
+function applyOwners(
+  state: AgentState,
+  observed: Observed,
+): { devices: Map<string, DeviceResult>; wakeAt: number | undefined; notes: Note[] } {
+  const { kernel } = state;
+  const notes: Note[] = [];
   const devices = new Map<string, DeviceResult>();
   let wakeAt: number | undefined;
   // A device the backend cannot show free counts as pinned: it is never handed to a new owner.
@@ -159,13 +201,22 @@ export function syncNode(state: AgentState, observed: Observed): SyncResult {
     const revoke = state.revokes[device.name];
     if (revoke && (wakeAt === undefined || revoke.deadline < wakeAt)) wakeAt = revoke.deadline;
   }
+  return { devices, wakeAt, notes };
+}
 
+/** Exports not realized yet are realized once ready; returns those that still wait, by uid. */
+function realizeReadyExports(
+  state: AgentState,
+  mine: readonly DmaBufExport[],
+  pods: ReadonlyMap<string, PodView>,
+  observed: Observed,
+): { waiting: Map<string, Extract<ExportPlan, { kind: 'wait' }>>; notes: Note[] } {
+  const notes: Note[] = [];
   const waiting = new Map<string, Extract<ExportPlan, { kind: 'wait' }>>();
-  const pods = new Map([...observed.pods.values()].map((p) => [`${p.namespace}/${p.name}`, p]));
   for (const exp of mine) {
     const uid = exp.metadata.uid ?? '';
     if (state.exports[uid]) continue;
-    const device = kernel.device(exp.spec.accelerator);
+    const device = state.kernel.device(exp.spec.accelerator);
     if (!device) continue;
     const plan = planExport(exp, {
       node: state.node,
@@ -178,14 +229,20 @@ export function syncNode(state: AgentState, observed: Observed): SyncResult {
       waiting.set(uid, plan);
       continue;
     }
-    const record = realizeExport(state, exp, plan);
-    const regarding = {
-      kind: 'DmaBufExport' as const,
-      namespace: record.namespace,
-      name: record.name,
-    };
-    const failedImporters = record.attachments.filter((a) => a.failed !== undefined);
-    notes.push({
+    notes.push(...realizedNotes(realizeExport(state, exp, plan)));
+  }
+  return { waiting, notes };
+}
+
+function realizedNotes(record: ExportRecord): Note[] {
+  const regarding = {
+    kind: 'DmaBufExport' as const,
+    namespace: record.namespace,
+    name: record.name,
+  };
+  const failedImporters = record.attachments.filter((a) => a.failed !== undefined);
+  const notes: Note[] = [
+    {
       level: record.failed ? 'warn' : 'info',
       msg: record.failed ? 'DmaBufExport could not be exported' : 'DmaBufExport realized',
       fields: {
@@ -204,28 +261,38 @@ export function syncNode(state: AgentState, observed: Observed): SyncResult {
             reason: 'Exported',
             note: `exported from ${record.accelerator} as inode ${record.ino} at epoch ${record.epoch}`,
           },
+    },
+  ];
+  for (const a of failedImporters) {
+    notes.push({
+      level: 'warn',
+      msg: 'importer failed',
+      fields: {
+        export: `${record.namespace}/${record.name}`,
+        importer: a.name,
+        reason: a.failed,
+      },
+      event: {
+        ...regarding,
+        type: 'Warning',
+        reason: 'ImporterFailed',
+        note: `${a.name}: ${a.failed}`,
+      },
     });
-    for (const a of failedImporters) {
-      notes.push({
-        level: 'warn',
-        msg: 'importer failed',
-        fields: {
-          export: `${record.namespace}/${record.name}`,
-          importer: a.name,
-          reason: a.failed,
-        },
-        event: {
-          ...regarding,
-          type: 'Warning',
-          reason: 'ImporterFailed',
-          note: `${a.name}: ${a.failed}`,
-        },
-      });
-    }
   }
+  return notes;
+}
 
+/** Importers of live exports attach once their namespace consents (a grant appeared). */
+function attachConsentedImporters(
+  state: AgentState,
+  mine: readonly DmaBufExport[],
+  pods: ReadonlyMap<string, PodView>,
+  grants: readonly DmaBufImportGrant[],
+): Note[] {
+  const notes: Note[] = [];
   for (const exp of mine) {
-    const attached = attachConsented(state, exp, { pods, grants: observed.grants });
+    const attached = attachConsented(state, exp, { pods, grants });
     if (attached.length === 0) continue;
     const name = `${exp.metadata.namespace ?? ''}/${exp.metadata.name ?? ''}`;
     notes.push({
@@ -242,8 +309,7 @@ export function syncNode(state: AgentState, observed: Observed): SyncResult {
       },
     });
   }
-  const withdrawn = withdrawnConsents(state, byUid, pods, observed.grants);
-  return { devices, waiting, exports: byUid, withdrawn, wakeAt, notes };
+  return notes;
 }
 
 /** Attachments realized under a consent that their importer's namespace no longer gives. */

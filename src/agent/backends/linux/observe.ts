@@ -115,231 +115,281 @@ interface Found {
 
 /** Read the node once. Throws only when /proc itself cannot be listed. */
 export function observeNode(options: ObserveOptions): NodeObservation {
-  const fs = options.fs ?? nodeFs;
-  const readFileSync = (path: string, enc: 'utf8') => fs.readFileSync(path, enc);
-  const readdirSync = (path: string) => fs.readdirSync(path);
-  const readlinkSync = (path: string) => fs.readlinkSync(path);
-  const statSync = (path: string) => fs.statSync(path);
-  const proc = join(options.root, 'proc');
-  const exporters = new Set(options.exporters);
-  const problems: ObserveProblem[] = [];
-  const deniedPids: number[] = [];
-  let vanished = 0;
+  const pass = new ObservePass(options);
+  for (const pid of pass.listPids()) pass.readProcess(pid);
+  pass.reportDenied();
+  const buffers = pass.buffers(pass.readBufinfo());
+  const deviceHolders = pass.deviceHolders();
+  const mrHolders = pass.mrHolders();
+  return { buffers, deviceHolders, mrHolders, problems: pass.problems, vanished: pass.vanished };
+}
 
-  const devices = new Map<string, string>(); // "major:minor" -> path
-  for (const path of options.devices ?? []) {
-    try {
-      const st = statSync(join(options.root, path));
-      if (!st.isCharacterDevice() && !st.isBlockDevice())
-        problems.push({ kind: 'device-missing', message: `${path} is not a device node` });
-      else devices.set(String(st.rdev), path);
-    } catch (err) {
-      problems.push({
-        kind: 'device-missing',
-        message: `cannot stat ${path}: ${(err as Error).message} (mount the host's device nodes into the agent)`,
-      });
+/** What one pass has read so far; each method reads one part of the node into it. */
+class ObservePass {
+  readonly problems: ObserveProblem[] = [];
+  /** Processes that exited while being read. */
+  vanished = 0;
+  private readonly options: ObserveOptions;
+  private readonly fs: ObserveFs;
+  private readonly proc: string;
+  private readonly exporters: ReadonlySet<string>;
+  private readonly deniedPids: number[] = [];
+  /** "major:minor" -> path of the device nodes to report holders of. */
+  private readonly devices = new Map<string, string>();
+  private readonly meta = new Map<number, DmabufFdinfo>();
+  /** ino -> pid -> what the process holds of the buffer. */
+  private readonly perBuffer = new Map<number, Map<number, Found>>();
+  private readonly processes = new Map<number, ProcessRef>();
+  /** pid -> device -> fds. */
+  private readonly deviceFds = new Map<number, Map<string, number[]>>();
+
+  constructor(options: ObserveOptions) {
+    this.options = options;
+    this.fs = options.fs ?? nodeFs;
+    this.proc = join(options.root, 'proc');
+    this.exporters = new Set(options.exporters);
+    this.statDevices();
+  }
+
+  private statDevices(): void {
+    for (const path of this.options.devices ?? []) {
+      try {
+        const st = this.fs.statSync(join(this.options.root, path));
+        if (!st.isCharacterDevice() && !st.isBlockDevice())
+          this.problems.push({ kind: 'device-missing', message: `${path} is not a device node` });
+        else this.devices.set(String(st.rdev), path);
+      } catch (err) {
+        this.problems.push({
+          kind: 'device-missing',
+          message: `cannot stat ${path}: ${(err as Error).message} (mount the host's device nodes into the agent)`,
+        });
+      }
     }
   }
 
-  const meta = new Map<number, DmabufFdinfo>();
-  const perBuffer = new Map<number, Map<number, Found>>(); // ino -> pid -> found
-  const processes = new Map<number, ProcessRef>();
-  const deviceFds = new Map<number, Map<string, number[]>>(); // pid -> device -> fds
-
-  let pids: number[];
-  try {
-    pids = readdirSync(proc)
-      .filter((n) => /^\d+$/.test(n))
-      .map(Number)
-      .sort((a, b) => a - b);
-  } catch (err) {
-    throw new ObserveError(`cannot list ${proc}: ${(err as Error).message}`);
+  listPids(): number[] {
+    try {
+      return this.fs
+        .readdirSync(this.proc)
+        .filter((n) => /^\d+$/.test(n))
+        .map(Number)
+        .sort((a, b) => a - b);
+    } catch (err) {
+      throw new ObserveError(`cannot list ${this.proc}: ${(err as Error).message}`);
+    }
   }
 
-  const describe = (pid: number): ProcessRef | undefined => {
-    const known = processes.get(pid);
-    if (known) return known;
-    const stat = parseStat(readFileSync(join(proc, String(pid), 'stat'), 'utf8'));
-    if (!stat) return undefined;
-    let pod: PodCgroup | null = null;
-    try {
-      pod = podOfCgroup(readFileSync(join(proc, String(pid), 'cgroup'), 'utf8'));
-    } catch (err) {
-      if (!gone(err)) throw err;
-    }
-    const ref = { pid, comm: stat.comm, startTime: stat.startTime, pod };
-    processes.set(pid, ref);
-    return ref;
-  };
-  const found = (ino: number, pid: number): Found => {
-    let byPid = perBuffer.get(ino);
-    if (!byPid) perBuffer.set(ino, (byPid = new Map<number, Found>()));
-    let f = byPid.get(pid);
-    if (!f) byPid.set(pid, (f = { fds: [], mappings: 0 }));
-    return f;
-  };
-
-  for (const pid of pids) {
-    const dir = join(proc, String(pid));
+  /** The process's dma-buf and device fds and its mappings; one that exits meanwhile is dropped. */
+  readProcess(pid: number): void {
+    const dir = join(this.proc, String(pid));
     try {
       let fds: string[];
       try {
-        fds = readdirSync(join(dir, 'fd'));
+        fds = this.fs.readdirSync(join(dir, 'fd'));
       } catch (err) {
         if (denied(err)) {
-          deniedPids.push(pid);
-          continue;
+          this.deniedPids.push(pid);
+          return;
         }
         throw err;
       }
       let holds = false;
       for (const name of fds) {
-        let target: string;
-        try {
-          target = readlinkSync(join(dir, 'fd', name));
-        } catch (err) {
-          if (gone(err)) continue; // that fd was closed meanwhile
-          throw err;
-        }
-        const fd = Number(name);
-        if (isDmabufLink(target)) {
-          let info;
-          try {
-            info = parseFdinfo(readFileSync(join(dir, 'fdinfo', name), 'utf8'));
-          } catch (err) {
-            if (gone(err)) continue;
-            throw err;
-          }
-          if (!info || !exporters.has(info.exporter)) continue;
-          meta.set(info.ino, info);
-          found(info.ino, pid).fds.push(fd);
-          holds = true;
-        } else if (devices.size > 0 && target.startsWith('/')) {
-          let rdev: string;
-          try {
-            const st = statSync(join(dir, 'fd', name));
-            if (!st.isCharacterDevice() && !st.isBlockDevice()) continue;
-            rdev = String(st.rdev);
-          } catch {
-            continue; // closed meanwhile, or a path the link no longer reaches
-          }
-          const device = devices.get(rdev);
-          if (!device) continue;
-          let byDevice = deviceFds.get(pid);
-          if (!byDevice) deviceFds.set(pid, (byDevice = new Map<string, number[]>()));
-          byDevice.set(device, [...(byDevice.get(device) ?? []), fd]);
-          holds = true;
-        }
+        if (this.readFd(pid, dir, name)) holds = true;
       }
       // Mappings outlive the fd: read maps of every process, not only of fd holders.
-      const maps = readFileSync(join(dir, 'maps'), 'utf8');
+      const maps = this.fs.readFileSync(join(dir, 'maps'), 'utf8');
       if (maps.includes('/dmabuf:')) {
         for (const m of parseMaps(maps)) {
-          found(m.ino, pid).mappings++;
+          this.found(m.ino, pid).mappings++;
           holds = true;
         }
       }
-      if (holds && !describe(pid)) vanished++;
+      if (holds && !this.describe(pid)) this.vanished++;
     } catch (err) {
       if (gone(err)) {
-        vanished++;
-        for (const byPid of perBuffer.values()) byPid.delete(pid);
-        deviceFds.delete(pid);
-        continue;
+        this.vanished++;
+        for (const byPid of this.perBuffer.values()) byPid.delete(pid);
+        this.deviceFds.delete(pid);
+        return;
       }
       if (denied(err)) {
-        deniedPids.push(pid);
-        continue;
+        this.deniedPids.push(pid);
+        return;
       }
       throw err;
     }
   }
-  if (deniedPids.length > 0) {
-    problems.push({
+
+  /** Records fd `name` if it is one of our dma-bufs or one of the device nodes; true if so. */
+  private readFd(pid: number, dir: string, name: string): boolean {
+    let target: string;
+    try {
+      target = this.fs.readlinkSync(join(dir, 'fd', name));
+    } catch (err) {
+      if (gone(err)) return false; // that fd was closed meanwhile
+      throw err;
+    }
+    const fd = Number(name);
+    if (isDmabufLink(target)) {
+      let info;
+      try {
+        info = parseFdinfo(this.fs.readFileSync(join(dir, 'fdinfo', name), 'utf8'));
+      } catch (err) {
+        if (gone(err)) return false;
+        throw err;
+      }
+      if (!info || !this.exporters.has(info.exporter)) return false;
+      this.meta.set(info.ino, info);
+      this.found(info.ino, pid).fds.push(fd);
+      return true;
+    }
+    if (this.devices.size === 0 || !target.startsWith('/')) return false;
+    let rdev: string;
+    try {
+      const st = this.fs.statSync(join(dir, 'fd', name));
+      if (!st.isCharacterDevice() && !st.isBlockDevice()) return false;
+      rdev = String(st.rdev);
+    } catch {
+      return false; // closed meanwhile, or a path the link no longer reaches
+    }
+    const device = this.devices.get(rdev);
+    if (!device) return false;
+    let byDevice = this.deviceFds.get(pid);
+    if (!byDevice) this.deviceFds.set(pid, (byDevice = new Map<string, number[]>()));
+    byDevice.set(device, [...(byDevice.get(device) ?? []), fd]);
+    return true;
+  }
+
+  /** The process, read once; undefined if its stat no longer parses. */
+  private describe(pid: number): ProcessRef | undefined {
+    const known = this.processes.get(pid);
+    if (known) return known;
+    const dir = join(this.proc, String(pid));
+    const stat = parseStat(this.fs.readFileSync(join(dir, 'stat'), 'utf8'));
+    if (!stat) return undefined;
+    let pod: PodCgroup | null = null;
+    try {
+      pod = podOfCgroup(this.fs.readFileSync(join(dir, 'cgroup'), 'utf8'));
+    } catch (err) {
+      if (!gone(err)) throw err;
+    }
+    const ref = { pid, comm: stat.comm, startTime: stat.startTime, pod };
+    this.processes.set(pid, ref);
+    return ref;
+  }
+
+  private found(ino: number, pid: number): Found {
+    let byPid = this.perBuffer.get(ino);
+    if (!byPid) this.perBuffer.set(ino, (byPid = new Map<number, Found>()));
+    let f = byPid.get(pid);
+    if (!f) byPid.set(pid, (f = { fds: [], mappings: 0 }));
+    return f;
+  }
+
+  reportDenied(): void {
+    const pids = this.deniedPids;
+    if (pids.length === 0) return;
+    this.problems.push({
       kind: 'permission-denied',
-      message: `cannot read the fds or maps of ${deniedPids.length} process(es) (pid ${deniedPids.slice(0, 5).join(', ')}${deniedPids.length > 5 ? ', ...' : ''}): run as root with CAP_SYS_PTRACE in the host PID namespace`,
+      message: `cannot read the fds or maps of ${pids.length} process(es) (pid ${pids.slice(0, 5).join(', ')}${pids.length > 5 ? ', ...' : ''}): run as root with CAP_SYS_PTRACE in the host PID namespace`,
     });
   }
 
-  let bufinfo: BufinfoEntry[] | undefined;
-  try {
-    bufinfo = parseBufinfo(readFileSync(join(options.root, BUFINFO), 'utf8'));
-  } catch (err) {
-    problems.push({
-      kind: 'debugfs-unreadable',
-      message: `cannot read /${BUFINFO}: ${(err as Error).message}; ${
-        code(err) === 'ENOENT'
-          ? 'mount debugfs (mount -t debugfs none /sys/kernel/debug) and share it with the agent'
-          : 'debugfs is readable by root only'
-      }: without it attachments and references held outside any fd are invisible`,
-    });
+  /** debugfs's buffer table; undefined (and a problem) when it cannot be read. */
+  readBufinfo(): BufinfoEntry[] | undefined {
+    try {
+      return parseBufinfo(this.fs.readFileSync(join(this.options.root, BUFINFO), 'utf8'));
+    } catch (err) {
+      this.problems.push({
+        kind: 'debugfs-unreadable',
+        message: `cannot read /${BUFINFO}: ${(err as Error).message}; ${
+          code(err) === 'ENOENT'
+            ? 'mount debugfs (mount -t debugfs none /sys/kernel/debug) and share it with the agent'
+            : 'debugfs is readable by root only'
+        }: without it attachments and references held outside any fd are invisible`,
+      });
+      return undefined;
+    }
   }
 
-  const byIno = new Map(
-    (bufinfo ?? []).filter((b) => exporters.has(b.exporter)).map((b) => [b.ino, b]),
-  );
-  // Mappings of other exporters' buffers were counted above too: only ours are reported. A
-  // buffer only mapped (no fd anywhere) is known to be ours through bufinfo alone.
-  const inodes = new Set([...byIno.keys(), ...meta.keys()]);
+  buffers(bufinfo: readonly BufinfoEntry[] | undefined): ObservedBuffer[] {
+    const byIno = new Map(
+      (bufinfo ?? []).filter((b) => this.exporters.has(b.exporter)).map((b) => [b.ino, b]),
+    );
+    // Mappings of other exporters' buffers were counted above too: only ours are reported. A
+    // buffer only mapped (no fd anywhere) is known to be ours through bufinfo alone.
+    const inodes = new Set([...byIno.keys(), ...this.meta.keys()]);
+    const buffers: ObservedBuffer[] = [];
+    for (const ino of [...inodes].sort((a, b) => a - b)) {
+      const info = byIno.get(ino);
+      const fdinfo = this.meta.get(ino);
+      const holders = this.holders(ino);
+      const count = info?.count ?? fdinfo?.count ?? 0;
+      const accounted = holders.reduce((n, h) => n + h.fds.length + h.mappings, 0);
+      buffers.push({
+        inode: ino,
+        exporter: info?.exporter ?? fdinfo?.exporter ?? '',
+        // fdinfo has the name verbatim; bufinfo cannot tell a buffer named "<none>" from none.
+        name: fdinfo ? fdinfo.name : (info?.name ?? null),
+        sizeBytes: info?.sizeBytes ?? fdinfo?.sizeBytes ?? 0,
+        count,
+        attachedDevices: info ? info.attachedDevices : null,
+        holders,
+        unaccountedReferences: Math.max(0, count - accounted),
+      });
+    }
+    return buffers;
+  }
 
-  const buffers: ObservedBuffer[] = [];
-  for (const ino of [...inodes].sort((a, b) => a - b)) {
-    const info = byIno.get(ino);
-    const fdinfo = meta.get(ino);
+  private holders(ino: number): BufferHolder[] {
     const holders: BufferHolder[] = [];
-    for (const [pid, f] of [...(perBuffer.get(ino) ?? new Map<number, Found>())].sort(
+    for (const [pid, f] of [...(this.perBuffer.get(ino) ?? new Map<number, Found>())].sort(
       (a, b) => a[0] - b[0],
     )) {
-      const ref = processes.get(pid);
+      const ref = this.processes.get(pid);
       if (!ref) continue;
       holders.push({ ...ref, fds: f.fds.sort((a, b) => a - b), mappings: f.mappings });
     }
-    const count = info?.count ?? fdinfo?.count ?? 0;
-    const accounted = holders.reduce((n, h) => n + h.fds.length + h.mappings, 0);
-    buffers.push({
-      inode: ino,
-      exporter: info?.exporter ?? fdinfo?.exporter ?? '',
-      // fdinfo has the name verbatim; bufinfo cannot tell a buffer named "<none>" from none.
-      name: fdinfo ? fdinfo.name : (info?.name ?? null),
-      sizeBytes: info?.sizeBytes ?? fdinfo?.sizeBytes ?? 0,
-      count,
-      attachedDevices: info ? info.attachedDevices : null,
-      holders,
-      unaccountedReferences: Math.max(0, count - accounted),
-    });
+    return holders;
   }
 
-  const deviceHolders: DeviceHolder[] = [];
-  for (const [pid, byDevice] of deviceFds) {
-    const ref = processes.get(pid);
-    if (!ref) continue;
-    for (const [device, fds] of byDevice)
-      deviceHolders.push({ ...ref, device, fds: fds.sort((a, b) => a - b) });
+  deviceHolders(): DeviceHolder[] {
+    const deviceHolders: DeviceHolder[] = [];
+    for (const [pid, byDevice] of this.deviceFds) {
+      const ref = this.processes.get(pid);
+      if (!ref) continue;
+      for (const [device, fds] of byDevice)
+        deviceHolders.push({ ...ref, device, fds: fds.sort((a, b) => a - b) });
+    }
+    deviceHolders.sort((a, b) => a.pid - b.pid || a.device.localeCompare(b.device));
+    return deviceHolders;
   }
-  deviceHolders.sort((a, b) => a.pid - b.pid || a.device.localeCompare(b.device));
 
-  const mrHolders: MrHolder[] = [];
-  if (options.rdmaMrs) {
+  /** Processes holding RDMA MRs, from the MR table; none (and a problem) if it cannot be read. */
+  mrHolders(): MrHolder[] {
+    const mrHolders: MrHolder[] = [];
+    if (!this.options.rdmaMrs) return mrHolders;
     try {
       const counts = new Map<number, number>();
-      for (const mr of parseRdmaMrs(options.rdmaMrs())) {
+      for (const mr of parseRdmaMrs(this.options.rdmaMrs())) {
         if (mr.pid !== null) counts.set(mr.pid, (counts.get(mr.pid) ?? 0) + 1);
       }
       for (const [pid, mrs] of [...counts].sort((a, b) => a[0] - b[0])) {
         try {
-          const ref = describe(pid);
+          const ref = this.describe(pid);
           if (ref) mrHolders.push({ ...ref, mrs });
         } catch (err) {
           if (!gone(err)) throw err;
-          vanished++;
+          this.vanished++;
         }
       }
     } catch (err) {
       if (!(err instanceof RdmaOutputError || err instanceof RdmaToolError)) throw err;
-      problems.push({ kind: 'rdma-unreadable', message: err.message });
+      this.problems.push({ kind: 'rdma-unreadable', message: err.message });
     }
+    return mrHolders;
   }
-  return { buffers, deviceHolders, mrHolders, problems, vanished };
 }
 
 /** /proc itself cannot be listed: nothing can be observed at all. */
