@@ -409,6 +409,16 @@ export class World {
 
   /** I4, I5, the records, the grace, the budget, the rate and the policy, at each call. */
   private checkPodCall(call: 'evict' | 'delete', pod: V1Pod, grace: number | undefined): void {
+    try {
+      this.checkPodCallNow(call, pod, grace);
+    } catch (err) {
+      // callPod turns any error into a failed outcome: keep the violation to fail the run.
+      this.violation ??= err as Error;
+      throw err;
+    }
+  }
+
+  private checkPodCallNow(call: 'evict' | 'delete', pod: V1Pod, grace: number | undefined): void {
     const uid = pod.metadata?.uid ?? '';
     const k = podKeyOf(pod.metadata?.namespace ?? '', pod.metadata?.name ?? '');
     check(!this.s.policy.dryRun, `dry run: ${call} ${k}`);
@@ -416,13 +426,17 @@ export class World {
       !this.s.policy.excludedNamespaces.includes(pod.metadata?.namespace ?? ''),
       `I4: ${call} of ${k} in an excluded namespace`,
     );
-    const device = this.blockedDevice(uid);
-    check(device !== undefined, `I4: ${call} of ${k}, which holds no pin of an earlier epoch`);
-    const handoff = this.handoffOf(device, uid);
-    check(
-      handoff !== undefined,
-      `records first: ${call} of ${k} sent before its record was written`,
-    );
+    const devices = this.blockedDevices(uid);
+    check(devices.length > 0, `I4: ${call} of ${k}, which holds no pin of an earlier epoch`);
+    // The handoff that sent it: the device whose owner-elect's records hold this request.
+    const found = devices
+      .map((device) => ({ device, handoff: this.handoffOf(device, uid) }))
+      .find((d) => d.handoff !== undefined);
+    check(found !== undefined, `records first: ${call} of ${k} sent before its record was written`);
+    const { device, handoff } = found as {
+      device: string;
+      handoff: { id: string; lease?: AcceleratorLease };
+    };
     this.checkGrace(device, call, k);
     this.countBudget(handoff, uid, k);
     if (call === 'evict') {
@@ -462,16 +476,17 @@ export class World {
     this.log(() => `${call} ${k} ${uid}`);
   }
 
-  /** A device on which the pod holds, right now in the kernel, a pin of an earlier epoch. */
-  private blockedDevice(uid: string): string | undefined {
+  /** The devices on which the pod holds, right now in the kernel, a pin of an earlier epoch. */
+  private blockedDevices(uid: string): string[] {
     const pid = this.agent.pods[uid]?.pid;
-    if (pid === undefined) return undefined;
-    for (const a of this.api.peekAll<Stored & Accelerator>('accelerators')) {
-      const name = a.metadata.name ?? '';
-      const epoch = a.spec.owner?.epoch ?? 0;
-      if (this.agent.kernel.pins(name).some((p) => p.pid === pid && p.epoch < epoch)) return name;
-    }
-    return undefined;
+    if (pid === undefined) return [];
+    return this.api
+      .peekAll<Stored & Accelerator>('accelerators')
+      .map((a) => ({ name: a.metadata.name ?? '', epoch: a.spec.owner?.epoch ?? 0 }))
+      .filter(({ name, epoch }) =>
+        this.agent.kernel.pins(name).some((p) => p.pid === pid && p.epoch < epoch),
+      )
+      .map(({ name }) => name);
   }
 
   /** The handoff whose records hold an active request for `uid`: a lease's, or a device's idle reap. */
@@ -479,13 +494,22 @@ export class World {
     device: string,
     uid: string,
   ): { id: string; lease?: AcceleratorLease } | undefined {
+    // Written for this very request: active, and its last attempt is now (whole seconds).
     const sent = (rs: readonly EvictionRecord[] | undefined) =>
-      (rs ?? []).some((r) => r.uid === uid && isActive(r) && r.result !== 'Planned');
-    for (const l of this.api.peekAll<Stored & AcceleratorLease>('leases')) {
-      if (sent(l.status?.evictions)) return { id: `lease:${l.metadata.uid}`, lease: l };
-    }
+      (rs ?? []).some(
+        (r) =>
+          r.uid === uid &&
+          isActive(r) &&
+          r.result !== 'Planned' &&
+          Date.parse(r.lastAttemptTime ?? '') > this.now - 1000,
+      );
     const a = this.api.peek<Stored & Accelerator>('accelerators', device);
-    if (a && sent(readIdleReap(a)?.evictions))
+    const ownerUid = a?.spec.owner?.lease?.uid;
+    const owner = this.api
+      .peekAll<Stored & AcceleratorLease>('leases')
+      .find((l) => l.metadata.uid === ownerUid);
+    if (owner && sent(owner.status?.evictions)) return { id: `lease:${ownerUid}`, lease: owner };
+    if (a && !owner && sent(readIdleReap(a)?.evictions))
       return { id: `idle:${device}@${a.spec.owner?.epoch}` };
     return undefined;
   }
@@ -639,6 +663,8 @@ export class World {
   }
 
   private readonly gens = new Map<string, number>();
+  /** The first invariant broken inside a call the code under test catches. */
+  private violation: Error | undefined;
   /** What the agent last wrote per object, as it remembers it: it skips a write of the same. */
   private written = new Map<string, string>();
 
@@ -661,6 +687,7 @@ export class World {
       this.restartController('restart');
     }
     await this.controllerRound();
+    if (this.violation) throw this.violation;
     // The agent syncs again when its watch brought something new.
     if (this.agentCache.behind > 0) this.agentStep();
     return this.api.log.length !== before || this.ctrl.caches.behind > 0;
