@@ -1,0 +1,108 @@
+// Proof that the simulation can fail: each mutation breaks the executor or a decision on
+// purpose, in a copy of the sources, and the simulation must find a failing seed within the
+// budget. Prints, per mutation, the first failing seed, how many seeds it took and the
+// violation; exits 1 if any mutation survives. Run: npm run sim:mutations [-- --seeds N]
+import { cpSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+
+interface Mutation {
+  readonly name: string;
+  readonly file: string;
+  readonly find: string;
+  readonly replace: string;
+}
+
+export const MUTATIONS: readonly Mutation[] = [
+  {
+    name: 'executor: run the pod calls before the writes that record them',
+    file: 'src/controller/executor.ts',
+    find: '  const done = await runActions(plan.actions, ports.writes, ports.events, handoffAt);\n',
+    replace:
+      '  if (plan.accelerator && plan.effects.length > 0) await runEffects(plan.accelerator, plan.effects, ports);\n' +
+      '  const done = await runActions(plan.actions, ports.writes, ports.events, handoffAt);\n',
+  },
+  {
+    name: 'executor: drop the wait barriers (writes of two rounds at once)',
+    file: 'src/controller/executor.ts',
+    find: "    if (action.type === 'wait') {\n      await settle();\n      continue;\n    }",
+    replace: "    if (action.type === 'wait') continue;",
+  },
+  {
+    name: 'view: forget the per-minute count (skip the cap)',
+    file: 'src/controller/view.ts',
+    find: 'return requestsAfter(this.allRecords().flat(), now - 60_000);',
+    replace: 'return 0;',
+  },
+  {
+    name: 'view: no pod is being evicted elsewhere (double an eviction across handoffs)',
+    file: 'src/controller/view.ts',
+    find: 'for (const uid of podsBeingEvicted(records)) out.add(uid);',
+    replace: 'void records;',
+  },
+  {
+    name: 'view: read only the caches, never our own newer writes',
+    file: 'src/controller/view.ts',
+    find: 'return cached && this.writtenAccels.resolve(cached);',
+    replace: 'return cached;',
+  },
+];
+
+const { values } = parseArgs({
+  options: { seeds: { type: 'string', default: '3000' }, base: { type: 'string', default: '1' } },
+});
+const SEEDS = Number(values.seeds);
+const BASE = Number(values.base);
+const root = resolve(import.meta.dirname, '../..');
+
+interface WorldModule {
+  emptyStats(): unknown;
+  runScenario(seed: number, stats: unknown): Promise<unknown>;
+}
+
+/** The first seed (from BASE) the mutated code fails, or undefined if none in SEEDS. */
+async function hunt(
+  m: Mutation,
+): Promise<{ seed: number; tried: number; message: string } | undefined> {
+  const dir = mkdtempSync(join(tmpdir(), 'accel-lease-mutant-'));
+  try {
+    for (const part of ['src', 'test', 'package.json'])
+      cpSync(join(root, part), join(dir, part), { recursive: true });
+    symlinkSync(join(root, 'node_modules'), join(dir, 'node_modules'));
+    const file = join(dir, m.file);
+    const text = readFileSync(file, 'utf8');
+    const at = text.indexOf(m.find);
+    if (at < 0 || text.indexOf(m.find, at + 1) >= 0)
+      throw new Error(`${m.name}: the text to mutate is not in ${m.file} exactly once`);
+    writeFileSync(file, text.slice(0, at) + m.replace + text.slice(at + m.find.length));
+    const world = (await import(join(dir, 'test/simulation/world.ts'))) as WorldModule;
+    for (let i = 0; i < SEEDS; i++) {
+      const seed = BASE + i;
+      try {
+        await world.runScenario(seed, world.emptyStats());
+      } catch (err) {
+        return { seed, tried: i + 1, message: (err as Error).message.slice(0, 200) };
+      }
+    }
+    return undefined;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+let survived = 0;
+for (const m of MUTATIONS) {
+  const started = performance.now();
+  const caught = await hunt(m);
+  const s = ((performance.now() - started) / 1000).toFixed(1);
+  if (caught)
+    console.log(
+      `caught   ${m.name}\n         seed ${caught.seed}, after ${caught.tried} seed(s), ${s} s: ${caught.message}`,
+    );
+  else {
+    survived++;
+    console.log(`SURVIVED ${m.name}: no failure in ${SEEDS} seeds (${s} s)`);
+  }
+}
+process.exit(survived > 0 ? 1 : 0);
