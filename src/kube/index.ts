@@ -62,7 +62,12 @@ export type { RelistDiff } from './relist-diff.ts';
 export { WorkQueue } from './workqueue.ts';
 export type { WorkQueueOptions } from './workqueue.ts';
 export { TerminalError } from './reconcile-loop.ts';
-export type { Reconciler, ReconcileResult, ReconcileContext } from './reconcile-loop.ts';
+export type {
+  Reconciler,
+  ReconcileResult,
+  ReconcileContext,
+  ReconcileQueue,
+} from './reconcile-loop.ts';
 export {
   ItemExponentialRateLimiter,
   BucketRateLimiter,
