@@ -2,13 +2,8 @@
 // status written through the subresource, and read-modify-write that survives a 409 Conflict.
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it, vi } from 'vitest';
-import {
-  ACCELERATOR_LEASES,
-  ACCEL_API_VERSION,
-  isConflict,
-  KubeClient,
-  ResourceClient,
-} from '../src/kube/index.ts';
+import { ACCELERATOR_LEASES, API_VERSION } from '../src/crds/index.ts';
+import { isConflict, KubeClient, ResourceClient } from '../src/kube/index.ts';
 import { kubeConfig, kubectl, testNamespace } from './harness/index.ts';
 
 const CRD_DIR = join(import.meta.dirname, '..', 'deploy', 'crds');
@@ -29,7 +24,7 @@ interface Lease {
 
 function leaseApply(ns: string, spec: Record<string, unknown>) {
   return {
-    apiVersion: ACCEL_API_VERSION,
+    apiVersion: API_VERSION,
     kind: 'AcceleratorLease',
     metadata: { name: 'tenant-a', namespace: ns },
     spec: {
@@ -86,7 +81,7 @@ describe('writes on a real API server', () => {
     // Status goes through the subresource, under its own manager; the spec is untouched.
     const withStatus = await leases.applyStatus(
       {
-        apiVersion: ACCEL_API_VERSION,
+        apiVersion: API_VERSION,
         kind: 'AcceleratorLease',
         metadata: { name: 'tenant-a', namespace: ns },
         status: { phase: 'Pending', queuePosition: 2 },

@@ -7,6 +7,9 @@ import type { Logger } from 'pino';
 import type { z } from 'zod';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import {
+  ACCELERATORS,
+  DMABUF_EXPORTS,
+  DMABUF_IMPORT_GRANTS,
   API_VERSION,
   Accelerator,
   DmaBufExport,
@@ -21,9 +24,6 @@ import {
   preciseTime,
 } from '../crds/index.ts';
 import {
-  ACCELERATORS,
-  DMABUF_EXPORTS,
-  DMABUF_IMPORT_GRANTS,
   EventRecorder,
   Informer,
   KubeClient,

@@ -7,6 +7,8 @@ import type { V1Namespace, V1Pod } from '@kubernetes/client-node';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import type { DmaBufExport } from '../crds/index.ts';
 import {
+  ACCELERATOR_LEASES,
+  ACCELERATORS,
   Accelerator,
   AcceleratorLease,
   AcceleratorLeasePolicy,
@@ -23,8 +25,6 @@ import {
   kubeTime,
 } from '../crds/index.ts';
 import {
-  ACCELERATOR_LEASES,
-  ACCELERATORS,
   Informer,
   type KubeClient,
   MutationCache,

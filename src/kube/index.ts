@@ -23,18 +23,7 @@ export {
 } from './errors.ts';
 export type { ApiStatus } from './errors.ts';
 
-export {
-  ResourceClient,
-  resourcePath,
-  apiVersionOf,
-  ACCEL_GROUP,
-  ACCEL_VERSION,
-  ACCEL_API_VERSION,
-  ACCELERATORS,
-  ACCELERATOR_LEASES,
-  DMABUF_EXPORTS,
-  DMABUF_IMPORT_GRANTS,
-} from './resources.ts';
+export { ResourceClient, resourcePath, apiVersionOf } from './resources.ts';
 export type {
   ResourceType,
   ListOptions,
