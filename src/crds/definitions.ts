@@ -29,7 +29,6 @@ interface PrinterColumn {
 interface Definition {
   /** Kind, plural and scope. */
   type: ResourceType;
-  singular: string;
   shortNames: string[];
   description: string;
   spec: z.ZodType;
@@ -43,7 +42,6 @@ const AGE: PrinterColumn = { name: 'Age', type: 'date', jsonPath: '.metadata.cre
 export const DEFINITIONS: readonly Definition[] = [
   {
     type: ACCELERATORS,
-    singular: 'accelerator',
     shortNames: ['accel'],
     description:
       'An accelerator device on a node: its exporter profile, its desired owner and fencing epoch (spec.owner), and what the device enforces and what pins it (status).',
@@ -67,7 +65,6 @@ export const DEFINITIONS: readonly Definition[] = [
   },
   {
     type: ACCELERATOR_LEASES,
-    singular: 'acceleratorlease',
     shortNames: ['alease'],
     description:
       "A tenant's claim for exclusive ownership of an accelerator, queued per device by priority then age. Delete it to release the device.",
@@ -85,7 +82,6 @@ export const DEFINITIONS: readonly Definition[] = [
   },
   {
     type: DMABUF_EXPORTS,
-    singular: 'dmabufexport',
     shortNames: ['dbx'],
     description:
       'A dma-buf exported from an accelerator under a lease, and the importers (peer devices, CPU mappings, RDMA memory regions) attached to it.',
@@ -102,7 +98,6 @@ export const DEFINITIONS: readonly Definition[] = [
   },
   {
     type: DMABUF_IMPORT_GRANTS,
-    singular: 'dmabufimportgrant',
     shortNames: ['dbig'],
     description:
       "A namespace's consent that DmaBufExports in the listed namespaces may name its pods as importers. Without one, such an importer fails and never attaches, so it can never pin a device or be evicted.",
@@ -111,7 +106,6 @@ export const DEFINITIONS: readonly Definition[] = [
   },
   {
     type: ACCELERATOR_LEASE_POLICIES,
-    singular: 'acceleratorleasepolicy',
     shortNames: ['alpol'],
     description:
       "The administrator's bounds on the leases of the namespaces that select it (label accel.dmabuf.io/lease-policy; without it, the policy named default): priority range, least grace for the previous tenant, most evictions, longest duration, most leases per namespace.",
@@ -141,7 +135,7 @@ export function customResourceDefinition(def: Definition): JsonSchema {
         kind: def.type.kind,
         listKind: `${def.type.kind}List`,
         plural: def.type.plural,
-        singular: def.singular,
+        singular: def.type.kind.toLowerCase(),
         shortNames: def.shortNames,
         categories: [CATEGORY],
       },
