@@ -95,6 +95,7 @@ export {
   leaderElectionFlags,
   parseFlags,
   parseFlagsOrExit,
+  rephraseParseArgs,
   exitWithUsageIfAsked,
   parseDuration,
   formatDuration,
