@@ -7,6 +7,8 @@
 import { parseArgs } from 'node:util';
 import { Counter, Registry, collectDefaultMetrics } from 'prom-client';
 import {
+  ACCELERATORS,
+  DMABUF_EXPORTS,
   API_VERSION,
   Accelerator,
   DmaBufExport,
@@ -27,8 +29,6 @@ import {
   type Note,
 } from '../src/agent/index.ts';
 import {
-  ACCELERATORS,
-  DMABUF_EXPORTS,
   EventRecorder,
   Informer,
   KubeClient,

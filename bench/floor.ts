@@ -2,7 +2,7 @@
 // without, done by a bare client (the same KubeClient and Informer, no controller or agent logic)
 // against the same API server, one after another, each observed by watch before the next.
 import { performance } from 'node:perf_hooks';
-import { ACCEL_API_VERSION } from '../src/kube/index.ts';
+import { API_VERSION } from '../src/crds/index.ts';
 import { type Bench, GROUP, waitFor, type Watch } from './stack.ts';
 
 /**
@@ -53,7 +53,7 @@ export async function handoffWritesFloor(b: Bench, ns: string, tag: string): Pro
   const accels = await b.watch<Obj>(`${GROUP}/accelerators`, 'floor-accelerators');
   const leases = await b.watch<Obj>(`${GROUP}/namespaces/${ns}/acceleratorleases`, 'floor-leases');
   await b.request('POST', `${GROUP}/accelerators`, {
-    apiVersion: ACCEL_API_VERSION,
+    apiVersion: API_VERSION,
     kind: 'Accelerator',
     metadata: { name: accel, labels: { 'accel.dmabuf.io/node': 'bench-floor' } },
     spec: {
@@ -104,7 +104,7 @@ export async function handoffWritesFloor(b: Bench, ns: string, tag: string): Pro
             'PATCH',
             `${GROUP}/accelerators/${accel}/status?fieldManager=bench-floor&force=true`,
             {
-              apiVersion: ACCEL_API_VERSION,
+              apiVersion: API_VERSION,
               kind: 'Accelerator',
               metadata: { name: accel },
               status: { phase: 'Free', observedEpoch: n, owner: { epoch: n } },

@@ -164,15 +164,8 @@ export async function benchReaper(
   }
 }
 
-export interface ReaperResult {
-  holders: number;
-  /** Medians over the rounds; the ratio is median reaper over median drain. */
-  reaperMs: number;
-  deleteToGrantedMs: number;
-  drainMs: number;
-  ratio: number;
-  evictions: number;
-  drainCommand: string;
+/** The medians over the rounds; the ratio is median reaper over median drain. */
+export interface ReaperResult extends ReaperRound {
   rounds: ReaperRound[];
 }
 

@@ -5,10 +5,8 @@
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
+import { ACCELERATOR_LEASES, ACCELERATORS, DMABUF_EXPORTS } from '../src/crds/index.ts';
 import {
-  ACCELERATOR_LEASES,
-  ACCELERATORS,
-  DMABUF_EXPORTS,
   KubeClient,
   loadKubeConfig,
   ResourceClient,

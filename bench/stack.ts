@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import type { KubeConfig } from '@kubernetes/client-node';
 import { Informer, isAlreadyExists, KubeClient, type ObjectLike } from '../src/kube/index.ts';
+import { kwokNode } from '../e2e/stack/kwok.ts';
 import { freePort, sleep, waitFor as waitUntil } from '../e2e/stack/wait.ts';
 
 export { sleep };
@@ -241,16 +242,7 @@ export class Bench {
   /** A fresh simulated node that kwok keeps Ready. */
   async node(prefix: string): Promise<string> {
     const name = `${prefix}-${randomBytes(3).toString('hex')}`;
-    await this.request('POST', '/api/v1/nodes', {
-      apiVersion: 'v1',
-      kind: 'Node',
-      metadata: {
-        name,
-        labels: { 'kubernetes.io/hostname': name, type: 'kwok' },
-        annotations: { 'kwok.x-k8s.io/node': 'fake', 'node.alpha.kubernetes.io/ttl': '0' },
-      },
-      spec: {},
-    });
+    await this.request('POST', '/api/v1/nodes', kwokNode(name));
     await waitFor(`node ${name} Ready`, async () => {
       const n = await this.request<{
         status?: { conditions?: { type: string; status: string }[] };

@@ -11,7 +11,7 @@ import { beforeAll, describe, expect, it, onTestFailed, onTestFinished } from 'v
 import type { Accelerator, DmaBufExport, Pin } from '../src/crds/index.ts';
 import { startAgent as startAgentInProcess, type AgentHandle } from '../src/agent/index.ts';
 import { createLogger } from '../src/kube/index.ts';
-import { clusterInfo, kubeConfig, kubectl, testNamespace } from './harness/index.ts';
+import { applyCrds, clusterInfo, kubeConfig, testNamespace } from './harness/index.ts';
 import {
   api,
   createImportGrant,
@@ -21,7 +21,6 @@ import {
   waitFor,
 } from './stack/index.ts';
 
-const CRD_DIR = join(import.meta.dirname, '..', 'deploy', 'crds');
 const GROUP = '/apis/accel.dmabuf.io/v1alpha1';
 const MERGE = 'application/merge-patch+json';
 const kwok = clusterInfo().simulatedNodes.length > 0;
@@ -137,22 +136,7 @@ describe('node agent command line', () => {
 
 describe.skipIf(!kwok)('node agent on a real API server', () => {
   beforeAll(async () => {
-    const applied = await kubectl([
-      'apply',
-      '--server-side',
-      '--field-manager=accel-lease-e2e',
-      '-f',
-      CRD_DIR,
-    ]);
-    expect(applied.code, applied.stderr).toBe(0);
-    const established = await kubectl([
-      'wait',
-      '--for=condition=Established',
-      '--timeout=60s',
-      'crd/accelerators.accel.dmabuf.io',
-      'crd/dmabufexports.accel.dmabuf.io',
-    ]);
-    expect(established.code, established.stderr).toBe(0);
+    await applyCrds(['accelerators.accel.dmabuf.io', 'dmabufexports.accel.dmabuf.io']);
   });
 
   it('publishes its Accelerators with server-side apply, owning spec but never spec.owner', async () => {

@@ -1,9 +1,7 @@
 // The generated CRDs apply to a real API server, which enforces their CEL rules.
-import { join } from 'node:path';
 import { describe, expect, it, vi } from 'vitest';
-import { kubeConfig, kubectl, rawRequest, testNamespace } from './harness/index.ts';
+import { applyCrds, kubeConfig, rawRequest, testNamespace } from './harness/index.ts';
 
-const CRD_DIR = join(import.meta.dirname, '..', 'deploy', 'crds');
 const CRDS = [
   'accelerators.accel.dmabuf.io',
   'acceleratorleases.accel.dmabuf.io',
@@ -22,24 +20,9 @@ function lease(name: string, spec: Record<string, unknown>) {
 
 describe('CRDs on a real API server', () => {
   it('apply server-side, and the API server rejects an invalid AcceleratorLease with the CEL message', async () => {
-    const applied = await kubectl([
-      'apply',
-      '--server-side',
-      '--field-manager=accel-lease-e2e',
-      '-f',
-      CRD_DIR,
-    ]);
+    const applied = await applyCrds(CRDS);
     expect(applied.stderr).toBe('');
-    expect(applied.code).toBe(0);
     for (const crd of CRDS) expect(applied.stdout).toContain(crd);
-
-    const established = await kubectl([
-      'wait',
-      '--for=condition=Established',
-      '--timeout=60s',
-      ...CRDS.map((crd) => `crd/${crd}`),
-    ]);
-    expect(established.code, established.stderr).toBe(0);
 
     const ns = await testNamespace('crd-cel');
     const kc = kubeConfig();

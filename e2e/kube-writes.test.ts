@@ -1,17 +1,9 @@
 // Writes against a real API server: server-side apply with field managers on our CRD,
 // status written through the subresource, and read-modify-write that survives a 409 Conflict.
-import { join } from 'node:path';
 import { beforeAll, describe, expect, it, vi } from 'vitest';
-import {
-  ACCELERATOR_LEASES,
-  ACCEL_API_VERSION,
-  isConflict,
-  KubeClient,
-  ResourceClient,
-} from '../src/kube/index.ts';
-import { kubeConfig, kubectl, testNamespace } from './harness/index.ts';
-
-const CRD_DIR = join(import.meta.dirname, '..', 'deploy', 'crds');
+import { ACCELERATOR_LEASES, API_VERSION } from '../src/crds/index.ts';
+import { isConflict, KubeClient, ResourceClient } from '../src/kube/index.ts';
+import { applyCrds, kubeConfig, testNamespace } from './harness/index.ts';
 
 interface Lease {
   apiVersion?: string;
@@ -29,7 +21,7 @@ interface Lease {
 
 function leaseApply(ns: string, spec: Record<string, unknown>) {
   return {
-    apiVersion: ACCEL_API_VERSION,
+    apiVersion: API_VERSION,
     kind: 'AcceleratorLease',
     metadata: { name: 'tenant-a', namespace: ns },
     spec: {
@@ -42,21 +34,7 @@ function leaseApply(ns: string, spec: Record<string, unknown>) {
 
 describe('writes on a real API server', () => {
   beforeAll(async () => {
-    const applied = await kubectl([
-      'apply',
-      '--server-side',
-      '--field-manager=accel-lease-e2e',
-      '-f',
-      CRD_DIR,
-    ]);
-    expect(applied.code, applied.stderr).toBe(0);
-    const established = await kubectl([
-      'wait',
-      '--for=condition=Established',
-      '--timeout=60s',
-      'crd/acceleratorleases.accel.dmabuf.io',
-    ]);
-    expect(established.code, established.stderr).toBe(0);
+    await applyCrds(['acceleratorleases.accel.dmabuf.io']);
   });
 
   it('server-side applies with named field managers: conflicts without force, takes over with it', async () => {
@@ -86,7 +64,7 @@ describe('writes on a real API server', () => {
     // Status goes through the subresource, under its own manager; the spec is untouched.
     const withStatus = await leases.applyStatus(
       {
-        apiVersion: ACCEL_API_VERSION,
+        apiVersion: API_VERSION,
         kind: 'AcceleratorLease',
         metadata: { name: 'tenant-a', namespace: ns },
         status: { phase: 'Pending', queuePosition: 2 },

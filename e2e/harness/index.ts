@@ -2,8 +2,9 @@
 // deleted afterwards, kubectl, helm and promtool, and (on the local control plane only) fault injection.
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
 import { KubeConfig, CoreV1Api } from '@kubernetes/client-node';
-import { inject, onTestFinished } from 'vitest';
+import { expect, inject, onTestFinished } from 'vitest';
 import { ensureBinaries, startApiServerReplica } from '../cluster/index.ts';
 import type { ApiServerReplica } from '../cluster/index.ts';
 import { PROVIDED_KEY } from './cluster-info.ts';
@@ -81,6 +82,33 @@ function runTool(binary: string, args: string[], stdin = ''): Promise<ToolResult
 /** Runs kubectl against the cluster under test; resolves with its exit code instead of throwing. */
 export function kubectl(args: string[]): Promise<ToolResult> {
   return runTool(clusterInfo().kubectl, args);
+}
+
+/** The generated CustomResourceDefinitions (npm run crds:generate). */
+export const CRD_DIR = join(import.meta.dirname, '..', '..', 'deploy', 'crds');
+
+/**
+ * Applies every CRD server-side and waits until `established` (names such as
+ * acceleratorleases.accel.dmabuf.io) are served; fails the test with kubectl's stderr otherwise.
+ * Resolves with the apply's output, for tests that check what was applied.
+ */
+export async function applyCrds(established: readonly string[]): Promise<ToolResult> {
+  const applied = await kubectl([
+    'apply',
+    '--server-side',
+    '--field-manager=accel-lease-e2e',
+    '-f',
+    CRD_DIR,
+  ]);
+  expect(applied.code, applied.stderr).toBe(0);
+  const ready = await kubectl([
+    'wait',
+    '--for=condition=Established',
+    '--timeout=60s',
+    ...established.map((crd) => `crd/${crd}`),
+  ]);
+  expect(ready.code, ready.stderr).toBe(0);
+  return applied;
 }
 
 /** Runs helm against the cluster under test; resolves with its exit code instead of throwing. */

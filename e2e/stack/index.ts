@@ -9,6 +9,7 @@ import { onTestFailed, onTestFinished } from 'vitest';
 import type { AcceleratorLease } from '../../src/crds/index.ts';
 import { isNotFound, KubeClient } from '../../src/kube/index.ts';
 import { clusterInfo, kubeConfig } from '../harness/index.ts';
+import { kwokNode } from './kwok.ts';
 import { freePort, waitFor } from './wait.ts';
 
 export { freePort, sleep, waitFor } from './wait.ts';
@@ -42,16 +43,7 @@ export function api<T = Record<string, unknown>>(
 /** A fresh simulated node that kwok keeps Ready, deleted (with its Accelerators) after the test. */
 export async function testNode(prefix: string): Promise<string> {
   const name = `${prefix}-${randomBytes(3).toString('hex')}`;
-  await api('POST', '/api/v1/nodes', {
-    apiVersion: 'v1',
-    kind: 'Node',
-    metadata: {
-      name,
-      labels: { 'kubernetes.io/hostname': name, type: 'kwok' },
-      annotations: { 'kwok.x-k8s.io/node': 'fake', 'node.alpha.kubernetes.io/ttl': '0' },
-    },
-    spec: {},
-  });
+  await api('POST', '/api/v1/nodes', kwokNode(name));
   onTestFinished(async () => {
     await api('DELETE', `/api/v1/nodes/${name}`).catch(() => undefined);
     await api(

@@ -1,14 +1,8 @@
 // This node's Accelerators as the agent publishes them: name, labels and spec, applied with
 // server-side apply at start and again whenever the cache shows them changed or gone.
 import type { Logger } from 'pino';
-import { API_VERSION } from '../crds/index.ts';
-import {
-  ACCELERATORS,
-  ResourceClient,
-  isNotFound,
-  type Informer,
-  type KubeClient,
-} from '../kube/index.ts';
+import { ACCELERATORS, API_VERSION } from '../crds/index.ts';
+import { ResourceClient, isNotFound, type Informer, type KubeClient } from '../kube/index.ts';
 import { AgentStartError, rootMessage } from './errors.ts';
 import type { DeviceSetup } from './state.ts';
 import type { StateStore } from './state-store.ts';

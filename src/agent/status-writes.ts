@@ -2,19 +2,15 @@
 // from the last sync, applied server-side only when it changed (or a heartbeat is due).
 import type { Logger } from 'pino';
 import {
+  ACCELERATORS,
+  DMABUF_EXPORTS,
   API_VERSION,
   preciseTime,
   type AcceleratorStatus,
   type Condition,
   type DmaBufExportStatus,
 } from '../crds/index.ts';
-import {
-  ACCELERATORS,
-  DMABUF_EXPORTS,
-  ResourceClient,
-  isNotFound,
-  type KubeClient,
-} from '../kube/index.ts';
+import { ResourceClient, isNotFound, type KubeClient } from '../kube/index.ts';
 import { FIELD_MANAGER } from './accelerator-specs.ts';
 import type { NodeBackend } from './backend.ts';
 import { rootMessage } from './errors.ts';

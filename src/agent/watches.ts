@@ -3,14 +3,8 @@
 import type { KubeConfig, V1Pod } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import type { AcceleratorStatus, DmaBufExportStatus } from '../crds/index.ts';
-import {
-  ACCELERATORS,
-  DMABUF_EXPORTS,
-  DMABUF_IMPORT_GRANTS,
-  Informer,
-  resourcePath,
-  type ObjectLike,
-} from '../kube/index.ts';
+import { ACCELERATORS, DMABUF_EXPORTS, DMABUF_IMPORT_GRANTS } from '../crds/index.ts';
+import { Informer, resourcePath, type ObjectLike } from '../kube/index.ts';
 import { NODE_LABEL } from './accelerator-specs.ts';
 import { AgentStartError, rootMessage, withTimeout } from './errors.ts';
 

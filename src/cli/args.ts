@@ -1,7 +1,7 @@
 // The plugin's command line: `status` and `why LEASE`, kubectl's flag habits (-n, -o, --context),
 // and the help text that documents the exit codes scripts rely on.
 import { parseArgs } from 'node:util';
-import { parseDuration } from '../kube/index.ts';
+import { parseDuration, rephraseParseArgs } from '../kube/index.ts';
 import { UsageError } from './errors.ts';
 
 /** How to reach the cluster, as kubectl takes it. */
@@ -92,15 +92,6 @@ const OPTIONS = {
   help: { type: 'boolean', short: 'h' },
 } as const;
 
-function rephrase(message: string): string {
-  const first = message.split('\n')[0] ?? message;
-  const unknown = /Unknown option '([^']+)'/.exec(first);
-  if (unknown) return `unknown flag ${unknown[1]}`;
-  const missing = /Option '(?:-\w, )?(--[\w-]+) <value>' argument missing/.exec(first);
-  if (missing) return `${missing[1]} needs a value`;
-  return first.replace(/\.$/, '');
-}
-
 function oneOf<T extends string>(flag: string, value: string, allowed: readonly T[]): T {
   // pflag reads `-o=json` as json; parseArgs keeps the `=`.
   const v = value.replace(/^=/, '');
@@ -114,7 +105,7 @@ export function parseCommand(argv: readonly string[]): Command {
   try {
     parsed = parseArgs({ args: [...argv], options: OPTIONS, allowPositionals: true, strict: true });
   } catch (err) {
-    throw new UsageError(rephrase(err instanceof Error ? err.message : String(err)));
+    throw new UsageError(rephraseParseArgs(err instanceof Error ? err.message : String(err)));
   }
   const { values, positionals } = parsed;
   const [command, ...rest] = positionals;

@@ -1,14 +1,15 @@
 // Everything the plugin reads, through src/kube: a few GETs and LISTs per command, validated
 // against the API's zod schemas. Nothing here writes.
-import { Accelerator, AcceleratorLease, DmaBufExport, parseObject } from '../crds/index.ts';
 import {
   ACCELERATOR_LEASES,
   ACCELERATORS,
   DMABUF_EXPORTS,
-  KubeApiError,
-  ResourceClient,
-  type KubeClient,
-} from '../kube/index.ts';
+  Accelerator,
+  AcceleratorLease,
+  DmaBufExport,
+  parseObject,
+} from '../crds/index.ts';
+import { KubeApiError, ResourceClient, type KubeClient } from '../kube/index.ts';
 import { NotFoundError } from './errors.ts';
 import { targetOf } from '../crds/index.ts';
 import type { StatusModel } from './status.ts';

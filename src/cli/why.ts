@@ -14,6 +14,7 @@ import {
 import { CORDON_ANNOTATION } from '../crds/index.ts';
 import {
   deviceQueue,
+  type DeviceQueue,
   isFinished,
   leaseKey,
   OVER_NAMESPACE_LIMIT,
@@ -244,11 +245,15 @@ function graceEnd(owner: AcceleratorLease | undefined): number | undefined {
   );
 }
 
-function pinLink(pin: Pin, ctx: PinContext): PinLink {
+/** What clears one stale pin: an operator, the agent's revocation, or the reaper's eviction. */
+function pinNext(
+  pin: Pin,
+  ctx: PinContext,
+  pod: string | null,
+  canRevoke: boolean,
+  record: EvictionRecord | undefined,
+): string {
   const { device, owner, now } = ctx;
-  const pod = pin.pod ? `${pin.pod.namespace}/${pin.pod.name}` : null;
-  const canRevoke = revocable(pin, device.profile, ctx.exports);
-  const record = pod && owner ? recordFor(pod, owner.status?.evictions ?? []) : undefined;
   const blocker = owner?.status?.blockedBy?.find(
     (b) =>
       b.pid === pin.pid &&
@@ -257,61 +262,67 @@ function pinLink(pin: Pin, ctx: PinContext): PinLink {
       b.export === pin.export,
   );
 
-  let next: string;
   if (pod === null) {
     const comm = pin.comm !== undefined ? ` (${pin.comm})` : '';
-    next =
+    return (
       `Unresolvable: pid ${pin.pid}${comm} holds ${heldThing(pin.kind)} outside any pod; ` +
       `an operator must kill it on ${device.node}` +
       (device.cordoned !== null
         ? `, then remove the annotation ${CORDON_ANNOTATION} from the Accelerator ` +
           `(kubectl annotate accel ${device.name} ${CORDON_ANNOTATION}-)`
-        : '');
-  } else if (canRevoke) {
-    next = `the agent on ${device.node} revokes ${pin.importer ?? 'it'} (${device.profile} device)`;
-  } else if (record && (record.finished === undefined || record.result === 'DryRun')) {
+        : '')
+    );
+  }
+  if (canRevoke) {
+    return `the agent on ${device.node} revokes ${pin.importer ?? 'it'} (${device.profile} device)`;
+  }
+  if (record && (record.finished === undefined || record.result === 'DryRun')) {
     switch (record.result) {
       case 'Planned':
-        next = `the reaper will evict ${pod}`;
-        break;
+        return `the reaper will evict ${pod}`;
       case 'Evicting':
-        next = `waiting for ${pod} to exit after its eviction`;
-        break;
+        return `waiting for ${pod} to exit after its eviction`;
       case 'Refused':
-        next = `a PodDisruptionBudget refuses the eviction of ${pod}; the reaper retries with backoff`;
-        break;
+        return `a PodDisruptionBudget refuses the eviction of ${pod}; the reaper retries with backoff`;
       case 'Failed':
-        next = `the eviction of ${pod} failed; the reaper retries with backoff`;
-        break;
+        return `the eviction of ${pod} failed; the reaper retries with backoff`;
       case 'Deleted':
-        next = `waiting for ${pod} to terminate: the reaper deleted it after its eviction deadline`;
-        break;
+        return `waiting for ${pod} to terminate: the reaper deleted it after its eviction deadline`;
       case 'DryRun':
-        next = `dry run: the reaper would evict ${pod}, and sends nothing`;
-        break;
+        return `dry run: the reaper would evict ${pod}, and sends nothing`;
       case 'Evicted':
-        next = `${pod} is gone; waiting for the agent on ${device.node} to report its pins released`;
-        break;
-    }
-  } else if (record && (record.result === 'Evicted' || record.result === 'Deleted')) {
-    next = `${pod} is gone; waiting for the agent on ${device.node} to report its pins released`;
-  } else if (ctx.hiddenHolder) {
-    next = `${pod} is not evicted while a pin held outside any pod remains: evicting it alone cannot free ${device.name}`;
-  } else if (blocker?.reason !== undefined) {
-    // The reaper's word for what no eviction in budget can clear (excluded namespace, budget).
-    next = `${pod} is not evicted: ${blocker.reason}`;
-  } else if (!owner) {
-    next = `${pod} keeps the pin until it exits; nothing is reaped until a lease waits for ${device.name}`;
-  } else {
-    const end = graceEnd(owner);
-    if (end === undefined) {
-      next = `the reaper will evict ${pod} if the pin outlasts the grace period of ${owner.spec.revocation.gracePeriodSeconds}s`;
-    } else if (now < end) {
-      next = `the reaper will evict ${pod} when the grace period ends at ${clock(end, now)}`;
-    } else {
-      next = `the reaper will evict ${pod}`;
+        return `${pod} is gone; waiting for the agent on ${device.node} to report its pins released`;
     }
   }
+  if (record && (record.result === 'Evicted' || record.result === 'Deleted')) {
+    return `${pod} is gone; waiting for the agent on ${device.node} to report its pins released`;
+  }
+  if (ctx.hiddenHolder) {
+    return `${pod} is not evicted while a pin held outside any pod remains: evicting it alone cannot free ${device.name}`;
+  }
+  if (blocker?.reason !== undefined) {
+    // The reaper's word for what no eviction in budget can clear (excluded namespace, budget).
+    return `${pod} is not evicted: ${blocker.reason}`;
+  }
+  if (!owner) {
+    return `${pod} keeps the pin until it exits; nothing is reaped until a lease waits for ${device.name}`;
+  }
+  const end = graceEnd(owner);
+  if (end === undefined) {
+    return `the reaper will evict ${pod} if the pin outlasts the grace period of ${owner.spec.revocation.gracePeriodSeconds}s`;
+  }
+  if (now < end) {
+    return `the reaper will evict ${pod} when the grace period ends at ${clock(end, now)}`;
+  }
+  return `the reaper will evict ${pod}`;
+}
+
+function pinLink(pin: Pin, ctx: PinContext): PinLink {
+  const { owner } = ctx;
+  const pod = pin.pod ? `${pin.pod.namespace}/${pin.pod.name}` : null;
+  const canRevoke = revocable(pin, ctx.device.profile, ctx.exports);
+  const record = pod && owner ? recordFor(pod, owner.status?.evictions ?? []) : undefined;
+  const next = pinNext(pin, ctx, pod, canRevoke, record);
 
   return {
     epoch: pin.epoch,
@@ -344,56 +355,90 @@ function quietAgent(device: DeviceLink, now: number): string {
   return `; its last heartbeat was ${span(now - beat)} ago: is the agent running?`;
 }
 
-/**
- * Explain one lease. Pure: reads only its arguments. A lease is Granted when its status says so;
- * otherwise the chain says which link holds it: the queue, the controller, the agent, or pins.
- */
-export function why(input: WhyInput): WhyChain {
-  const { lease, accelerator, now } = input;
-  const link = leaseLink(lease);
-  const chain = (
-    verdict: Verdict,
-    next: string[],
-    extra: Partial<Pick<WhyChain, 'device' | 'queue' | 'pins'>> = {},
-  ): WhyChain => ({
-    lease: link,
-    verdict,
-    device: extra.device ?? null,
-    queue: extra.queue ?? null,
-    pins: extra.pins ?? [],
-    next: [...new Set(next)],
-  });
-  const self = leaseKey(lease);
-  const kubectlDelete = `kubectl delete alease -n ${link.namespace} ${link.name}`;
+/** A verdict and its next steps, most pressing first; `queue` only for a lease waiting in line. */
+interface Finding {
+  verdict: Verdict;
+  next: string[];
+  queue?: WhyChain['queue'];
+}
 
+/** The lease on its device, as every verdict after placement reads it. */
+interface HandoffView {
+  readonly lease: AcceleratorLease;
+  readonly link: LeaseLink;
+  readonly accelerator: Accelerator;
+  readonly device: DeviceLink;
+  readonly queue: DeviceQueue;
+  /** The uid of the lease spec.owner names, if any. */
+  readonly ownerUid: string | undefined;
+  readonly pinContext: PinContext;
+  /** The stale pins, each with its next step; none once the lease is granted. */
+  readonly pins: PinLink[];
+  readonly now: number;
+}
+
+function chainOf(
+  link: LeaseLink,
+  found: Finding,
+  device: DeviceLink | null = null,
+  pins: PinLink[] = [],
+): WhyChain {
+  return {
+    lease: link,
+    verdict: found.verdict,
+    device,
+    queue: found.queue ?? null,
+    pins,
+    next: [...new Set(found.next)],
+  };
+}
+
+/**
+ * Before there is a device to look at: over the namespace's limit, not placed on one, or placed on
+ * one that does not exist. Otherwise the device, for the verdicts that follow.
+ */
+function placementFinding(
+  input: WhyInput,
+  link: LeaseLink,
+): Finding | { accelerator: Accelerator } {
+  const { lease, now } = input;
   // The controller queues no more of a namespace's leases than its policy allows.
   const notQueued = findCondition(lease.status?.conditions, 'Granted');
   if (notQueued?.reason === OVER_NAMESPACE_LIMIT && !link.deleting && !isFinished(lease, now)) {
-    return chain('Waiting', [notQueued.message]);
+    return { verdict: 'Waiting', next: [notQueued.message] };
   }
-
   const target = targetOf(lease);
   if (target === undefined) {
     const placed = findCondition(lease.status?.conditions, 'Granted');
-    return chain(isFinished(lease, now) ? 'Finished' : 'Unplaced', [
-      `not placed on a device: ${placed?.message ?? 'waiting for the controller to place it on a free matching accelerator'}`,
-    ]);
+    return {
+      verdict: isFinished(lease, now) ? 'Finished' : 'Unplaced',
+      next: [
+        `not placed on a device: ${placed?.message ?? 'waiting for the controller to place it on a free matching accelerator'}`,
+      ],
+    };
   }
-  if (!accelerator) {
-    return chain('DeviceMissing', [
-      `accelerator ${target} does not exist; the lease waits until a node agent publishes it (kubectl get accel)`,
-    ]);
+  if (!input.accelerator) {
+    return {
+      verdict: 'DeviceMissing',
+      next: [
+        `accelerator ${target} does not exist; the lease waits until a node agent publishes it (kubectl get accel)`,
+      ],
+    };
   }
+  return { accelerator: input.accelerator };
+}
 
+function handoffView(input: WhyInput, link: LeaseLink, accelerator: Accelerator): HandoffView {
+  const { lease, now } = input;
+  const self = leaseKey(lease);
   const device = deviceLink(accelerator);
   // The lease as read just now stands for its copy in the list (which may predate it).
   const leases = [lease, ...input.leases.filter((l) => leaseKey(l) !== self)];
-  const queue = deviceQueue(accelerator, leases, now);
   const ownerUid = accelerator.spec.owner?.lease?.uid;
   const owner =
     ownerUid === undefined ? undefined : leases.find((l) => l.metadata.uid === ownerUid);
   const stale = (accelerator.status?.pins ?? []).filter((p) => p.epoch < device.epoch);
-  const ctx: PinContext = {
+  const pinContext: PinContext = {
     device,
     exports: input.exports,
     owner,
@@ -401,19 +446,33 @@ export function why(input: WhyInput): WhyChain {
     now,
   };
   const granted = lease.status?.phase === 'Granted' && !link.deleting;
-  const pins = granted ? [] : stale.map((p) => pinLink(p, ctx));
-  const base = { device, pins };
+  return {
+    lease,
+    link,
+    accelerator,
+    device,
+    queue: deviceQueue(accelerator, leases, now),
+    ownerUid,
+    pinContext,
+    pins: granted ? [] : stale.map((p) => pinLink(p, pinContext)),
+    now,
+  };
+}
 
-  if (granted) return chain('Granted', ['granted: nothing blocks this lease'], base);
+/** Granted, being deleted, finished, or not yet seen by the controller. */
+function lifecycleFinding(view: HandoffView): Finding | undefined {
+  const { lease, link, device, now } = view;
+  if (lease.status?.phase === 'Granted' && !link.deleting) {
+    return { verdict: 'Granted', next: ['granted: nothing blocks this lease'] };
+  }
   if (link.deleting) {
     const epoch = link.epoch ?? device.epoch;
-    return chain(
-      'Releasing',
-      [
+    return {
+      verdict: 'Releasing',
+      next: [
         `releasing: the finalizer is removed once ${device.name} no longer references epoch ${epoch}`,
       ],
-      base,
-    );
+    };
   }
   if (isFinished(lease, now)) {
     const phase =
@@ -422,105 +481,136 @@ export function why(input: WhyInput): WhyChain {
         : lease.status?.phase === 'Released'
           ? 'was released'
           : 'expired';
-    return chain(
-      'Finished',
-      [
+    const kubectlDelete = `kubectl delete alease -n ${link.namespace} ${link.name}`;
+    return {
+      verdict: 'Finished',
+      next: [
         `the lease ${phase}: it neither holds nor waits for ${device.name}; delete it (${kubectlDelete})`,
       ],
-      base,
-    );
+    };
   }
   if (lease.status === undefined) {
-    return chain(
-      'Waiting',
-      ['waiting for the controller to see this lease: is accel-lease-controller running?'],
-      base,
-    );
+    return {
+      verdict: 'Waiting',
+      next: ['waiting for the controller to see this lease: is accel-lease-controller running?'],
+    };
   }
+  return undefined;
+}
 
+/** Waiting in the device's queue, or first in line and not yet handed the device. */
+function queueFinding(view: HandoffView): Finding | undefined {
+  const { lease, device, queue, ownerUid } = view;
   const position = queue.waiting.indexOf(lease) + 1;
   if (position > 0) {
     const ahead = [
       ...(queue.next ? [leaseKey(queue.next)] : []),
       ...queue.waiting.slice(0, position - 1).map(leaseKey),
     ];
-    return chain(
-      'Queued',
-      [`queued at position ${position} behind ${names(ahead, device.owner)}`],
-      {
-        ...base,
-        queue: { position, ahead },
-      },
-    );
+    return {
+      verdict: 'Queued',
+      next: [`queued at position ${position} behind ${names(ahead, device.owner)}`],
+      queue: { position, ahead },
+    };
   }
-
   const isOwner = ownerUid !== undefined && ownerUid === lease.metadata.uid;
   if (!isOwner) {
-    return chain(
-      'Waiting',
-      [
+    return {
+      verdict: 'Waiting',
+      next: [
         `waiting for the controller to hand ${device.name} to this lease at epoch ${device.epoch + 1}`,
       ],
-      base,
-    );
+    };
   }
+  return undefined;
+}
 
+/** The owner's device has not applied its epoch, is unhealthy, or is still revoking. */
+function agentFinding(view: HandoffView): Finding | undefined {
+  const { accelerator, device, now } = view;
   const agent = `the agent on ${device.node}`;
   const quiet = quietAgent(device, now);
-  const applied = findCondition(accelerator.status?.conditions, 'OwnerApplied');
   if (device.observedEpoch === null || device.observedEpoch < device.epoch) {
     const reports =
       device.observedEpoch === null
         ? 'it has not reported yet'
         : `it reports epoch ${device.observedEpoch}`;
-    return chain(
-      'Waiting',
-      [`waiting for ${agent} to apply epoch ${device.epoch} (${reports})${quiet}`],
-      base,
-    );
+    return {
+      verdict: 'Waiting',
+      next: [`waiting for ${agent} to apply epoch ${device.epoch} (${reports})${quiet}`],
+    };
   }
   if (device.phase === 'Unhealthy') {
-    return chain(
-      'Waiting',
-      [`${device.name} is Unhealthy: ${applied?.message ?? 'no reason given'}; check ${agent}`],
-      base,
-    );
+    const applied = findCondition(accelerator.status?.conditions, 'OwnerApplied');
+    return {
+      verdict: 'Waiting',
+      next: [
+        `${device.name} is Unhealthy: ${applied?.message ?? 'no reason given'}; check ${agent}`,
+      ],
+    };
   }
   if (device.phase === 'Revoking') {
-    return chain(
-      'Waiting',
-      [`waiting for ${agent} to finish revoking the previous owner's mappings${quiet}`],
-      base,
-    );
+    return {
+      verdict: 'Waiting',
+      next: [`waiting for ${agent} to finish revoking the previous owner's mappings${quiet}`],
+    };
   }
-  if (pins.length > 0) {
-    const next: string[] = [];
-    const end = graceEnd(lease);
-    // With a holder outside any pod the grace period ends in no eviction: not worth waiting for.
-    if (end !== undefined && now < end && !ctx.hiddenHolder) {
-      next.push(
-        `waiting for the grace period to end at ${clock(end, now)} (in ${span(end - now)})`,
-      );
-    }
-    next.push(...pins.map((p) => p.next));
-    next.sort(
-      (a, b) => Number(b.startsWith('Unresolvable')) - Number(a.startsWith('Unresolvable')),
-    );
-    const unresolvable =
-      ctx.hiddenHolder ||
-      findCondition(lease.status.conditions, 'Blocked')?.reason === 'Unresolvable';
-    return chain(unresolvable ? 'Unresolvable' : 'Blocked', next, base);
+  return undefined;
+}
+
+/** Stale pins hold the device: the grace period, then each pin's step, unresolvable ones first. */
+function pinsFinding(view: HandoffView): Finding | undefined {
+  const { lease, pins, pinContext, now } = view;
+  if (pins.length === 0) return undefined;
+  const next: string[] = [];
+  const end = graceEnd(lease);
+  // With a holder outside any pod the grace period ends in no eviction: not worth waiting for.
+  if (end !== undefined && now < end && !pinContext.hiddenHolder) {
+    next.push(`waiting for the grace period to end at ${clock(end, now)} (in ${span(end - now)})`);
   }
+  next.push(...pins.map((p) => p.next));
+  next.sort((a, b) => Number(b.startsWith('Unresolvable')) - Number(a.startsWith('Unresolvable')));
+  const unresolvable =
+    pinContext.hiddenHolder ||
+    findCondition(lease.status?.conditions, 'Blocked')?.reason === 'Unresolvable';
+  return { verdict: unresolvable ? 'Unresolvable' : 'Blocked', next };
+}
+
+/** Nothing blocks the owner: the device enforces it (the controller's turn) or not yet (the agent's). */
+function enforcementFinding(view: HandoffView): Finding {
+  const { device, now } = view;
   if (device.ownerEnforced) {
-    return chain(
-      'Waiting',
-      [
+    return {
+      verdict: 'Waiting',
+      next: [
         `waiting for the controller to mark the lease Granted (${device.name} enforces it at epoch ${device.epoch})`,
       ],
-      base,
-    );
+    };
   }
-  return chain('Waiting', [`waiting for ${agent} to grant epoch ${device.epoch}${quiet}`], base);
+  return {
+    verdict: 'Waiting',
+    next: [
+      `waiting for the agent on ${device.node} to grant epoch ${device.epoch}${quietAgent(device, now)}`,
+    ],
+  };
+}
+
+/**
+ * Explain one lease. Pure: reads only its arguments. A lease is Granted when its status says so;
+ * otherwise the chain says which link holds it: the queue, the controller, the agent, or pins.
+ */
+export function why(input: WhyInput): WhyChain {
+  const link = leaseLink(input.lease);
+  const placed = placementFinding(input, link);
+  if ('verdict' in placed) return chainOf(link, placed);
+  const view = handoffView(input, link, placed.accelerator);
+  const found =
+    lifecycleFinding(view) ??
+    queueFinding(view) ??
+    agentFinding(view) ??
+    pinsFinding(view) ??
+    enforcementFinding(view);
+  return chainOf(link, found, view.device, view.pins);
 }
 
 /** The exit code `why` ends with: 0 granted, 3 the device does not exist, else 1. */

@@ -2,6 +2,8 @@
 // their implementations on the real API server. The executor talks only to these, so the same
 // code runs against the API server and against the simulation's in-memory API.
 import {
+  ACCELERATOR_LEASES,
+  ACCELERATORS,
   LAST_HANDOFF_ANNOTATION,
   type Accelerator,
   type AcceleratorLease,
@@ -9,8 +11,6 @@ import {
   type AcceleratorOwner,
 } from '../crds/index.ts';
 import {
-  ACCELERATOR_LEASES,
-  ACCELERATORS,
   ResourceClient,
   type EventRecorder,
   type KubeClient,

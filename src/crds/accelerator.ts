@@ -1,19 +1,19 @@
 // Accelerator: one device, published by its node agent; spec.owner is the controller's to write.
 import { z } from 'zod';
 import {
-  API_VERSION,
   Bytes,
   Conditions,
   ExporterProfile,
   ImporterKind,
   LeaseRef,
   MAX_OBJECT_KEY,
-  ObjectMeta,
   PodRef,
   ResourceName,
+  resourceObject,
   Timestamp,
   withRules,
 } from './common.ts';
+import { ACCELERATORS } from './resources.ts';
 
 /**
  * An owner: a lease and a fencing epoch. No lease means "owned by nobody" at that epoch,
@@ -109,10 +109,7 @@ export const AcceleratorStatus = z
   .strict();
 export type AcceleratorStatus = z.infer<typeof AcceleratorStatus>;
 
-export const Accelerator = z.object({
-  apiVersion: z.literal(API_VERSION),
-  kind: z.literal('Accelerator'),
-  metadata: ObjectMeta,
+export const Accelerator = resourceObject(ACCELERATORS, {
   spec: AcceleratorSpec,
   status: AcceleratorStatus.optional(),
 });

@@ -229,3 +229,19 @@ export const ObjectMeta = z
     finalizers: z.array(z.string()).optional(),
   })
   .loose();
+
+/**
+ * A whole object of one of our kinds, as the API server sends it: apiVersion and kind fixed,
+ * metadata, then the kind's own fields (spec, status).
+ */
+export function resourceObject<const K extends string, S extends z.ZodRawShape>(
+  type: { kind: K },
+  fields: S,
+) {
+  return z.object({
+    apiVersion: z.literal(API_VERSION),
+    kind: z.literal(type.kind),
+    metadata: ObjectMeta,
+    ...fields,
+  });
+}

@@ -1,11 +1,19 @@
 // The CustomResourceDefinitions, built from the zod schemas: names, columns, categories.
 import type { z } from 'zod';
+import type { ResourceType } from '../kube/index.ts';
 import { AcceleratorSpec, AcceleratorStatus } from './accelerator.ts';
 import { GROUP, VERSION } from './common.ts';
 import { DmaBufExportSpec, DmaBufExportStatus } from './export.ts';
 import { DmaBufImportGrantSpec } from './grant.ts';
 import { AcceleratorLeaseSpec, AcceleratorLeaseStatus } from './lease.ts';
 import { AcceleratorLeasePolicySpec } from './policy.ts';
+import {
+  ACCELERATORS,
+  ACCELERATOR_LEASES,
+  ACCELERATOR_LEASE_POLICIES,
+  DMABUF_EXPORTS,
+  DMABUF_IMPORT_GRANTS,
+} from './resources.ts';
 import { toStructural, type JsonSchema } from './structural.ts';
 
 export const CATEGORY = 'dmabuf';
@@ -19,11 +27,9 @@ interface PrinterColumn {
 }
 
 interface Definition {
-  kind: string;
-  plural: string;
-  singular: string;
+  /** Kind, plural and scope. */
+  type: ResourceType;
   shortNames: string[];
-  scope: 'Namespaced' | 'Cluster';
   description: string;
   spec: z.ZodType;
   /** Absent: the kind has no status (nor status subresource): a grant, a policy. */
@@ -35,11 +41,8 @@ const AGE: PrinterColumn = { name: 'Age', type: 'date', jsonPath: '.metadata.cre
 
 export const DEFINITIONS: readonly Definition[] = [
   {
-    kind: 'Accelerator',
-    plural: 'accelerators',
-    singular: 'accelerator',
+    type: ACCELERATORS,
     shortNames: ['accel'],
-    scope: 'Cluster',
     description:
       'An accelerator device on a node: its exporter profile, its desired owner and fencing epoch (spec.owner), and what the device enforces and what pins it (status).',
     spec: AcceleratorSpec,
@@ -61,11 +64,8 @@ export const DEFINITIONS: readonly Definition[] = [
     ],
   },
   {
-    kind: 'AcceleratorLease',
-    plural: 'acceleratorleases',
-    singular: 'acceleratorlease',
+    type: ACCELERATOR_LEASES,
     shortNames: ['alease'],
-    scope: 'Namespaced',
     description:
       "A tenant's claim for exclusive ownership of an accelerator, queued per device by priority then age. Delete it to release the device.",
     spec: AcceleratorLeaseSpec,
@@ -81,11 +81,8 @@ export const DEFINITIONS: readonly Definition[] = [
     ],
   },
   {
-    kind: 'DmaBufExport',
-    plural: 'dmabufexports',
-    singular: 'dmabufexport',
+    type: DMABUF_EXPORTS,
     shortNames: ['dbx'],
-    scope: 'Namespaced',
     description:
       'A dma-buf exported from an accelerator under a lease, and the importers (peer devices, CPU mappings, RDMA memory regions) attached to it.',
     spec: DmaBufExportSpec,
@@ -100,22 +97,16 @@ export const DEFINITIONS: readonly Definition[] = [
     ],
   },
   {
-    kind: 'DmaBufImportGrant',
-    plural: 'dmabufimportgrants',
-    singular: 'dmabufimportgrant',
+    type: DMABUF_IMPORT_GRANTS,
     shortNames: ['dbig'],
-    scope: 'Namespaced',
     description:
       "A namespace's consent that DmaBufExports in the listed namespaces may name its pods as importers. Without one, such an importer fails and never attaches, so it can never pin a device or be evicted.",
     spec: DmaBufImportGrantSpec,
     columns: [{ name: 'From', type: 'string', jsonPath: '.spec.from[*].namespace' }, AGE],
   },
   {
-    kind: 'AcceleratorLeasePolicy',
-    plural: 'acceleratorleasepolicies',
-    singular: 'acceleratorleasepolicy',
+    type: ACCELERATOR_LEASE_POLICIES,
     shortNames: ['alpol'],
-    scope: 'Cluster',
     description:
       "The administrator's bounds on the leases of the namespaces that select it (label accel.dmabuf.io/lease-policy; without it, the policy named default): priority range, least grace for the previous tenant, most evictions, longest duration, most leases per namespace.",
     spec: AcceleratorLeasePolicySpec,
@@ -136,15 +127,15 @@ export function customResourceDefinition(def: Definition): JsonSchema {
   return {
     apiVersion: 'apiextensions.k8s.io/v1',
     kind: 'CustomResourceDefinition',
-    metadata: { name: `${def.plural}.${GROUP}` },
+    metadata: { name: `${def.type.plural}.${GROUP}` },
     spec: {
       group: GROUP,
-      scope: def.scope,
+      scope: def.type.namespaced ? 'Namespaced' : 'Cluster',
       names: {
-        kind: def.kind,
-        listKind: `${def.kind}List`,
-        plural: def.plural,
-        singular: def.singular,
+        kind: def.type.kind,
+        listKind: `${def.type.kind}List`,
+        plural: def.type.plural,
+        singular: def.type.kind.toLowerCase(),
         shortNames: def.shortNames,
         categories: [CATEGORY],
       },

@@ -1,15 +1,15 @@
 // DmaBufExport: one dma-buf exported from a device's memory, and the importers that attach to it.
 import { z } from 'zod';
 import {
-  API_VERSION,
   Bytes,
   Conditions,
   ImporterKind,
-  ObjectMeta,
   PodRef,
   ResourceName,
+  resourceObject,
   withRules,
 } from './common.ts';
+import { DMABUF_EXPORTS } from './resources.ts';
 
 export const Importer = z
   .object({
@@ -96,10 +96,7 @@ export const DmaBufExportStatus = z
   .strict();
 export type DmaBufExportStatus = z.infer<typeof DmaBufExportStatus>;
 
-export const DmaBufExport = z.object({
-  apiVersion: z.literal(API_VERSION),
-  kind: z.literal('DmaBufExport'),
-  metadata: ObjectMeta,
+export const DmaBufExport = resourceObject(DMABUF_EXPORTS, {
   spec: DmaBufExportSpec,
   status: DmaBufExportStatus.optional(),
 });

@@ -15,7 +15,7 @@ export function renderCrdFiles(): Map<string, string> {
   const files = new Map<string, string>();
   for (const def of DEFINITIONS) {
     const text = HEADER + stringify(customResourceDefinition(def), { lineWidth: 0 });
-    for (const dir of CRD_DIRS) files.set(join(dir, `${def.plural}.${GROUP}.yaml`), text);
+    for (const dir of CRD_DIRS) files.set(join(dir, `${def.type.plural}.${GROUP}.yaml`), text);
   }
   return files;
 }

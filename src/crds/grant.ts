@@ -1,7 +1,8 @@
 // DmaBufImportGrant: a namespace's consent that exports of other namespaces may name its pods as
 // importers (modelled on Gateway API's ReferenceGrant). Without it such an importer never attaches.
 import { z } from 'zod';
-import { API_VERSION, LabelSelector, NamespaceName, ObjectMeta, type PodRef } from './common.ts';
+import { LabelSelector, NamespaceName, type PodRef, resourceObject } from './common.ts';
+import { DMABUF_IMPORT_GRANTS } from './resources.ts';
 import { matchesSelector } from './selector.ts';
 
 export const DmaBufImportGrantSpec = z
@@ -18,10 +19,7 @@ export const DmaBufImportGrantSpec = z
   .strict();
 export type DmaBufImportGrantSpec = z.infer<typeof DmaBufImportGrantSpec>;
 
-export const DmaBufImportGrant = z.object({
-  apiVersion: z.literal(API_VERSION),
-  kind: z.literal('DmaBufImportGrant'),
-  metadata: ObjectMeta,
+export const DmaBufImportGrant = resourceObject(DMABUF_IMPORT_GRANTS, {
   spec: DmaBufImportGrantSpec,
 });
 export type DmaBufImportGrant = z.infer<typeof DmaBufImportGrant>;

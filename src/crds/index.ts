@@ -11,6 +11,13 @@ export { setConditions, findCondition, type ConditionInput } from './conditions.
 export { compareText, fitText, MAX_CONDITION_MESSAGE } from './text.ts';
 export { kubeTime, preciseTime, timeMs, timeMsOrZero } from './time.ts';
 export { LAST_HANDOFF_ANNOTATION, CORDON_ANNOTATION, IDLE_REAP_ANNOTATION } from './annotations.ts';
+export {
+  ACCELERATORS,
+  ACCELERATOR_LEASES,
+  ACCELERATOR_LEASE_POLICIES,
+  DMABUF_EXPORTS,
+  DMABUF_IMPORT_GRANTS,
+} from './resources.ts';
 export { CATEGORY, DEFINITIONS, customResourceDefinition } from './definitions.ts';
 export { renderCrdFiles, CRD_DIRS } from './generate.ts';
 export {

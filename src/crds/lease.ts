@@ -1,18 +1,18 @@
 // AcceleratorLease: a tenant's claim for exclusive ownership of one device, queued per device.
 import { z } from 'zod';
 import {
-  API_VERSION,
   Conditions,
   Duration,
   ImporterKind,
   LabelSelector,
   MAX_OBJECT_KEY,
-  ObjectMeta,
   PodRef,
   ResourceName,
+  resourceObject,
   Timestamp,
   withRules,
 } from './common.ts';
+import { ACCELERATOR_LEASES } from './resources.ts';
 
 export const Revocation = z
   .object({
@@ -138,10 +138,7 @@ export const AcceleratorLeaseStatus = z
   .strict();
 export type AcceleratorLeaseStatus = z.infer<typeof AcceleratorLeaseStatus>;
 
-export const AcceleratorLease = z.object({
-  apiVersion: z.literal(API_VERSION),
-  kind: z.literal('AcceleratorLease'),
-  metadata: ObjectMeta,
+export const AcceleratorLease = resourceObject(ACCELERATOR_LEASES, {
   spec: AcceleratorLeaseSpec,
   status: AcceleratorLeaseStatus.optional(),
 });

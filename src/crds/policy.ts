@@ -1,7 +1,8 @@
 // AcceleratorLeasePolicy: the administrator's bounds on what a tenant's lease may choose, picked
 // per namespace by a label. Admission enforces the per-lease bounds; the controller the count.
 import { z } from 'zod';
-import { API_VERSION, Duration, ObjectMeta, withRules } from './common.ts';
+import { Duration, withRules, resourceObject } from './common.ts';
+import { ACCELERATOR_LEASE_POLICIES } from './resources.ts';
 
 /** Namespace label naming the AcceleratorLeasePolicy that bounds the leases in it. */
 export const LEASE_POLICY_LABEL = 'accel.dmabuf.io/lease-policy';
@@ -75,10 +76,7 @@ export const AcceleratorLeasePolicySpec = z
   .strict();
 export type AcceleratorLeasePolicySpec = z.infer<typeof AcceleratorLeasePolicySpec>;
 
-export const AcceleratorLeasePolicy = z.object({
-  apiVersion: z.literal(API_VERSION),
-  kind: z.literal('AcceleratorLeasePolicy'),
-  metadata: ObjectMeta,
+export const AcceleratorLeasePolicy = resourceObject(ACCELERATOR_LEASE_POLICIES, {
   spec: AcceleratorLeasePolicySpec.prefault({}),
 });
 export type AcceleratorLeasePolicy = z.infer<typeof AcceleratorLeasePolicy>;

@@ -24,7 +24,7 @@ describe('generated CRDs', () => {
   for (const def of DEFINITIONS) {
     const crd = customResourceDefinition(def);
 
-    it(`${def.kind}: every node is typed; no $ref, no combinators, no closed objects`, () => {
+    it(`${def.type.kind}: every node is typed; no $ref, no combinators, no closed objects`, () => {
       walk(schemaOf(crd), '', (node, path) => {
         expect(typeof node.type, path).toBe('string');
         for (const banned of ['$ref', 'anyOf', 'allOf', 'oneOf', 'not']) {
@@ -35,7 +35,7 @@ describe('generated CRDs', () => {
       });
     });
 
-    it(`${def.kind}: a status subresource if it has status, a category, printer columns with Age`, () => {
+    it(`${def.type.kind}: a status subresource if it has status, a category, printer columns with Age`, () => {
       const spec = (crd as { spec: Record<string, never> }).spec as unknown as {
         names: { categories: string[]; shortNames: string[] };
         versions: { subresources: unknown; additionalPrinterColumns: { name: string }[] }[];
@@ -48,7 +48,7 @@ describe('generated CRDs', () => {
   }
 
   it('kubectl get alease answers PHASE, ACCELERATOR, EPOCH, QUEUE, BLOCKED-BY, AGE', () => {
-    const lease = DEFINITIONS.find((d) => d.kind === 'AcceleratorLease')!;
+    const lease = DEFINITIONS.find((d) => d.type.kind === 'AcceleratorLease')!;
     const shown = lease.columns.filter((c) => !c.priority).map((c) => c.name.toUpperCase());
     expect(shown).toEqual(['PHASE', 'ACCELERATOR', 'EPOCH', 'QUEUE', 'BLOCKED-BY', 'AGE']);
   });

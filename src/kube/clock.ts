@@ -90,13 +90,7 @@ export class FakeClock implements Clock {
   /** Moves time forward by ms, firing every timer that falls due on the way. */
   advance(ms: number): void {
     const target = this.current + ms;
-    for (;;) {
-      const next = this.nextDue(target);
-      if (!next) break;
-      this.timers.delete(next);
-      this.current = next.at;
-      next.fn();
-    }
+    while (this.fireNext(target));
     this.current = target;
   }
 
@@ -104,16 +98,19 @@ export class FakeClock implements Clock {
   async advanceAsync(ms: number): Promise<void> {
     const target = this.current + ms;
     await flushMicrotasks();
-    for (;;) {
-      const next = this.nextDue(target);
-      if (!next) break;
-      this.timers.delete(next);
-      this.current = next.at;
-      next.fn();
-      await flushMicrotasks();
-    }
+    while (this.fireNext(target)) await flushMicrotasks();
     this.current = target;
     await flushMicrotasks();
+  }
+
+  /** Fires the earliest timer due by `limit`, moving time to it; false when none is due. */
+  private fireNext(limit: number): boolean {
+    const next = this.nextDue(limit);
+    if (!next) return false;
+    this.timers.delete(next);
+    this.current = next.at;
+    next.fn();
+    return true;
   }
 
   private nextDue(limit: number): PendingTimer | undefined {

@@ -258,7 +258,8 @@ export function parseFlagsOrExit<S extends FlagSpecs>(
   }
 }
 
-function rephraseParseArgs(message: string): string {
+/** The first line of a node:util parseArgs error, as a flag error says it ("--x needs a value"). */
+export function rephraseParseArgs(message: string): string {
   const first = message.split('\n')[0] ?? message;
   const unknown = /Unknown option '([^']+)'/.exec(first);
   if (unknown) return `unknown flag ${unknown[1]}`;

@@ -23,18 +23,7 @@ export {
 } from './errors.ts';
 export type { ApiStatus } from './errors.ts';
 
-export {
-  ResourceClient,
-  resourcePath,
-  apiVersionOf,
-  ACCEL_GROUP,
-  ACCEL_VERSION,
-  ACCEL_API_VERSION,
-  ACCELERATORS,
-  ACCELERATOR_LEASES,
-  DMABUF_EXPORTS,
-  DMABUF_IMPORT_GRANTS,
-} from './resources.ts';
+export { ResourceClient, resourcePath, apiVersionOf } from './resources.ts';
 export type {
   ResourceType,
   ListOptions,
@@ -62,7 +51,12 @@ export type { RelistDiff } from './relist-diff.ts';
 export { WorkQueue } from './workqueue.ts';
 export type { WorkQueueOptions } from './workqueue.ts';
 export { TerminalError } from './reconcile-loop.ts';
-export type { Reconciler, ReconcileResult, ReconcileContext } from './reconcile-loop.ts';
+export type {
+  Reconciler,
+  ReconcileResult,
+  ReconcileContext,
+  ReconcileQueue,
+} from './reconcile-loop.ts';
 export {
   ItemExponentialRateLimiter,
   BucketRateLimiter,
@@ -101,6 +95,7 @@ export {
   leaderElectionFlags,
   parseFlags,
   parseFlagsOrExit,
+  rephraseParseArgs,
   exitWithUsageIfAsked,
   parseDuration,
   formatDuration,

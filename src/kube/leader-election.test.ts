@@ -191,6 +191,17 @@ async function tick(clock: FakeClock, ms: number): Promise<void> {
   for (let t = 0; t < ms; t += 500) await clock.advanceAsync(500);
 }
 
+/** Elector `a` alone on a fresh store, leading one second after it started. */
+async function leadingAlone() {
+  const clock = new FakeClock(1_000_000);
+  const store = new MemoryLeaseStore();
+  const a = elector('a', store, clock);
+  void a.e.run();
+  await tick(clock, 1000);
+  expect(a.e.isLeader()).toBe(true);
+  return { clock, store, a };
+}
+
 describe('LeaderElector', () => {
   it('one of two candidates leads; when it stops, the other takes over after the lease expires', async () => {
     const clock = new FakeClock(1_000_000);
@@ -242,12 +253,7 @@ describe('LeaderElector', () => {
   });
 
   it('aborts the signal exactly at the renew deadline when renewals fail', async () => {
-    const clock = new FakeClock(1_000_000);
-    const store = new MemoryLeaseStore();
-    const a = elector('a', store, clock);
-    void a.e.run();
-    await tick(clock, 1000);
-    expect(a.e.isLeader()).toBe(true);
+    const { clock, store, a } = await leadingAlone();
     const lastRenew = clock.now() - 1000; // acquired at the start
     store.failing = true;
     let abortedAt: number | undefined;
@@ -267,12 +273,7 @@ describe('LeaderElector', () => {
   });
 
   it('gives up at once when it sees another holder', async () => {
-    const clock = new FakeClock(1_000_000);
-    const store = new MemoryLeaseStore();
-    const a = elector('a', store, clock);
-    void a.e.run();
-    await tick(clock, 1000);
-    expect(a.e.isLeader()).toBe(true);
+    const { clock, store, a } = await leadingAlone();
     store.lease!.spec = { holderIdentity: 'usurper', leaseDurationSeconds: 15 };
     await tick(clock, 2500);
     expect(a.e.isLeader()).toBe(false);

@@ -2,9 +2,10 @@
 // forget / requeue-after / rate-limited requeue, with controller-runtime's metrics and log keys.
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
+import type { Registry } from 'prom-client';
+import type { Clock } from './clock.ts';
 import { isConflict } from './errors.ts';
 import { reconcileMetrics } from './metrics.ts';
-import type { WorkQueue } from './workqueue.ts';
 
 /**
  * What a reconcile asks for next. Nothing (or `{}`) means done: the key's backoff is
@@ -25,8 +26,26 @@ export class TerminalError extends Error {
   override readonly name = 'TerminalError';
 }
 
+/**
+ * What the loop needs of a queue: hand out keys one worker at a time, and take them back
+ * forgotten, delayed or rate-limited. WorkQueue is one; the loop knows no more of it than this.
+ */
+export interface ReconcileQueue {
+  readonly name: string;
+  readonly controllerKind: string | undefined;
+  readonly clock: Clock;
+  readonly registry: Registry | undefined;
+  readonly logger: Logger | undefined;
+  get(): Promise<string | undefined>;
+  done(key: string): void;
+  forget(key: string): void;
+  addAfter(key: string, ms: number): void;
+  addRateLimited(key: string): void;
+  numRequeues(key: string): number;
+}
+
 export async function reconcileLoop(
-  queue: WorkQueue,
+  queue: ReconcileQueue,
   workers: number,
   reconcile: Reconciler,
 ): Promise<void> {

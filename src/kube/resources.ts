@@ -1,4 +1,4 @@
-// A typed REST client for one resource type (our CRDs, Leases, Events, Pods...): reads,
+// A typed REST client for one resource type (custom resources, Leases, Events, Pods...): reads,
 // create/replace/delete, merge patch and server-side apply with the content type set explicitly.
 import { isDeepStrictEqual } from 'node:util';
 import { HttpMethod, PatchStrategy } from '@kubernetes/client-node';
@@ -29,40 +29,6 @@ export interface ResourceType {
   kind: string;
   namespaced: boolean;
 }
-
-export const ACCEL_GROUP = 'accel.dmabuf.io';
-export const ACCEL_VERSION = 'v1alpha1';
-export const ACCEL_API_VERSION = `${ACCEL_GROUP}/${ACCEL_VERSION}`;
-
-export const ACCELERATORS: ResourceType = {
-  group: ACCEL_GROUP,
-  version: ACCEL_VERSION,
-  plural: 'accelerators',
-  kind: 'Accelerator',
-  namespaced: false,
-};
-export const ACCELERATOR_LEASES: ResourceType = {
-  group: ACCEL_GROUP,
-  version: ACCEL_VERSION,
-  plural: 'acceleratorleases',
-  kind: 'AcceleratorLease',
-  namespaced: true,
-};
-export const DMABUF_EXPORTS: ResourceType = {
-  group: ACCEL_GROUP,
-  version: ACCEL_VERSION,
-  plural: 'dmabufexports',
-  kind: 'DmaBufExport',
-  namespaced: true,
-};
-
-export const DMABUF_IMPORT_GRANTS: ResourceType = {
-  group: ACCEL_GROUP,
-  version: ACCEL_VERSION,
-  plural: 'dmabufimportgrants',
-  kind: 'DmaBufImportGrant',
-  namespaced: true,
-};
 
 export function apiVersionOf(type: ResourceType): string {
   return type.group ? `${type.group}/${type.version}` : type.version;

@@ -5,7 +5,7 @@ import type { Registry } from 'prom-client';
 import { realClock, type Clock, type TimerHandle } from './clock.ts';
 import { workQueueMetrics, type WorkQueueMetrics } from './metrics.ts';
 import { defaultControllerRateLimiter, type RateLimiter } from './rate-limiter.ts';
-import { reconcileLoop, type Reconciler } from './reconcile-loop.ts';
+import { reconcileLoop, type ReconcileQueue, type Reconciler } from './reconcile-loop.ts';
 
 export interface WorkQueueOptions {
   /** Queue name; also the `controller` label and log key of runWorkers(). */
@@ -20,7 +20,7 @@ export interface WorkQueueOptions {
   logger?: Logger;
 }
 
-export class WorkQueue {
+export class WorkQueue implements ReconcileQueue {
   readonly name: string;
   readonly controllerKind: string | undefined;
   readonly clock: Clock;
