@@ -2,7 +2,9 @@
 // device -> each stale pin: export -> importer -> holder -> eviction), and the next step in words.
 import {
   findCondition,
+  isBlockerOf,
   selectorToString,
+  stalePins,
   type Accelerator,
   type AcceleratorLease,
   type DmaBufExport,
@@ -249,13 +251,7 @@ function pinLink(pin: Pin, ctx: PinContext): PinLink {
   const pod = pin.pod ? `${pin.pod.namespace}/${pin.pod.name}` : null;
   const canRevoke = revocable(pin, device.profile, ctx.exports);
   const record = pod && owner ? recordFor(pod, owner.status?.evictions ?? []) : undefined;
-  const blocker = owner?.status?.blockedBy?.find(
-    (b) =>
-      b.pid === pin.pid &&
-      b.kind === pin.kind &&
-      b.importer === pin.importer &&
-      b.export === pin.export,
-  );
+  const blocker = owner?.status?.blockedBy?.find((b) => isBlockerOf(b, pin));
 
   let next: string;
   if (pod === null) {
@@ -392,7 +388,7 @@ export function why(input: WhyInput): WhyChain {
   const ownerUid = accelerator.spec.owner?.lease?.uid;
   const owner =
     ownerUid === undefined ? undefined : leases.find((l) => l.metadata.uid === ownerUid);
-  const stale = (accelerator.status?.pins ?? []).filter((p) => p.epoch < device.epoch);
+  const stale = stalePins(accelerator, device.epoch);
   const ctx: PinContext = {
     device,
     exports: input.exports,

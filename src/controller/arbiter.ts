@@ -11,11 +11,12 @@ import {
   type AcceleratorLease,
   type AcceleratorLeaseStatus,
   type AcceleratorOwner,
+  blockersOf,
+  stalePins,
   type Blocker,
   type ConditionInput,
   type LeaseRef,
   type Pin,
-  MAX_BLOCKERS,
   MAX_EPOCH,
   MAX_TIME_MS,
   parseDuration,
@@ -70,18 +71,6 @@ function describePin(p: Pin): string {
   const what = p.kind === 'fd' ? 'an open fd' : `${p.kind} importer ${p.importer ?? '?'}`;
   const buf = p.export ?? p.buffer ?? `ino ${p.inode}`;
   return `${buf} is pinned by ${what} in ${holder} (pid ${p.pid})`;
-}
-
-/** The pins as status.blockedBy lists them: the first MAX_BLOCKERS (the schema's maxItems). */
-export function blockersOf(accelerator: Accelerator, pins: readonly Pin[]): Blocker[] {
-  return pins.slice(0, MAX_BLOCKERS).map((p) => ({
-    accelerator: accelerator.metadata.name ?? '',
-    ...(p.export !== undefined && { export: p.export }),
-    ...(p.importer !== undefined && { importer: p.importer }),
-    kind: p.kind,
-    ...(p.pod !== undefined && { pod: p.pod }),
-    pid: p.pid,
-  }));
 }
 
 interface Desired {
@@ -189,12 +178,12 @@ export function decide(
     observed === owner.epoch &&
     status?.phase === 'Owned' &&
     status.owner?.lease?.uid === owner.lease?.uid;
-  const stalePins = (status?.pins ?? []).filter((p) => p.epoch < (owner?.epoch ?? 0));
+  const stale = stalePins(accelerator, owner?.epoch ?? 0);
   const stuck =
     owner !== undefined &&
     status?.phase === 'Stuck' &&
     observed === owner.epoch &&
-    stalePins.length > 0;
+    stale.length > 0;
   // While a handoff settles, its transient lease states are not written (see SETTLE_MS).
   const handoffAt = ownerChanged
     ? now
@@ -242,7 +231,7 @@ export function decide(
           phase: 'Pending',
           epoch: owner.epoch,
           queuePosition: 0,
-          ...(stuck && { blockedBy: blockersOf(accelerator, stalePins) }),
+          ...(stuck && { blockedBy: blockersOf(name, stale) }),
           conditions: [
             cond(
               lease,
@@ -257,7 +246,7 @@ export function decide(
                   'Blocked',
                   'True',
                   'Pinned',
-                  `${name} cannot be granted at epoch ${owner.epoch}: ${stalePins.map(describePin).join('; ')}`,
+                  `${name} cannot be granted at epoch ${owner.epoch}: ${stale.map(describePin).join('; ')}`,
                 )
               : cond(lease, 'Blocked', 'False', 'NotBlocked', 'nothing pins the device'),
           ],

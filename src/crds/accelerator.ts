@@ -97,6 +97,17 @@ export const Pin = z
   .strict();
 export type Pin = z.infer<typeof Pin>;
 
+/**
+ * Pins that keep an owner older than `epoch` (by default spec.owner's) alive: what blocks a
+ * handoff to that epoch. Only meaningful once status.observedEpoch has caught up with it.
+ */
+export function stalePins(
+  accelerator: Accelerator,
+  epoch: number = accelerator.spec.owner?.epoch ?? 0,
+): Pin[] {
+  return (accelerator.status?.pins ?? []).filter((p) => p.epoch < epoch);
+}
+
 export const AcceleratorStatus = z
   .object({
     phase: AcceleratorPhase.optional(),

@@ -13,6 +13,7 @@ import {
   Timestamp,
   withRules,
 } from './common.ts';
+import type { Pin } from './accelerator.ts';
 
 export const Revocation = z
   .object({
@@ -90,6 +91,39 @@ export const Blocker = z
   })
   .strict();
 export type Blocker = z.infer<typeof Blocker>;
+
+/**
+ * The pins on `accelerator` as status.blockedBy lists them: the first MAX_BLOCKERS (the schema's
+ * maxItems), each with the reason `reasonOf` gives, cut to the schema's maxLength.
+ */
+export function blockersOf(
+  accelerator: string,
+  pins: readonly Pin[],
+  reasonOf: (pin: Pin) => string | undefined = () => undefined,
+): Blocker[] {
+  return pins.slice(0, MAX_BLOCKERS).map((p) => {
+    const reason = reasonOf(p);
+    return {
+      accelerator,
+      ...(p.export !== undefined && { export: p.export }),
+      ...(p.importer !== undefined && { importer: p.importer }),
+      kind: p.kind,
+      ...(p.pod !== undefined && { pod: p.pod }),
+      pid: p.pid,
+      ...(reason !== undefined && { reason: reason.slice(0, 1024) }),
+    };
+  });
+}
+
+/** Whether `blocker` is the entry blockersOf wrote for `pin` (same holder and attachment). */
+export function isBlockerOf(blocker: Blocker, pin: Pin): boolean {
+  return (
+    blocker.pid === pin.pid &&
+    blocker.kind === pin.kind &&
+    blocker.importer === pin.importer &&
+    blocker.export === pin.export
+  );
+}
 
 export const EvictionResult = z.enum([
   'Planned',

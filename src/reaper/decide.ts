@@ -6,7 +6,9 @@ import {
   EvictionRecord,
   IDLE_REAP_ANNOTATION,
   MAX_BLOCKERS,
+  blockersOf,
   findCondition,
+  stalePins,
   setConditions,
   type Accelerator,
   type AcceleratorLease,
@@ -25,7 +27,6 @@ import {
   RANK_MEANING,
   pinLabel,
   planEvictions,
-  stalePins,
   type Plan,
   type PlannedEviction,
   type PodLookup,
@@ -347,18 +348,7 @@ export function reap(input: ReapInput): ReapDecision {
     }
   }
   const blockedBy: Blocker[] | undefined = lease
-    ? plan.pins.map((p) => {
-        const reason = reasons.get(p);
-        return {
-          accelerator: name,
-          ...(p.export !== undefined && { export: p.export }),
-          ...(p.importer !== undefined && { importer: p.importer }),
-          kind: p.kind,
-          ...(p.pod !== undefined && { pod: p.pod }),
-          pid: p.pid,
-          ...(reason !== undefined && { reason: reason.slice(0, 1024) }),
-        };
-      })
+    ? blockersOf(name, plan.pins, (p) => reasons.get(p))
     : undefined;
 
   // Grace: the pins may still go by themselves. Measured from when the handoff became stuck.

@@ -13,7 +13,6 @@ export {
 } from './decide.ts';
 export {
   planEvictions,
-  stalePins,
   RANK_MEANING,
   type Plan,
   type PlanInput,
