@@ -28,7 +28,7 @@ import {
   T0,
   waitingLease,
 } from './fixture.ts';
-import type { PodState } from './plan.ts';
+import type { PodState } from './pods.ts';
 import { podsBeingEvicted, recordOutcome, requestsSince } from './records.ts';
 
 const GRACE_END = T0 + 30_000;

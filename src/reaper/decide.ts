@@ -29,9 +29,9 @@ import {
   planEvictions,
   type Plan,
   type PlannedEviction,
-  type PodLookup,
   type Rank,
 } from './plan.ts';
+import type { PodLookup } from './pods.ts';
 import { evictionBudget, retryDelayMs, type ReaperPolicy } from './policy.ts';
 import { attempted, isActive, lastAttempt, settleRecords } from './records.ts';
 

@@ -8,7 +8,7 @@ import type {
   EvictionRecord,
   Pin,
 } from '../crds/index.ts';
-import type { PodState } from './plan.ts';
+import type { PodState } from './pods.ts';
 import { DEFAULT_REAPER_POLICY, type ReaperPolicy } from './policy.ts';
 
 export const T0 = Date.parse('2026-11-25T10:00:00Z');

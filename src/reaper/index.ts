@@ -19,10 +19,9 @@ export {
   type PlannedEviction,
   type HolderInProgress,
   type UnresolvablePin,
-  type PodLookup,
-  type PodState,
   type Rank,
 } from './plan.ts';
+export type { PodLookup, PodState } from './pods.ts';
 export {
   DEFAULT_REAPER_POLICY,
   evictionBudget,

@@ -2,20 +2,8 @@
 // disruptive first and capped by the budget, and every pin no eviction can clear, with why.
 import { compareText, podKey, stalePins } from '../crds/index.ts';
 import type { Accelerator, DmaBufExport, EvictionRecord, Pin, PodRef } from '../crds/index.ts';
+import type { PodLookup, PodState } from './pods.ts';
 import { isActive } from './records.ts';
-
-/** What the reaper needs of a pod (from the pod cache). */
-export interface PodState {
-  readonly uid: string;
-  /** spec.nodeName: a pin is only believed of a pod bound to the accelerator's own node. */
-  readonly nodeName: string | undefined;
-  readonly deletionTimestamp?: string | Date | undefined;
-}
-
-/** Pods by `namespace/name`: a Map, or a view over the runtime's pod cache. */
-export interface PodLookup {
-  get(key: string): PodState | undefined;
-}
 
 /** 1 holds a non-revocable import; 2 holds only fds of others' exports; 3 only its own export's fds. */
 export type Rank = 1 | 2 | 3;

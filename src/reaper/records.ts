@@ -3,7 +3,7 @@
 import { kubeTime, podKey } from '../crds/index.ts';
 import type { EvictionRecord } from '../crds/index.ts';
 import { event, podReference, type ReaperEffect } from './effects.ts';
-import type { PodLookup } from './plan.ts';
+import type { PodLookup } from './pods.ts';
 
 /**
  * Planned: chosen, nothing sent. Evicting: an eviction was requested (message: which attempt).
