@@ -2,6 +2,7 @@
 export * from './common.ts';
 export * from './accelerator.ts';
 export * from './lease.ts';
+export * from './eviction.ts';
 export * from './export.ts';
 export * from './grant.ts';
 export * from './policy.ts';

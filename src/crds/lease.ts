@@ -14,6 +14,7 @@ import {
   withRules,
 } from './common.ts';
 import type { Pin } from './accelerator.ts';
+import { EvictionRecord } from './eviction.ts';
 
 export const Revocation = z
   .object({
@@ -124,37 +125,6 @@ export function isBlockerOf(blocker: Blocker, pin: Pin): boolean {
     blocker.export === pin.export
   );
 }
-
-export const EvictionResult = z.enum([
-  'Planned',
-  'Evicting',
-  'Evicted',
-  'Deleted',
-  'Refused',
-  'Failed',
-  'DryRun',
-]);
-
-/** One pod eviction made (or planned) to free this lease's device. */
-export const EvictionRecord = z
-  .object({
-    pod: PodRef,
-    uid: z.string().max(64),
-    reason: z.string().max(1024),
-    started: Timestamp.optional(),
-    finished: Timestamp.optional(),
-    attempts: z
-      .int()
-      .min(1)
-      .max(1000000)
-      .optional()
-      .describe('requests sent so far for this pod: evictions, then deletions'),
-    lastAttemptTime: Timestamp.optional().describe('when the last of them was sent'),
-    result: EvictionResult,
-    message: z.string().max(1024).optional(),
-  })
-  .strict();
-export type EvictionRecord = z.infer<typeof EvictionRecord>;
 
 export const AcceleratorLeaseStatus = z
   .object({

@@ -5,6 +5,7 @@ import {
   IDLE_REAP_ANNOTATION,
   type Accelerator,
   type AcceleratorLease,
+  type EvictionOutcome,
   type EvictionRecord,
   type Pin,
 } from '../crds/index.ts';
@@ -29,7 +30,13 @@ import {
   waitingLease,
 } from './fixture.ts';
 import type { PodState } from './pods.ts';
-import { podsBeingEvicted, recordOutcome, requestsSince } from './records.ts';
+import {
+  lastAttempt,
+  podsBeingEvicted,
+  recordOutcome,
+  requestsSince,
+  type CallOutcome,
+} from './records.ts';
 
 const GRACE_END = T0 + 30_000;
 
@@ -230,6 +237,8 @@ describe('reap', () => {
     lease = { ...lease, status: { ...lease.status, evictions: folded.records } };
     expect(lease.status?.evictions?.[0]).toMatchObject({
       result: 'Refused',
+      attempts: 1,
+      lastOutcome: 'Refused',
       message:
         'attempt 1 at 2026-11-25T10:00:31Z: refused by a PodDisruptionBudget (429): Cannot evict pod as it would violate the disruption budget.',
     });
@@ -240,6 +249,14 @@ describe('reap', () => {
     d = reap(input({ lease, policy: p, now }));
     expect(evicted(d)).toEqual(['loader-0#2']);
     lease = written(lease, d, now);
+    // The new attempt has no answer yet: the refusal belonged to the one before.
+    expect(lease.status?.evictions?.[0]).toMatchObject({
+      result: 'Evicting',
+      attempts: 2,
+      lastAttemptTime: kubeTime(now),
+      message: `attempt 2 at ${kubeTime(now)}: eviction requested again: the last one was refused by a PodDisruptionBudget`,
+    });
+    expect(lease.status?.evictions?.[0]).not.toHaveProperty('lastOutcome');
     const again = recordOutcome(
       lease.status?.evictions ?? [],
       { type: 'evict', uid: 'uid-loader-0' },
@@ -494,6 +511,31 @@ describe('reap, when the blocking set changes under it', () => {
     expect(d.plan?.budget.used).toBe(1);
   });
 
+  it('keeps the attempts of an eviction it abandons: only the message is rewritten', () => {
+    const third: EvictionRecord = {
+      ...sent('Refused'),
+      attempts: 3,
+      lastAttemptTime: kubeTime(GRACE_END + 30_000),
+      lastOutcome: 'Refused',
+    };
+    const lease = waitingLease({ blockedAt: T0, evictions: [third] });
+    const now = GRACE_END + 60_000;
+    const d = reap(input({ lease, accelerator: stuckAccel(PINS.slice(2)), now }));
+    const [abandoned] = d.leaseStatus?.evictions ?? [];
+    expect(abandoned).toMatchObject({
+      attempts: 3,
+      lastAttemptTime: kubeTime(GRACE_END + 30_000),
+      lastOutcome: 'Refused',
+      message: expect.stringMatching(/^abandoned at /) as unknown,
+    });
+    expect(abandoned && lastAttempt(abandoned)).toEqual({
+      n: 3,
+      at: GRACE_END + 30_000,
+      outcome: 'Refused',
+    });
+    expect(requestsSince(d.leaseStatus?.evictions ?? [], GRACE_END + 30_000)).toBe(1);
+  });
+
   it('withdraws a planned eviction of a pod someone else started deleting', () => {
     const planned: EvictionRecord = { ...sent('Planned'), message: undefined, started: undefined };
     const lease = waitingLease({ blockedAt: T0, evictions: [planned] });
@@ -579,6 +621,42 @@ describe('recordOutcome', () => {
       message: `attempt 2 at ${kubeTime(T0 + 5000)}: eviction failed: etcdserver: request timed out`,
     });
     expect(out.effects[0]).toMatchObject({ reason: 'EvictionFailed', eventType: 'Warning' });
+  });
+
+  it('records each answer as a field, keeping the attempt it answers', () => {
+    const kinds: [CallOutcome, EvictionOutcome][] = [
+      [{ kind: 'accepted' }, 'Accepted'],
+      [{ kind: 'refused', message: 'pdb' }, 'Refused'],
+      [{ kind: 'gone' }, 'Gone'],
+      [{ kind: 'failed', message: 'timeout' }, 'Failed'],
+    ];
+    for (const [outcome, field] of kinds) {
+      const out = recordOutcome([rec], { type: 'evict', uid: 'u' }, outcome, T0 + 6000);
+      expect(out.records[0]).toMatchObject({ attempts: 2, lastOutcome: field });
+      expect(out.records[0] && lastAttempt(out.records[0])).toEqual({
+        n: 2,
+        at: T0 + 5000,
+        outcome: field,
+      });
+    }
+  });
+
+  it('reads a record written before the attempt fields as one request at started', () => {
+    const old: EvictionRecord = {
+      pod: { namespace: 'a', name: 'x' },
+      uid: 'u',
+      reason: 'r',
+      result: 'Evicting',
+      started: kubeTime(T0),
+      message: 'attempt 7 at 2026-11-25T10:09:00Z: eviction requested',
+    };
+    expect(lastAttempt(old)).toEqual({ n: 1, at: T0, outcome: undefined });
+    const out = recordOutcome([old], { type: 'evict', uid: 'u' }, { kind: 'accepted' }, T0 + 1);
+    expect(out.records[0]).toMatchObject({
+      attempts: 1,
+      lastAttemptTime: kubeTime(T0),
+      lastOutcome: 'Accepted',
+    });
   });
 
   it('leaves records of other pods, and finished ones, alone', () => {

@@ -4,6 +4,7 @@ import { z } from 'zod';
 import {
   CORDON_ANNOTATION,
   EvictionRecord,
+  type EvictionOutcome,
   IDLE_REAP_ANNOTATION,
   MAX_BLOCKERS,
   blockersOf,
@@ -154,6 +155,15 @@ function describeRecord(r: EvictionRecord): string {
 }
 
 const list = (items: readonly string[]) => items.join(', ');
+
+/** Why an eviction is sent again, from the answer recorded for the one before. */
+const RETRIED_AFTER: Readonly<Record<EvictionOutcome | 'None', string>> = {
+  Refused: 'the last one was refused by a PodDisruptionBudget',
+  Failed: 'the last one failed',
+  Gone: 'the last one found the pod gone',
+  Accepted: 'the pod is still there after the last one was accepted',
+  None: 'no answer to the last one was recorded',
+};
 
 /**
  * One reaper step for one accelerator: plan from the device's fresh pins, advance the records,
@@ -406,7 +416,7 @@ export function reap(input: ReapInput): ReapDecision {
   }
 
   // Advance what is under way: retries after refusals, deletion after the deadline.
-  const retries: { r: EvictionRecord; n: number; text: string }[] = [];
+  const retries: { r: EvictionRecord; n: number; after: EvictionOutcome | undefined }[] = [];
   const overdue: EvictionRecord[] = [];
   const reasonOf = (r: EvictionRecord) =>
     `to free accelerator ${name} for ${forWhom}: ${r.reason}`.slice(0, 1024);
@@ -414,7 +424,7 @@ export function reap(input: ReapInput): ReapDecision {
     if (!isActive(r) || r.result === 'Planned') return r;
     const pod = pods.get(podKey(r.pod));
     const terminating = pod?.deletionTimestamp !== undefined;
-    const att = lastAttempt(r) ?? { n: 1, at: now, text: '' };
+    const att = lastAttempt(r) ?? { n: 1, at: now, outcome: undefined };
     const retryAt = att.at + retryDelayMs(policy, att.n);
     if (r.result === 'Deleted') {
       // A deletion that did not take (no deletionTimestamp after the backoff) is sent again.
@@ -454,7 +464,7 @@ export function reap(input: ReapInput): ReapDecision {
     if (now >= deadline) overdue.push(r);
     else wakeAt(deadline);
     if (!terminating) {
-      if (now >= retryAt) retries.push({ r, n: att.n + 1, text: att.text });
+      if (now >= retryAt) retries.push({ r, n: att.n + 1, after: att.outcome });
       else wakeAt(retryAt);
     }
     return r;
@@ -466,7 +476,7 @@ export function reap(input: ReapInput): ReapDecision {
     ...records
       .filter((r) => r.result === 'Planned')
       .sort((a, b) => compareText(podKey(a.pod), podKey(b.pod)))
-      .map((r) => ({ r, n: 1, text: '' })),
+      .map((r) => ({ r, n: 1, after: undefined })),
   ];
   const allowance = Math.max(0, policy.maxEvictionsPerMinute - input.evictionsInLastMinute);
   const deferred = due.slice(allowance);
@@ -483,7 +493,9 @@ export function reap(input: ReapInput): ReapDecision {
       );
     }
     const text =
-      send.n === 1 ? 'eviction requested' : `eviction requested again after: ${send.text}`;
+      send.n === 1
+        ? 'eviction requested'
+        : `eviction requested again: ${RETRIED_AFTER[send.after ?? 'None']}`;
     return {
       ...attempted(r, send.n, now, text),
       result: 'Evicting',
