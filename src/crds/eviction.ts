@@ -26,6 +26,9 @@ export type EvictionResult = z.infer<typeof EvictionResult>;
 export const EvictionOutcome = z.enum(['Accepted', 'Refused', 'Gone', 'Failed']);
 export type EvictionOutcome = z.infer<typeof EvictionOutcome>;
 
+/** A list of records (a lease's status.evictions, a device's spec.owner.idleEvictions) holds at most this many. */
+export const MAX_EVICTION_RECORDS = 1000;
+
 /** One pod eviction made (or planned) to free a device. */
 export const EvictionRecord = z
   .object({

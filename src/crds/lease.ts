@@ -14,7 +14,7 @@ import {
   withRules,
 } from './common.ts';
 import type { Pin } from './accelerator.ts';
-import { EvictionRecord } from './eviction.ts';
+import { EvictionRecord, MAX_EVICTION_RECORDS } from './eviction.ts';
 
 export const Revocation = z
   .object({
@@ -135,7 +135,7 @@ export const AcceleratorLeaseStatus = z
     grantedAt: Timestamp.optional(),
     expiresAt: Timestamp.optional(),
     blockedBy: z.array(Blocker).max(MAX_BLOCKERS).optional(),
-    evictions: z.array(EvictionRecord).max(1000).optional(),
+    evictions: z.array(EvictionRecord).max(MAX_EVICTION_RECORDS).optional(),
     conditions: Conditions.optional(),
     observedGeneration: z.int().min(0).optional(),
   })

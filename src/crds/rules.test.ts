@@ -1,12 +1,17 @@
-// The rules the API package defines once for every component: which pins are stale, and how a
-// pin reads as a lease's blocker.
+// The rules the API package defines once for every component: which pins are stale, how a pin
+// reads as a lease's blocker, and where an idle reap keeps its records.
 import { describe, expect, it } from 'vitest';
 import {
+  Accelerator,
   blockersOf,
+  idleEvictionsOf,
+  idleEvictionsPatch,
+  InvalidObjectError,
   isBlockerOf,
   MAX_BLOCKERS,
+  parseObject,
   stalePins,
-  type Accelerator,
+  type EvictionRecord,
   type Pin,
 } from './index.ts';
 
@@ -82,5 +87,47 @@ describe('blockersOf', () => {
     expect(b && isBlockerOf(b, p)).toBe(true);
     expect(b && isBlockerOf(b, { ...p, pid: 11 })).toBe(false);
     expect(b && isBlockerOf(b, { ...p, importer: 'nic1' })).toBe(false);
+  });
+});
+
+describe('idle evictions', () => {
+  const record: EvictionRecord = {
+    pod: { namespace: 'team-io', name: 'loader-0' },
+    uid: 'uid-loader-0',
+    reason: 'holds rdma-mr importer nic0',
+    result: 'Evicting',
+    started: '2026-11-25T10:00:31Z',
+    attempts: 2,
+    lastAttemptTime: '2026-11-25T10:00:41Z',
+    lastOutcome: 'Refused',
+  };
+  const withRecords = (records: EvictionRecord[] | undefined): Accelerator => {
+    const a = accel(3, []);
+    return {
+      ...a,
+      metadata: { ...a.metadata, resourceVersion: '42' },
+      spec: { ...a.spec, owner: { epoch: 3, ...(records && { idleEvictions: records }) } },
+    };
+  };
+
+  it('reads the records stored with the owner, none when there are none', () => {
+    expect(idleEvictionsOf(withRecords([record]))).toEqual([record]);
+    expect(idleEvictionsOf(withRecords(undefined))).toEqual([]);
+    expect(idleEvictionsOf(accel(undefined, []))).toEqual([]);
+  });
+
+  it('writes them conditionally on the version read, and removes the field for none', () => {
+    expect(idleEvictionsPatch(withRecords(undefined), [record])).toEqual({
+      metadata: { resourceVersion: '42' },
+      spec: { owner: { idleEvictions: [record] } },
+    });
+    expect(idleEvictionsPatch(withRecords([record]), []).spec.owner.idleEvictions).toBeNull();
+  });
+
+  it('round-trips through the schema, and a record it rejects is reported, not dropped', () => {
+    const stored = withRecords([record]);
+    expect(idleEvictionsOf(parseObject(Accelerator, stored))).toEqual([record]);
+    const bad = withRecords([{ ...record, lastOutcome: 'Maybe' as EvictionRecord['lastOutcome'] }]);
+    expect(() => idleEvictionsOf(parseObject(Accelerator, bad))).toThrow(InvalidObjectError);
   });
 });
