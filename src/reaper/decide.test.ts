@@ -2,20 +2,14 @@
 // deadlines, dry run, budgets and rates, unresolvable pins, and restarts that repeat nothing.
 import { describe, expect, it } from 'vitest';
 import {
-  IDLE_REAP_ANNOTATION,
+  idleEvictionsOf,
   type Accelerator,
   type AcceleratorLease,
   type EvictionOutcome,
   type EvictionRecord,
   type Pin,
 } from '../crds/index.ts';
-import {
-  readIdleReap,
-  reap,
-  withReaperStatus,
-  type ReapDecision,
-  type ReapInput,
-} from './decide.ts';
+import { reap, withReaperStatus, type ReapDecision, type ReapInput } from './decide.ts';
 import { CORDON_ANNOTATION, kubeTime } from '../crds/index.ts';
 import type { ReaperEffect } from './effects.ts';
 import {
@@ -460,27 +454,43 @@ describe('reap', () => {
     const off = reap(input({ accelerator: idle, lease: undefined }));
     expect(off.effects).toEqual([]);
     expect(off.summary.state).toBe('Off');
-    expect(off.annotations).toBeUndefined();
+    expect(off.idleEvictions).toBeUndefined();
     const d = reap(
       input({ accelerator: idle, lease: undefined, policy: policy({ reapWhenIdle: true }) }),
     );
     expect(d.leaseStatus).toBeUndefined();
-    const value = d.annotations?.[IDLE_REAP_ANNOTATION];
-    expect(typeof value).toBe('string');
-    const annotated: Accelerator = {
-      ...idle,
-      metadata: { ...idle.metadata, annotations: { [IDLE_REAP_ANNOTATION]: value ?? '' } },
-    };
-    expect(readIdleReap(annotated)?.evictions.map((r) => r.result)).toEqual(['Planned']);
+    expect(d.idleEvictions?.map((r) => r.result)).toEqual(['Planned']);
+    const stored: Accelerator = stuckAccel(PINS, {
+      lease: false,
+      idleEvictions: d.idleEvictions ?? [],
+    });
+    expect(idleEvictionsOf(stored)).toEqual(d.idleEvictions);
     const next = reap(
       input({
-        accelerator: annotated,
+        accelerator: stored,
         lease: undefined,
         policy: policy({ reapWhenIdle: true }),
         now: GRACE_END + 1,
       }),
     );
     expect(evicted(next)).toEqual(['loader-0#1']);
+    expect(next.idleEvictions?.map((r) => `${r.pod.name}:${r.result}:${r.attempts}`)).toEqual([
+      'loader-0:Evicting:1',
+    ]);
+  });
+
+  it('writes nothing for an idle reap whose stored records are already right', () => {
+    const idle = policy({ reapWhenIdle: true });
+    const first = reap(
+      input({ accelerator: stuckAccel(PINS, { lease: false }), lease: undefined, policy: idle }),
+    );
+    // The same records, stored with their keys in another order.
+    const reordered = (first.idleEvictions ?? []).map(
+      (r) => Object.fromEntries(Object.entries(r).reverse()) as EvictionRecord,
+    );
+    const accelerator = stuckAccel(PINS, { lease: false, idleEvictions: reordered });
+    const again = reap(input({ accelerator, lease: undefined, policy: idle, now: T0 + 1000 }));
+    expect(again.idleEvictions).toBeUndefined();
   });
 });
 
@@ -558,11 +568,12 @@ describe('reap, when the blocking set changes under it', () => {
     expect(results(written(lease, real, GRACE_END + 1000))).toEqual(['loader-0:Planned']);
   });
 
-  it('clears the records of an idle reap once a lease waits', () => {
-    const accelerator = stuckAccel(PINS, {
-      annotations: { [IDLE_REAP_ANNOTATION]: JSON.stringify({ epoch: 1, evictions: [] }) },
-    });
-    expect(reap(input({ accelerator })).annotations).toEqual({ [IDLE_REAP_ANNOTATION]: null });
+  it('clears idle records left on a device a lease now waits for', () => {
+    const accelerator = stuckAccel(PINS, { idleEvictions: [sent('Evicting')] });
+    const d = reap(input({ accelerator }));
+    expect(d.idleEvictions).toEqual([]);
+    // They are not the lease's: nothing of them is carried into its records.
+    expect(d.leaseStatus?.evictions?.map((r) => r.result)).toEqual(['Planned']);
   });
 
   it('says Resolved once the device is free, counting only pods actually evicted', () => {

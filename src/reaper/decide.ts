@@ -1,14 +1,13 @@
 // One step of the reaper for one accelerator, as a pure function: from the caches and `now` to
 // the records and conditions to write and the evictions to make. All memory is in the records.
-import { z } from 'zod';
 import {
   CORDON_ANNOTATION,
-  EvictionRecord,
+  type EvictionRecord,
   type EvictionOutcome,
-  IDLE_REAP_ANNOTATION,
   MAX_BLOCKERS,
   blockersOf,
   findCondition,
+  idleEvictionsOf,
   stalePins,
   setConditions,
   type Accelerator,
@@ -35,9 +34,6 @@ import {
 import type { PodLookup } from './pods.ts';
 import { evictionBudget, retryDelayMs, type ReaperPolicy } from './policy.ts';
 import { attempted, isActive, lastAttempt, settleRecords } from './records.ts';
-
-const IdleReap = z.object({ epoch: z.int().min(0), evictions: z.array(EvictionRecord) });
-export type IdleReap = z.infer<typeof IdleReap>;
 
 export interface ReapInput {
   readonly accelerator: Accelerator;
@@ -94,8 +90,11 @@ export interface ReapSummary {
 export interface ReapDecision {
   /** Lease mode: write first (merged into the status), before any effect. */
   readonly leaseStatus?: LeaseStatusPatch;
-  /** Idle mode: merge-patch these Accelerator annotations first (null removes one). */
-  readonly annotations?: Readonly<Record<string, string | null>>;
+  /**
+   * Idle mode: write these as spec.owner.idleEvictions first (idleEvictionsPatch; [] clears
+   * them). Absent when what is stored is already right.
+   */
+  readonly idleEvictions?: EvictionRecord[];
   /** Perform in order, only after the writes above succeeded. */
   readonly effects: ReaperEffect[];
   readonly requeueAfterMs?: number;
@@ -110,21 +109,6 @@ const SUMMARY_ZERO = {
   evictionsRequested: 0,
   deletionsRequested: 0,
 };
-
-/**
- * The idle reap's records from IDLE_REAP_ANNOTATION (epoch and evictions). Undefined when the
- * annotation is absent or not valid: the reap then starts afresh, as for a new handoff.
- */
-export function readIdleReap(accelerator: Accelerator): IdleReap | undefined {
-  const text = accelerator.metadata.annotations?.[IDLE_REAP_ANNOTATION];
-  if (text === undefined) return undefined;
-  try {
-    const parsed = IdleReap.safeParse(JSON.parse(text));
-    return parsed.success ? parsed.data : undefined;
-  } catch {
-    return undefined;
-  }
-}
 
 /**
  * Merge the reaper's fields into a lease status (the stored one, or the one the arbiter is about
@@ -156,6 +140,20 @@ function describeRecord(r: EvictionRecord): string {
 
 const list = (items: readonly string[]) => items.join(', ');
 
+/** Equal as stored: the same records in the same order, field for field. */
+function sameRecords(a: readonly EvictionRecord[], b: readonly EvictionRecord[]): boolean {
+  return a.length === b.length && a.every((r, i) => canonicalJson(r) === canonicalJson(b[i]));
+}
+
+const canonicalJson = (r: EvictionRecord | undefined): string =>
+  r === undefined
+    ? ''
+    : JSON.stringify(
+        Object.entries({ ...r, pod: podKey(r.pod) })
+          .filter(([, v]) => v !== undefined)
+          .sort(([x], [y]) => compareText(x, y)),
+      );
+
 /** Why an eviction is sent again, from the answer recorded for the one before. */
 const RETRIED_AFTER: Readonly<Record<EvictionOutcome | 'None', string>> = {
   Refused: 'the last one was refused by a PodDisruptionBudget',
@@ -179,12 +177,8 @@ export function reap(input: ReapInput): ReapDecision {
   const lease =
     owner.lease && input.lease?.metadata.uid === owner.lease.uid ? input.lease : undefined;
   if (owner.lease ? !lease : !policy.reapWhenIdle) return off();
-  const idle = lease ? undefined : readIdleReap(accel);
-  const records0 = lease
-    ? (lease.status?.evictions ?? [])
-    : idle?.epoch === owner.epoch
-      ? idle.evictions
-      : [];
+  const stored = idleEvictionsOf(accel);
+  const records0 = lease ? (lease.status?.evictions ?? []) : stored;
 
   const accelRef = objectReference(accel);
   const leaseRef = lease && objectReference(lease);
@@ -278,16 +272,10 @@ export function reap(input: ReapInput): ReapDecision {
         ...(blockedBy !== undefined && { blockedBy }),
         conditions,
       };
-      // Records of an idle reap belong to an earlier epoch: the lease's records take over.
-      if (accel.metadata.annotations?.[IDLE_REAP_ANNOTATION] !== undefined) {
-        out.annotations = { [IDLE_REAP_ANNOTATION]: null };
-      }
-    } else {
-      const value =
-        records.length > 0 ? JSON.stringify({ epoch: owner.epoch, evictions: records }) : null;
-      if (value !== (accel.metadata.annotations?.[IDLE_REAP_ANNOTATION] ?? null)) {
-        out.annotations = { [IDLE_REAP_ANNOTATION]: value };
-      }
+      // An owner change drops idle records; any left belong to no handoff the lease is part of.
+      if (stored.length > 0) out.idleEvictions = [];
+    } else if (!sameRecords(records, stored)) {
+      out.idleEvictions = records;
     }
     return out;
   };

@@ -3,13 +3,11 @@
 export {
   reap,
   withReaperStatus,
-  readIdleReap,
   type ReapInput,
   type ReapDecision,
   type ReapState,
   type ReapSummary,
   type LeaseStatusPatch,
-  type IdleReap,
 } from './decide.ts';
 export {
   planEvictions,
