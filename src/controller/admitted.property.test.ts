@@ -11,6 +11,7 @@ import {
   AcceleratorLease,
   AcceleratorLeaseStatus,
   AcceleratorOwner,
+  type AcceleratorSpecOwner,
   CORDON_ANNOTATION,
   DmaBufExport,
   IDLE_REAP_ANNOTATION,
@@ -200,6 +201,12 @@ function checkWrites(d: HandoffDecision, accel: Accelerator): void {
       expect(a.owner.epoch).toBeGreaterThan(accel.spec.owner?.epoch ?? -1);
     }
   }
+  if (d.idleEvictions && accel.spec.owner) {
+    parseObject(Accelerator, {
+      ...accel,
+      spec: { ...accel.spec, owner: { ...accel.spec.owner, idleEvictions: d.idleEvictions } },
+    });
+  }
   for (const e of d.effects) {
     if (e.type === 'cordon') expect(e.message.length).toBeLessThanOrEqual(1024);
   }
@@ -251,13 +258,10 @@ function applied(
         break;
     }
   }
-  if (d.annotations) {
-    const next: Record<string, string> = { ...accel.metadata.annotations };
-    for (const [k, v] of Object.entries(d.annotations)) {
-      if (v === null) delete next[k];
-      else next[k] = v;
-    }
-    accel = { ...accel, metadata: { ...accel.metadata, annotations: next } };
+  if (d.idleEvictions && accel.spec.owner) {
+    const owner: AcceleratorSpecOwner = { ...accel.spec.owner, idleEvictions: d.idleEvictions };
+    if (d.idleEvictions.length === 0) delete owner.idleEvictions;
+    accel = { ...accel, spec: { ...accel.spec, owner } };
   }
   // A lease whose last finalizer goes while it is being deleted is gone.
   const live = [...leases.values()].filter(
@@ -268,7 +272,7 @@ function applied(
 
 const writes = (d: HandoffDecision) =>
   d.actions.filter((a) => a.type !== 'wait' && a.type !== 'event').length +
-  Object.keys(d.annotations ?? {}).length;
+  (d.idleEvictions ? 1 : 0);
 
 describe('the controller on any admitted object', () => {
   it('decides without throwing, requeues finitely, writes only valid objects, and comes to rest', () => {

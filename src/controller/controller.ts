@@ -12,7 +12,8 @@ import {
   AcceleratorLeasePolicy,
   CORDON_ANNOTATION,
   DEFAULT_LEASE_POLICY,
-  IDLE_REAP_ANNOTATION,
+  idleEvictionsOf,
+  idleEvictionsPatch,
   LAST_HANDOFF_ANNOTATION,
   parseObject,
   policyNameFor,
@@ -37,7 +38,6 @@ import {
   callPod,
   DEFAULT_REAPER_POLICY,
   podsBeingEvicted,
-  readIdleReap,
   recordOutcome,
   requestsSince,
   type PodLookup,
@@ -305,6 +305,7 @@ export class LeaseController {
       },
       replaceLeaseStatus: (l, st) => lease(w.replaceLeaseStatus(l, st)),
       annotate: (a, an) => accel(w.annotate(a, an)),
+      setIdleEvictions: (a, r) => accel(w.setIdleEvictions(a, r)),
       setOwner: (a, o, at) => accel(w.setOwner(a, o, at)),
     };
   }
@@ -501,7 +502,10 @@ export class LeaseController {
     });
     const startedAt = accelerator.metadata.annotations?.[LAST_HANDOFF_ANNOTATION];
     const written = await execute(decision.actions, writes, this.opts.events, at);
-    if (decision.annotations) await writes.annotate(accelerator, decision.annotations);
+    // The effects fold their answers into the records just stored, at the version just written.
+    const stored = decision.idleEvictions
+      ? parseObject(Accelerator, await writes.setIdleEvictions(accelerator, decision.idleEvictions))
+      : accelerator;
     for (const a of decision.actions) {
       if (
         a.type === 'leaseStatus' &&
@@ -524,7 +528,7 @@ export class LeaseController {
       if (summary.state === 'Unresolvable' && !wasUnresolvable) this.unresolvableTotal.inc();
     }
     if (decision.effects.length > 0) {
-      await this.runEffects(accelerator, decision.effects, written.leases, writes, signal, now);
+      await this.runEffects(stored, decision.effects, written.leases, writes, signal, now);
     }
     return decision.requeueAfterMs !== undefined
       ? { requeueAfter: Math.max(1, decision.requeueAfterMs) }
@@ -578,8 +582,8 @@ export class LeaseController {
       if (targetOf(l) !== except) out.push(l.status?.evictions ?? []);
     }
     for (const a of this.acceleratorList()) {
-      if (a.metadata.name === except || !a.metadata.annotations?.[IDLE_REAP_ANNOTATION]) continue;
-      out.push(readIdleReap(parseObject(Accelerator, a))?.evictions ?? []);
+      if (a.metadata.name === except || !a.spec.owner?.idleEvictions?.length) continue;
+      out.push(idleEvictionsOf(parseObject(Accelerator, a)));
     }
     return out;
   }
@@ -646,11 +650,8 @@ export class LeaseController {
         evictions: fold(lease.status?.evictions ?? []),
       });
     } else {
-      const idle = readIdleReap(accelerator);
-      if (idle) {
-        const value = JSON.stringify({ epoch: idle.epoch, evictions: fold(idle.evictions) });
-        await writes.annotate(accelerator, { [IDLE_REAP_ANNOTATION]: value });
-      }
+      const idle = idleEvictionsOf(accelerator);
+      if (idle.length > 0) await writes.setIdleEvictions(accelerator, fold(idle));
     }
   }
 
@@ -744,6 +745,13 @@ export function clusterWrites(client: KubeClient, signal?: AbortSignal): Writes 
       leases.replace({ ...lease, status }, { ...opts, subresource: 'status' }),
     annotate: (accel, annotations) =>
       accels.mergePatch(accel.metadata.name ?? '', undefined, { metadata: { annotations } }, opts),
+    setIdleEvictions: (accel, records) =>
+      accels.mergePatch(
+        accel.metadata.name ?? '',
+        undefined,
+        idleEvictionsPatch(accel, records),
+        opts,
+      ),
     setOwner: (accel, owner: AcceleratorOwner, handoffAt) =>
       accels.mergePatch(
         accel.metadata.name ?? '',
@@ -753,7 +761,8 @@ export function clusterWrites(client: KubeClient, signal?: AbortSignal): Writes 
             resourceVersion: accel.metadata.resourceVersion,
             annotations: { [LAST_HANDOFF_ANNOTATION]: handoffAt },
           },
-          spec: { owner: { lease: owner.lease ?? null, epoch: owner.epoch } },
+          // Idle records belong to the owner epoch they were stored with: a new owner drops them.
+          spec: { owner: { lease: owner.lease ?? null, epoch: owner.epoch, idleEvictions: null } },
         },
         opts,
       ),

@@ -4,6 +4,7 @@ import type {
   AcceleratorLease,
   AcceleratorLeaseStatus,
   AcceleratorOwner,
+  EvictionRecord,
 } from '../crds/index.ts';
 import { isNotFound, type ObjectReference } from '../kube/index.ts';
 import { FINALIZER, type Action } from './arbiter.ts';
@@ -22,7 +23,15 @@ export interface Writes {
     accelerator: Accelerator,
     annotations: Readonly<Record<string, string | null>>,
   ): Promise<Accelerator>;
-  /** Write spec.owner and the last-handoff annotation (merge patch with resourceVersion). */
+  /** Store the idle reap's records in spec.owner.idleEvictions ([] removes them; merge patch with resourceVersion). */
+  setIdleEvictions(
+    accelerator: Accelerator,
+    records: readonly EvictionRecord[],
+  ): Promise<Accelerator>;
+  /**
+   * Write spec.owner and the last-handoff annotation (merge patch with resourceVersion). The idle
+   * records go with the owner they were made for.
+   */
   setOwner(
     accelerator: Accelerator,
     owner: AcceleratorOwner,

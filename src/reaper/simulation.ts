@@ -6,13 +6,14 @@ import { decide as arbitrate, FINALIZER, type Action } from '../controller/arbit
 import type {
   Accelerator,
   AcceleratorLease,
+  AcceleratorSpecOwner,
   DmaBufExport,
   DmaBufImportGrant,
   EvictionRecord,
   ExporterProfile,
   ImporterKind,
 } from '../crds/index.ts';
-import { CORDON_ANNOTATION, IDLE_REAP_ANNOTATION } from '../crds/index.ts';
+import { CORDON_ANNOTATION, idleEvictionsOf } from '../crds/index.ts';
 import { addHiddenHolder, removeHiddenHolder } from '../agent/faults.ts';
 import { publish, type Published } from '../agent/publish.ts';
 import type { PodView } from '../agent/processes.ts';
@@ -23,7 +24,6 @@ import {
   evictionBudget,
   isActive,
   podsBeingEvicted,
-  readIdleReap,
   reap,
   recordOutcome,
   withReaperStatus,
@@ -604,8 +604,7 @@ export class World {
     };
     for (const l of this.leases) if (`lease:${l.metadata.uid}` !== except) add(l.status?.evictions);
     for (const a of this.accels.values()) {
-      if (a.metadata.annotations?.[IDLE_REAP_ANNOTATION] === undefined) continue;
-      if (`idle:${a.metadata.name}` !== except) add(readIdleReap(a)?.evictions);
+      if (`idle:${a.metadata.name}` !== except) add(idleEvictionsOf(a));
     }
     return out;
   }
@@ -675,14 +674,8 @@ export class World {
           }
         }
       }
-      if (d.annotations) {
-        const a = this.accels.get(name) as Accelerator;
-        const annotations = { ...a.metadata.annotations };
-        for (const [k, v] of Object.entries(d.annotations)) {
-          if (v === null) delete annotations[k];
-          else annotations[k] = v;
-        }
-        this.accels.set(name, { ...a, metadata: { ...a.metadata, annotations } });
+      if (d.idleEvictions) {
+        this.storeIdleEvictions(name, d.idleEvictions);
         reaperWrote = true;
       }
       if (
@@ -720,10 +713,10 @@ export class World {
     }
     // Each first eviction was written as Planned in an earlier step, and every request is in the
     // records before it is sent.
-    const stored = lease ? (lease.status?.evictions ?? []) : (readIdleReap(accel)?.evictions ?? []);
+    const stored = lease ? (lease.status?.evictions ?? []) : idleEvictionsOf(accel);
     const written = lease
       ? (this.leases.find((l) => l.metadata.uid === ownerUid)?.status?.evictions ?? [])
-      : (readIdleReap(this.accels.get(name) as Accelerator)?.evictions ?? []);
+      : idleEvictionsOf(this.accels.get(name) as Accelerator);
     for (const e of effects) {
       if (e.type !== 'evict' && e.type !== 'delete') continue;
       if (e.type === 'evict' && e.attempt === 1) {
@@ -774,20 +767,20 @@ export class World {
           : l,
       );
     } else {
-      const a = this.accels.get(name) as Accelerator;
-      const idle = readIdleReap(a);
-      if (idle) {
-        const value = JSON.stringify({ epoch: idle.epoch, evictions: fold(idle.evictions) });
-        this.accels.set(name, {
-          ...a,
-          metadata: {
-            ...a.metadata,
-            annotations: { ...a.metadata.annotations, [IDLE_REAP_ANNOTATION]: value },
-          },
-        });
-      }
+      const idle = idleEvictionsOf(this.accels.get(name) as Accelerator);
+      if (idle.length > 0) this.storeIdleEvictions(name, fold(idle));
     }
     return true;
+  }
+
+  /** What the controller's setIdleEvictions does: spec.owner.idleEvictions, none removes it. */
+  private storeIdleEvictions(name: string, records: readonly EvictionRecord[]): void {
+    const a = this.accels.get(name) as Accelerator;
+    const owner = a.spec.owner;
+    if (!owner) return;
+    const next: AcceleratorSpecOwner = { ...owner, idleEvictions: [...records] };
+    if (records.length === 0) delete next.idleEvictions;
+    this.accels.set(name, { ...a, spec: { ...a.spec, owner: next } });
   }
 
   stuckSeen = false;
