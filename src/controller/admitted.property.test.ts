@@ -14,7 +14,6 @@ import {
   type AcceleratorSpecOwner,
   CORDON_ANNOTATION,
   DmaBufExport,
-  IDLE_REAP_ANNOTATION,
   LAST_HANDOFF_ANNOTATION,
   parseObject,
 } from '../crds/index.ts';
@@ -39,10 +38,6 @@ const iso = (t: number) => new Date(t).toISOString().replace(/\.\d{3}Z$/, 'Z');
 const annotations = {
   [LAST_HANDOFF_ANNOTATION]: fc.oneof(timestamp, fc.string({ maxLength: 8 })),
   [CORDON_ANNOTATION]: fc.string({ maxLength: 8 }),
-  [IDLE_REAP_ANNOTATION]: fc.oneof(
-    fc.string({ maxLength: 8 }),
-    fc.constant('{"epoch":1,"evictions":[]}'),
-  ),
 };
 const accelerator = arbitraryOf(Accelerator, {
   metadata: objectMeta({ namespaced: false, annotations }),

@@ -11,7 +11,7 @@ export { matchesSelector, selectorToString } from './selector.ts';
 export { setConditions, findCondition, type ConditionInput } from './conditions.ts';
 export { compareText, fitText, MAX_CONDITION_MESSAGE } from './text.ts';
 export { kubeTime, preciseTime, timeMs, timeMsOrZero } from './time.ts';
-export { LAST_HANDOFF_ANNOTATION, CORDON_ANNOTATION, IDLE_REAP_ANNOTATION } from './annotations.ts';
+export { LAST_HANDOFF_ANNOTATION, CORDON_ANNOTATION } from './annotations.ts';
 export { CATEGORY, DEFINITIONS, customResourceDefinition } from './definitions.ts';
 export { renderCrdFiles, CRD_DIRS } from './generate.ts';
 export {
