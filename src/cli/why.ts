@@ -2,7 +2,9 @@
 // device -> each stale pin: export -> importer -> holder -> eviction), and the next step in words.
 import {
   findCondition,
+  isBlockerOf,
   selectorToString,
+  stalePins,
   type Accelerator,
   type AcceleratorLease,
   type DmaBufExport,
@@ -254,13 +256,7 @@ function pinNext(
   record: EvictionRecord | undefined,
 ): string {
   const { device, owner, now } = ctx;
-  const blocker = owner?.status?.blockedBy?.find(
-    (b) =>
-      b.pid === pin.pid &&
-      b.kind === pin.kind &&
-      b.importer === pin.importer &&
-      b.export === pin.export,
-  );
+  const blocker = owner?.status?.blockedBy?.find((b) => isBlockerOf(b, pin));
 
   if (pod === null) {
     const comm = pin.comm !== undefined ? ` (${pin.comm})` : '';
@@ -437,7 +433,7 @@ function handoffView(input: WhyInput, link: LeaseLink, accelerator: Accelerator)
   const ownerUid = accelerator.spec.owner?.lease?.uid;
   const owner =
     ownerUid === undefined ? undefined : leases.find((l) => l.metadata.uid === ownerUid);
-  const stale = (accelerator.status?.pins ?? []).filter((p) => p.epoch < device.epoch);
+  const stale = stalePins(accelerator, device.epoch);
   const pinContext: PinContext = {
     device,
     exports: input.exports,

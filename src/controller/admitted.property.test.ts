@@ -11,9 +11,9 @@ import {
   AcceleratorLease,
   AcceleratorLeaseStatus,
   AcceleratorOwner,
+  type AcceleratorSpecOwner,
   CORDON_ANNOTATION,
   DmaBufExport,
-  IDLE_REAP_ANNOTATION,
   LAST_HANDOFF_ANNOTATION,
   parseObject,
 } from '../crds/index.ts';
@@ -38,10 +38,6 @@ const iso = (t: number) => new Date(t).toISOString().replace(/\.\d{3}Z$/, 'Z');
 const annotations = {
   [LAST_HANDOFF_ANNOTATION]: fc.oneof(timestamp, fc.string({ maxLength: 8 })),
   [CORDON_ANNOTATION]: fc.string({ maxLength: 8 }),
-  [IDLE_REAP_ANNOTATION]: fc.oneof(
-    fc.string({ maxLength: 8 }),
-    fc.constant('{"epoch":1,"evictions":[]}'),
-  ),
 };
 const accelerator = arbitraryOf(Accelerator, {
   metadata: objectMeta({ namespaced: false, annotations }),
@@ -200,6 +196,12 @@ function checkWrites(d: HandoffDecision, accel: Accelerator): void {
       expect(a.owner.epoch).toBeGreaterThan(accel.spec.owner?.epoch ?? -1);
     }
   }
+  if (d.idleEvictions && accel.spec.owner) {
+    parseObject(Accelerator, {
+      ...accel,
+      spec: { ...accel.spec, owner: { ...accel.spec.owner, idleEvictions: d.idleEvictions } },
+    });
+  }
   for (const e of d.effects) {
     if (e.type === 'cordon') expect(e.message.length).toBeLessThanOrEqual(1024);
   }
@@ -251,13 +253,10 @@ function applied(
         break;
     }
   }
-  if (d.annotations) {
-    const next: Record<string, string> = { ...accel.metadata.annotations };
-    for (const [k, v] of Object.entries(d.annotations)) {
-      if (v === null) delete next[k];
-      else next[k] = v;
-    }
-    accel = { ...accel, metadata: { ...accel.metadata, annotations: next } };
+  if (d.idleEvictions && accel.spec.owner) {
+    const owner: AcceleratorSpecOwner = { ...accel.spec.owner, idleEvictions: d.idleEvictions };
+    if (d.idleEvictions.length === 0) delete owner.idleEvictions;
+    accel = { ...accel, spec: { ...accel.spec, owner } };
   }
   // A lease whose last finalizer goes while it is being deleted is gone.
   const live = [...leases.values()].filter(
@@ -268,7 +267,7 @@ function applied(
 
 const writes = (d: HandoffDecision) =>
   d.actions.filter((a) => a.type !== 'wait' && a.type !== 'event').length +
-  Object.keys(d.annotations ?? {}).length;
+  (d.idleEvictions ? 1 : 0);
 
 describe('the controller on any admitted object', () => {
   it('decides without throwing, requeues finitely, writes only valid objects, and comes to rest', () => {

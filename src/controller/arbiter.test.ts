@@ -135,6 +135,26 @@ const deleted = (l: AcceleratorLease): AcceleratorLease => ({
 });
 
 describe('decide', () => {
+  it('hands a device with idle records to a lease without them: they stay with their epoch', () => {
+    const idle: Accelerator = {
+      ...mkAccel(),
+      spec: {
+        ...mkAccel().spec,
+        owner: {
+          epoch: 3,
+          idleEvictions: [
+            { pod: { namespace: 'a', name: 'x' }, uid: 'u', reason: 'r', result: 'Evicting' },
+          ],
+        },
+      },
+    };
+    const owner = decide(idle, [mkLease('a')], T0).actions.find((x) => x.type === 'setOwner');
+    expect(owner?.type === 'setOwner' && owner.owner).toEqual({
+      lease: { namespace: 'team', name: 'a', uid: 'uid-a' },
+      epoch: 4,
+    });
+  });
+
   it('grants the only lease at epoch 1, once the device enforces it', () => {
     const first = decide(mkAccel(), [mkLease('a')], T0);
     const owner = first.actions.find((x) => x.type === 'setOwner');

@@ -11,11 +11,12 @@ import {
   type AcceleratorLease,
   type AcceleratorLeaseStatus,
   type AcceleratorOwner,
+  blockersOf,
+  stalePins,
   type Blocker,
   type ConditionInput,
   type LeaseRef,
   type Pin,
-  MAX_BLOCKERS,
   MAX_EPOCH,
   MAX_TIME_MS,
   parseDuration,
@@ -70,18 +71,6 @@ function describePin(p: Pin): string {
   const what = p.kind === 'fd' ? 'an open fd' : `${p.kind} importer ${p.importer ?? '?'}`;
   const buf = p.export ?? p.buffer ?? `ino ${p.inode}`;
   return `${buf} is pinned by ${what} in ${holder} (pid ${p.pid})`;
-}
-
-/** The pins as status.blockedBy lists them: the first MAX_BLOCKERS (the schema's maxItems). */
-export function blockersOf(accelerator: Accelerator, pins: readonly Pin[]): Blocker[] {
-  return pins.slice(0, MAX_BLOCKERS).map((p) => ({
-    accelerator: accelerator.metadata.name ?? '',
-    ...(p.export !== undefined && { export: p.export }),
-    ...(p.importer !== undefined && { importer: p.importer }),
-    kind: p.kind,
-    ...(p.pod !== undefined && { pod: p.pod }),
-    pid: p.pid,
-  }));
 }
 
 interface Desired {
@@ -150,37 +139,95 @@ const EVENT_FOR_PHASE: Partial<Record<Desired['phase'], { reason: string; type: 
   Expired: { reason: 'Expired', type: 'Normal' },
 };
 
+/** One device's handoff as the arbiter sees it in this round; fixed for the whole round. */
+interface Round {
+  readonly accelerator: Accelerator;
+  readonly name: string;
+  readonly now: number;
+  readonly nowIso: string;
+  readonly specOwner: AcceleratorOwner | undefined;
+  /** The owner after this round: specOwner, or the next lease at epoch + 1. */
+  readonly owner: AcceleratorOwner | undefined;
+  readonly ownerChanged: boolean;
+  readonly next: AcceleratorLease | undefined;
+  readonly waiting: readonly AcceleratorLease[];
+  /** status.observedEpoch, -1 before the device reports one. */
+  readonly observed: number;
+  /** The device reports that it enforces `owner`. */
+  readonly enforced: boolean;
+  readonly stale: readonly Pin[];
+  readonly stuck: boolean;
+  /** Until when a handoff in progress writes no transient lease states (see SETTLE_MS). */
+  readonly settleUntil: number;
+  readonly settling: boolean;
+}
+
+/** What the round wants for one lease: a status, nothing (deferred while settling), or to let go. */
+type LeaseWant = { kind: 'status'; want: Desired } | { kind: 'defer' } | { kind: 'release' };
+
 /**
  * Decide the writes for one accelerator. `leases` are every lease that targets it (by name, or
  * placed on it by selector). Pure: the same inputs give the same actions.
  * I1: a lease is written Granted only once the device reports it enforces that lease's epoch, and
- * only after every other lease of the device has left Granted (see the `wait` below).
+ * only after every other lease of the device has left Granted (see the `wait` in ordered()).
  */
 export function decide(
   accelerator: Accelerator,
   leases: readonly AcceleratorLease[],
   now: number,
 ): Decision {
-  const nowIso = kubeTime(now);
-  const name = accelerator.metadata.name ?? '';
-  const actions: Action[] = [];
-  const statusWrites: Action[] = [];
-  const events: Action[] = [];
-
   const specOwner = accelerator.spec.owner;
-  const currentEpoch = specOwner?.epoch ?? 0;
   const { holder, next, waiting } = deviceQueue(accelerator, leases, now);
-
   // Step 2 of the handoff: the holder is gone (deleted, expired) -> the next in line, epoch + 1.
-  if (!holder && (next || specOwner?.lease) && currentEpoch >= MAX_EPOCH) {
+  const handsOver = !holder && (next !== undefined || specOwner?.lease !== undefined);
+  if (handsOver && (specOwner?.epoch ?? 0) >= MAX_EPOCH) {
     return decideExhausted(accelerator, leases, now);
   }
-  let owner: AcceleratorOwner | undefined = specOwner;
-  if (!holder && (next || specOwner?.lease)) {
-    owner = { ...(next && { lease: leaseRef(next) }), epoch: currentEpoch + 1 };
-  }
-  const ownerChanged = owner !== specOwner;
+  const round = roundOf(accelerator, now, handsOver, next, waiting);
+  const perLease = leases.map((lease) => ({ lease, want: wantFor(round, lease) }));
+  const finalizers = leases.flatMap((lease, i): Action[] => {
+    const addFinalizer =
+      !lease.metadata.deletionTimestamp && !lease.metadata.finalizers?.includes(FINALIZER);
+    const release =
+      perLease[i]?.want.kind === 'release' && lease.metadata.finalizers?.includes(FINALIZER);
+    return [
+      ...(addFinalizer ? [{ type: 'addFinalizer' as const, lease }] : []),
+      ...(release ? [{ type: 'removeFinalizer' as const, lease }] : []),
+    ];
+  });
+  const writes = perLease.flatMap(({ lease, want }) =>
+    want.kind === 'status' ? statusWrite(round, lease, want.want) : [],
+  );
+  const actions = ordered(
+    round,
+    leases,
+    finalizers,
+    writes.flatMap((w) => w.status),
+    writes.flatMap((w) => w.events),
+  );
+  // The holder's expiry (granted and with a duration) is the next moment anything changes.
+  const expiry = next && round.enforced ? leaseExpiry(next) : undefined;
+  const deferred = perLease.some((x) => x.want.kind === 'defer');
+  const wakeAt = [expiry, deferred ? round.settleUntil : undefined].filter(
+    (t): t is number => t !== undefined,
+  );
+  return wakeAt.length > 0
+    ? { actions, requeueAfterMs: Math.max(0, Math.min(...wakeAt) - now) }
+    : { actions };
+}
 
+function roundOf(
+  accelerator: Accelerator,
+  now: number,
+  handsOver: boolean,
+  next: AcceleratorLease | undefined,
+  waiting: readonly AcceleratorLease[],
+): Round {
+  const specOwner = accelerator.spec.owner;
+  const owner: AcceleratorOwner | undefined = handsOver
+    ? { ...(next && { lease: leaseRef(next) }), epoch: (specOwner?.epoch ?? 0) + 1 }
+    : specOwner;
+  const ownerChanged = owner !== specOwner;
   const status = accelerator.status;
   const observed = status?.observedEpoch ?? -1;
   const enforced =
@@ -189,217 +236,248 @@ export function decide(
     observed === owner.epoch &&
     status?.phase === 'Owned' &&
     status.owner?.lease?.uid === owner.lease?.uid;
-  const stalePins = (status?.pins ?? []).filter((p) => p.epoch < (owner?.epoch ?? 0));
+  const stale = stalePins(accelerator, owner?.epoch ?? 0);
   const stuck =
     owner !== undefined &&
     status?.phase === 'Stuck' &&
     observed === owner.epoch &&
-    stalePins.length > 0;
-  // While a handoff settles, its transient lease states are not written (see SETTLE_MS).
+    stale.length > 0;
   const handoffAt = ownerChanged
     ? now
     : Date.parse(accelerator.metadata.annotations?.[LAST_HANDOFF_ANNOTATION] ?? '');
   const settleUntil = Number.isFinite(handoffAt) ? handoffAt + SETTLE_MS : -Infinity;
-  const settling = !stuck && now < settleUntil;
-  let deferred = false;
+  return {
+    accelerator,
+    name: accelerator.metadata.name ?? '',
+    now,
+    nowIso: kubeTime(now),
+    specOwner,
+    owner,
+    ownerChanged,
+    next,
+    waiting,
+    observed,
+    enforced,
+    stale,
+    stuck,
+    settleUntil,
+    settling: !stuck && now < settleUntil,
+  };
+}
 
-  for (const lease of leases) {
-    if (!lease.metadata.deletionTimestamp && !lease.metadata.finalizers?.includes(FINALIZER)) {
-      actions.push({ type: 'addFinalizer', lease });
-    }
-    let want: Desired;
-    if (lease === next && owner?.lease) {
-      if (enforced) {
-        const grantedAt = lease.status?.grantedAt ?? nowIso;
-        // Clamped: a grant late in year 9999 still gets an expiry the schema can hold.
-        const exp = lease.spec.duration
-          ? kubeTime(
-              Math.min(timeMsOrZero(grantedAt) + parseDuration(lease.spec.duration), MAX_TIME_MS),
-            )
-          : undefined;
-        want = {
-          phase: 'Granted',
-          epoch: owner.epoch,
-          queuePosition: 0,
-          grantedAt,
-          ...(exp !== undefined && { expiresAt: exp }),
-          conditions: [
-            cond(
-              lease,
-              'Granted',
-              'True',
-              'Granted',
-              `${name} is owned by this lease at epoch ${owner.epoch}`,
-            ),
-            cond(lease, 'Blocked', 'False', 'NotBlocked', 'nothing pins the device'),
-          ],
-        };
-      } else if (settling) {
-        deferred = true;
-        continue;
-      } else {
-        want = {
-          phase: 'Pending',
-          epoch: owner.epoch,
-          queuePosition: 0,
-          ...(stuck && { blockedBy: blockersOf(accelerator, stalePins) }),
-          conditions: [
-            cond(
-              lease,
-              'Granted',
-              'False',
-              'HandoffInProgress',
-              `waiting for the agent on ${accelerator.spec.node} to hand ${name} over at epoch ${owner.epoch}`,
-            ),
-            stuck
-              ? cond(
-                  lease,
-                  'Blocked',
-                  'True',
-                  'Pinned',
-                  `${name} cannot be granted at epoch ${owner.epoch}: ${stalePins.map(describePin).join('; ')}`,
-                )
-              : cond(lease, 'Blocked', 'False', 'NotBlocked', 'nothing pins the device'),
-          ],
-        };
-      }
-    } else if (lease.metadata.deletionTimestamp) {
-      const epoch = lease.status?.epoch;
-      const stillReferenced =
-        owner?.lease?.uid === uidOf(lease) ||
-        status?.owner?.lease?.uid === uidOf(lease) ||
-        (epoch !== undefined &&
-          (observed < (owner?.epoch ?? 0) || (status?.pins ?? []).some((p) => p.epoch === epoch)));
-      if (!stillReferenced) {
-        if (lease.metadata.finalizers?.includes(FINALIZER)) {
-          actions.push({ type: 'removeFinalizer', lease });
-        }
-        continue;
-      }
-      want = {
-        phase: 'Releasing',
-        ...(epoch !== undefined && { epoch }),
-        conditions: [
-          cond(
-            lease,
-            'Granted',
-            'False',
-            'Releasing',
-            `waiting for ${name} to drop epoch ${epoch ?? '?'}`,
-          ),
-        ],
-      };
-    } else if (isFinished(lease, now)) {
-      want = {
-        phase: lease.status?.phase === 'Failed' ? 'Failed' : 'Expired',
-        ...(lease.status?.epoch !== undefined && { epoch: lease.status.epoch }),
-        ...(lease.status?.grantedAt !== undefined && { grantedAt: lease.status.grantedAt }),
-        ...(lease.status?.expiresAt !== undefined && { expiresAt: lease.status.expiresAt }),
-        conditions: [
-          cond(
-            lease,
-            'Granted',
-            'False',
-            'Expired',
-            `held ${name} for its full duration ${lease.spec.duration ?? ''}`,
-          ),
-        ],
-      };
-    } else {
-      const position = waiting.indexOf(lease) + 1;
-      const held = next ? `held by ${leaseKey(next)}` : 'free';
-      want = {
-        phase: 'Pending',
-        queuePosition: position,
-        conditions: [
-          cond(
-            lease,
-            'Granted',
-            'False',
-            'Queued',
-            `position ${position} in the queue for ${name} (${held})`,
-          ),
-        ],
-      };
-    }
-    const desired = statusFor(lease, name, want, nowIso);
-    if (!sameStatus(desired, lease.status)) {
-      statusWrites.push({ type: 'leaseStatus', lease, status: desired });
-      const ev = EVENT_FOR_PHASE[want.phase];
-      if (ev && lease.status?.phase !== want.phase) {
-        const note =
-          want.phase === 'Granted'
-            ? `granted ${name} at epoch ${want.epoch ?? '?'}`
-            : `expired after ${lease.spec.duration ?? ''} on ${name}`;
-        events.push({
-          type: 'event',
-          regarding: lease,
-          eventType: ev.type,
-          reason: ev.reason,
-          note,
-        });
-      }
-      const blocked = want.conditions.find((c) => c.type === 'Blocked');
-      if (
-        blocked?.status === 'True' &&
-        findCondition(lease.status?.conditions, 'Blocked')?.status !== 'True'
-      ) {
-        events.push({
-          type: 'event',
-          regarding: lease,
-          eventType: 'Warning',
-          reason: 'Pinned',
-          note: blocked.message,
-        });
-      }
-      if (want.phase === 'Pending' && lease.status?.phase === undefined) {
-        events.push({
-          type: 'event',
-          regarding: lease,
-          eventType: 'Normal',
-          reason: 'Queued',
-          note: `queued for ${name} at position ${want.queuePosition ?? 0}`,
-        });
-      }
-    }
+/** What one lease's status should say: the next owner, releasing, finished, or queued. */
+function wantFor(r: Round, lease: AcceleratorLease): LeaseWant {
+  if (lease === r.next && r.owner?.lease) {
+    if (r.enforced) return { kind: 'status', want: granted(r, lease, r.owner.epoch) };
+    if (r.settling) return { kind: 'defer' };
+    return { kind: 'status', want: handingOver(r, lease, r.owner.epoch) };
   }
+  if (lease.metadata.deletionTimestamp) return releasing(r, lease);
+  if (isFinished(lease, r.now)) return { kind: 'status', want: finished(r, lease) };
+  const position = r.waiting.indexOf(lease) + 1;
+  const held = r.next ? `held by ${leaseKey(r.next)}` : 'free';
+  return {
+    kind: 'status',
+    want: {
+      phase: 'Pending',
+      queuePosition: position,
+      conditions: [
+        cond(
+          lease,
+          'Granted',
+          'False',
+          'Queued',
+          `position ${position} in the queue for ${r.name} (${held})`,
+        ),
+      ],
+    },
+  };
+}
 
-  // Everything runs at once, except in two cases, where the lease leaving Granted is written
-  // first, behind a wait: the owner moves away from a lease that is not deleted (its tenant may
-  // still act on Granted), or a lease is granted while another still shows Granted (that
-  // lease's way out is its status, or its finalizer when it is deleted).
+function granted(r: Round, lease: AcceleratorLease, epoch: number): Desired {
+  const grantedAt = lease.status?.grantedAt ?? r.nowIso;
+  // Clamped: a grant late in year 9999 still gets an expiry the schema can hold.
+  const exp = lease.spec.duration
+    ? kubeTime(Math.min(timeMsOrZero(grantedAt) + parseDuration(lease.spec.duration), MAX_TIME_MS))
+    : undefined;
+  return {
+    phase: 'Granted',
+    epoch,
+    queuePosition: 0,
+    grantedAt,
+    ...(exp !== undefined && { expiresAt: exp }),
+    conditions: [
+      cond(
+        lease,
+        'Granted',
+        'True',
+        'Granted',
+        `${r.name} is owned by this lease at epoch ${epoch}`,
+      ),
+      cond(lease, 'Blocked', 'False', 'NotBlocked', 'nothing pins the device'),
+    ],
+  };
+}
+
+function handingOver(r: Round, lease: AcceleratorLease, epoch: number): Desired {
+  return {
+    phase: 'Pending',
+    epoch,
+    queuePosition: 0,
+    ...(r.stuck && { blockedBy: blockersOf(r.name, r.stale) }),
+    conditions: [
+      cond(
+        lease,
+        'Granted',
+        'False',
+        'HandoffInProgress',
+        `waiting for the agent on ${r.accelerator.spec.node} to hand ${r.name} over at epoch ${epoch}`,
+      ),
+      r.stuck
+        ? cond(
+            lease,
+            'Blocked',
+            'True',
+            'Pinned',
+            `${r.name} cannot be granted at epoch ${epoch}: ${r.stale.map(describePin).join('; ')}`,
+          )
+        : cond(lease, 'Blocked', 'False', 'NotBlocked', 'nothing pins the device'),
+    ],
+  };
+}
+
+/** A deleted lease: Releasing while the device still references it, else its finalizer goes. */
+function releasing(r: Round, lease: AcceleratorLease): LeaseWant {
+  const status = r.accelerator.status;
+  const epoch = lease.status?.epoch;
+  const stillReferenced =
+    r.owner?.lease?.uid === uidOf(lease) ||
+    status?.owner?.lease?.uid === uidOf(lease) ||
+    (epoch !== undefined &&
+      (r.observed < (r.owner?.epoch ?? 0) || (status?.pins ?? []).some((p) => p.epoch === epoch)));
+  if (!stillReferenced) return { kind: 'release' };
+  return {
+    kind: 'status',
+    want: {
+      phase: 'Releasing',
+      ...(epoch !== undefined && { epoch }),
+      conditions: [
+        cond(
+          lease,
+          'Granted',
+          'False',
+          'Releasing',
+          `waiting for ${r.name} to drop epoch ${epoch ?? '?'}`,
+        ),
+      ],
+    },
+  };
+}
+
+function finished(r: Round, lease: AcceleratorLease): Desired {
+  const st = lease.status;
+  return {
+    phase: st?.phase === 'Failed' ? 'Failed' : 'Expired',
+    ...(st?.epoch !== undefined && { epoch: st.epoch }),
+    ...(st?.grantedAt !== undefined && { grantedAt: st.grantedAt }),
+    ...(st?.expiresAt !== undefined && { expiresAt: st.expiresAt }),
+    conditions: [
+      cond(
+        lease,
+        'Granted',
+        'False',
+        'Expired',
+        `held ${r.name} for its full duration ${lease.spec.duration ?? ''}`,
+      ),
+    ],
+  };
+}
+
+/** The status write a lease needs (none when it already says `want`), and the events it brings. */
+function statusWrite(
+  r: Round,
+  lease: AcceleratorLease,
+  want: Desired,
+): { status: Action[]; events: Action[] }[] {
+  const desired = statusFor(lease, r.name, want, r.nowIso);
+  if (sameStatus(desired, lease.status)) return [];
+  const ev = (eventType: 'Normal' | 'Warning', reason: string, note: string): Action => ({
+    type: 'event',
+    regarding: lease,
+    eventType,
+    reason,
+    note,
+  });
+  const phaseEvent = EVENT_FOR_PHASE[want.phase];
+  const blocked = want.conditions.find((c) => c.type === 'Blocked');
+  const events: Action[] = [
+    ...(phaseEvent && lease.status?.phase !== want.phase
+      ? [
+          ev(
+            phaseEvent.type,
+            phaseEvent.reason,
+            want.phase === 'Granted'
+              ? `granted ${r.name} at epoch ${want.epoch ?? '?'}`
+              : `expired after ${lease.spec.duration ?? ''} on ${r.name}`,
+          ),
+        ]
+      : []),
+    ...(blocked?.status === 'True' &&
+    findCondition(lease.status?.conditions, 'Blocked')?.status !== 'True'
+      ? [ev('Warning', 'Pinned', blocked.message)]
+      : []),
+    ...(want.phase === 'Pending' && lease.status?.phase === undefined
+      ? [ev('Normal', 'Queued', `queued for ${r.name} at position ${want.queuePosition ?? 0}`)]
+      : []),
+  ];
+  return [{ status: [{ type: 'leaseStatus', lease, status: desired }], events }];
+}
+
+/**
+ * Everything runs at once, except in two cases, where the lease leaving Granted is written
+ * first, behind a wait: the owner moves away from a lease that is not deleted (its tenant may
+ * still act on Granted), or a lease is granted while another still shows Granted (that
+ * lease's way out is its status, or its finalizer when it is deleted).
+ */
+function ordered(
+  r: Round,
+  leases: readonly AcceleratorLease[],
+  finalizers: readonly Action[],
+  statusWrites: readonly Action[],
+  events: readonly Action[],
+): Action[] {
   const isGrant = (a: Action) => a.type === 'leaseStatus' && a.status.phase === 'Granted';
   const grants = statusWrites.filter(isGrant);
-  actions.push(...statusWrites.filter((a) => !isGrant(a)));
-  if (ownerChanged && owner) {
-    if (leases.some((l) => l.status?.phase === 'Granted' && !l.metadata.deletionTimestamp))
-      actions.push({ type: 'wait' });
-    actions.push({ type: 'setOwner', accelerator, owner });
+  const shownGranted = (l: AcceleratorLease) => l.status?.phase === 'Granted';
+  const ownerWrites: Action[] = [];
+  const ownerEvents: Action[] = [];
+  if (r.ownerChanged && r.owner) {
+    if (leases.some((l) => shownGranted(l) && !l.metadata.deletionTimestamp))
+      ownerWrites.push({ type: 'wait' });
+    ownerWrites.push({ type: 'setOwner', accelerator: r.accelerator, owner: r.owner });
     const who = (l: LeaseRef | undefined) => (l ? `${l.namespace}/${l.name}` : 'nobody');
-    events.push({
+    ownerEvents.push({
       type: 'event',
-      regarding: accelerator,
+      regarding: r.accelerator,
       eventType: 'Normal',
       reason: 'HandoffStarted',
-      note: `ownership moves from ${who(specOwner?.lease)} to ${who(owner.lease)} at epoch ${owner.epoch}`,
+      note: `ownership moves from ${who(r.specOwner?.lease)} to ${who(r.owner.lease)} at epoch ${r.owner.epoch}`,
     });
   }
-  if (grants.length > 0) {
-    const grantee = new Set(grants.map((a) => (a.type === 'leaseStatus' ? uidOf(a.lease) : '')));
-    if (leases.some((l) => l.status?.phase === 'Granted' && !grantee.has(uidOf(l))))
-      actions.push({ type: 'wait' });
-    actions.push(...grants);
-  }
-  actions.push(...events);
-
-  // The holder's expiry (granted and with a duration) is the next moment anything changes.
-  const expiry = next && enforced ? leaseExpiry(next) : undefined;
-  const wakeAt = [expiry, deferred ? settleUntil : undefined].filter(
-    (t): t is number => t !== undefined,
-  );
-  const decision: Decision = { actions };
-  if (wakeAt.length > 0) decision.requeueAfterMs = Math.max(0, Math.min(...wakeAt) - now);
-  return decision;
+  const grantee = new Set(grants.map((a) => (a.type === 'leaseStatus' ? uidOf(a.lease) : '')));
+  const grantWait =
+    grants.length > 0 && leases.some((l) => shownGranted(l) && !grantee.has(uidOf(l)))
+      ? [{ type: 'wait' as const }]
+      : [];
+  return [
+    ...finalizers,
+    ...statusWrites.filter((a) => !isGrant(a)),
+    ...ownerWrites,
+    ...grantWait,
+    ...grants,
+    ...events,
+    ...ownerEvents,
+  ];
 }
 
 /**

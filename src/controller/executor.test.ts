@@ -40,6 +40,7 @@ function recorder(fail?: string) {
     replaceLeaseStatus: (l, status) =>
       op(`status ${l.metadata.name}@${l.metadata.resourceVersion}`, { ...l, status }),
     annotate: (a) => op('annotate', a),
+    setIdleEvictions: (a) => op('idle evictions', a),
     setOwner: (a) => op('owner', a),
   };
   const events: EventSink = {

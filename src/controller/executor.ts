@@ -3,20 +3,16 @@
 // answers folded back into the records, the cordon, and Events. It talks only to the ports in
 // writes.ts, so the API server and the simulation's in-memory API run the same code.
 import {
-  IDLE_REAP_ANNOTATION,
+  Accelerator,
   CORDON_ANNOTATION,
-  type Accelerator,
+  idleEvictionsOf,
+  parseObject,
   type AcceleratorLease,
   type AcceleratorOwner,
   type EvictionRecord,
 } from '../crds/index.ts';
 import { isNotFound } from '../kube/index.ts';
-import {
-  readIdleReap,
-  recordOutcome,
-  type CallOutcome,
-  type ReaperEffect,
-} from '../reaper/index.ts';
+import { recordOutcome, type CallOutcome, type ReaperEffect } from '../reaper/index.ts';
 import { FINALIZER, type Action } from './arbiter.ts';
 import type { EventSink, PodCall, PodCalls, Writes } from './writes.ts';
 
@@ -105,8 +101,8 @@ export interface Plan {
   readonly accelerator?: Accelerator;
   /** The lease whose status holds the reaper's records; absent: the records are the idle reap's. */
   readonly recordsLease?: AcceleratorLease;
-  /** Idle-reap records to write onto the accelerator, after the actions. */
-  readonly annotations?: Readonly<Record<string, string | null>>;
+  /** Idle-reap records to store on the accelerator ([] clears them), after the actions. */
+  readonly idleEvictions?: readonly EvictionRecord[];
   /** The reaper's calls, cordon and Events: only after every write above succeeded. */
   readonly effects: readonly ReaperEffect[];
 }
@@ -141,7 +137,13 @@ export async function execute(
 ): Promise<Executed> {
   const done = await runActions(plan.actions, ports.writes, ports.events, handoffAt);
   let accel = plan.accelerator;
-  if (accel && plan.annotations) accel = await ports.writes.annotate(accel, plan.annotations);
+  // The answers are folded into the records just stored, at the version just written.
+  if (accel && plan.idleEvictions) {
+    accel = parseObject(
+      Accelerator,
+      await ports.writes.setIdleEvictions(accel, plan.idleEvictions),
+    );
+  }
   if (!accel || plan.effects.length === 0) return done;
   const answers = await runEffects(accel, plan.effects, ports);
   if (answers.length === 0) return done;
@@ -161,11 +163,8 @@ export async function execute(
     const written = await ports.writes.replaceLeaseStatus(lease, status);
     return { ...done, leases: new Map([...done.leases, [uid ?? '', written]]) };
   }
-  const idle = readIdleReap(accel);
-  if (idle) {
-    const value = JSON.stringify({ epoch: idle.epoch, evictions: fold(idle.evictions) });
-    await ports.writes.annotate(accel, { [IDLE_REAP_ANNOTATION]: value });
-  }
+  const idle = idleEvictionsOf(accel);
+  if (idle.length > 0) await ports.writes.setIdleEvictions(accel, fold(idle));
   return done;
 }
 

@@ -1,6 +1,6 @@
 // One accelerator's reconcile as a pure function: the arbiter's writes, with the reaper's records
 // and conditions folded into the waiting lease's status, and the reaper's effects to run after.
-import type { Accelerator, AcceleratorLease, DmaBufExport } from '../crds/index.ts';
+import type { Accelerator, AcceleratorLease, DmaBufExport, EvictionRecord } from '../crds/index.ts';
 import {
   reap,
   withReaperStatus,
@@ -26,8 +26,8 @@ export interface HandoffInput {
 export interface HandoffDecision {
   /** Writes, in order (the arbiter's, with the reaper's status merged in). */
   actions: Action[];
-  /** Idle-mode reaper records: merge-patch these annotations onto the Accelerator. */
-  annotations?: Readonly<Record<string, string | null>>;
+  /** Idle-mode reaper records to store in spec.owner.idleEvictions ([] clears them). */
+  idleEvictions?: EvictionRecord[];
   /** Only after every write above succeeded. */
   effects: ReaperEffect[];
   requeueAfterMs?: number;
@@ -84,7 +84,7 @@ export function decideHandoff(input: HandoffInput): HandoffDecision {
   return withRequeue(
     {
       actions,
-      ...(d.annotations && { annotations: d.annotations }),
+      ...(d.idleEvictions && { idleEvictions: d.idleEvictions }),
       effects: d.effects,
       reaper: d.summary,
     },

@@ -84,7 +84,7 @@ function planOf(
     actions: d.actions,
     accelerator,
     ...(recordsLease && { recordsLease }),
-    ...(d.annotations && { annotations: d.annotations }),
+    ...(d.idleEvictions && { idleEvictions: d.idleEvictions }),
     effects: d.effects,
   };
 }

@@ -8,7 +8,7 @@ import {
   AcceleratorLease,
   AcceleratorLeasePolicy,
   DEFAULT_LEASE_POLICY,
-  IDLE_REAP_ANNOTATION,
+  idleEvictionsOf,
   parseObject,
   policyNameFor,
   targetOf,
@@ -16,7 +16,7 @@ import {
   type EvictionRecord,
 } from '../crds/index.ts';
 import { MutationCache } from '../kube/index.ts';
-import { podsBeingEvicted, readIdleReap, requestsAfter, type PodLookup } from '../reaper/index.ts';
+import { podsBeingEvicted, requestsAfter, type PodLookup } from '../reaper/index.ts';
 import { overNamespaceLimit, type NamespaceLimit, type OverLimit } from './namespace-limit.ts';
 import type { Change } from './keys.ts';
 import type { Writes } from './writes.ts';
@@ -159,6 +159,7 @@ export class ControllerView {
       },
       replaceLeaseStatus: (l, st) => lease(w.replaceLeaseStatus(l, st)),
       annotate: (a, an) => accel(w.annotate(a, an)),
+      setIdleEvictions: (a, r) => accel(w.setIdleEvictions(a, r)),
       setOwner: (a, o, at) => accel(w.setOwner(a, o, at)),
     };
   }
@@ -254,8 +255,8 @@ export class ControllerView {
       if (targetOf(l) !== except) out.push(l.status?.evictions ?? []);
     }
     for (const a of this.accelerators()) {
-      if (a.metadata.name === except || !a.metadata.annotations?.[IDLE_REAP_ANNOTATION]) continue;
-      out.push(readIdleReap(parseObject(Accelerator, a))?.evictions ?? []);
+      if (a.metadata.name === except || !a.spec.owner?.idleEvictions?.length) continue;
+      out.push(idleEvictionsOf(parseObject(Accelerator, a)));
     }
     return out;
   }

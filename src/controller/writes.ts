@@ -4,8 +4,10 @@
 import {
   ACCELERATOR_LEASES,
   ACCELERATORS,
+  idleEvictionsPatch,
   LAST_HANDOFF_ANNOTATION,
   type Accelerator,
+  type EvictionRecord,
   type AcceleratorLease,
   type AcceleratorLeaseStatus,
   type AcceleratorOwner,
@@ -34,7 +36,15 @@ export interface Writes {
     accelerator: Accelerator,
     annotations: Readonly<Record<string, string | null>>,
   ): Promise<Accelerator>;
-  /** Write spec.owner and the last-handoff annotation (merge patch with resourceVersion). */
+  /** Store the idle reap's records in spec.owner.idleEvictions ([] removes them; merge patch with resourceVersion). */
+  setIdleEvictions(
+    accelerator: Accelerator,
+    records: readonly EvictionRecord[],
+  ): Promise<Accelerator>;
+  /**
+   * Write spec.owner and the last-handoff annotation (merge patch with resourceVersion). The idle
+   * records go with the owner they were made for.
+   */
   setOwner(
     accelerator: Accelerator,
     owner: AcceleratorOwner,
@@ -85,6 +95,13 @@ export function clusterWrites(client: KubeClient, signal?: AbortSignal): Writes 
       leases.replace({ ...lease, status }, { ...opts, subresource: 'status' }),
     annotate: (accel, annotations) =>
       accels.mergePatch(accel.metadata.name ?? '', undefined, { metadata: { annotations } }, opts),
+    setIdleEvictions: (accel, records) =>
+      accels.mergePatch(
+        accel.metadata.name ?? '',
+        undefined,
+        idleEvictionsPatch(accel, records),
+        opts,
+      ),
     setOwner: (accel, owner, handoffAt) =>
       accels.mergePatch(
         accel.metadata.name ?? '',
@@ -94,7 +111,8 @@ export function clusterWrites(client: KubeClient, signal?: AbortSignal): Writes 
             resourceVersion: accel.metadata.resourceVersion,
             annotations: { [LAST_HANDOFF_ANNOTATION]: handoffAt },
           },
-          spec: { owner: { lease: owner.lease ?? null, epoch: owner.epoch } },
+          // Idle records belong to the owner epoch they were stored with: a new owner drops them.
+          spec: { owner: { lease: owner.lease ?? null, epoch: owner.epoch, idleEvictions: null } },
         },
         opts,
       ),

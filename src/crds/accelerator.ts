@@ -14,6 +14,7 @@ import {
   withRules,
 } from './common.ts';
 import { ACCELERATORS } from './resources.ts';
+import { EvictionRecord, MAX_EVICTION_RECORDS } from './eviction.ts';
 
 /**
  * An owner: a lease and a fencing epoch. No lease means "owned by nobody" at that epoch,
@@ -32,16 +33,28 @@ export type AcceleratorOwner = z.infer<typeof AcceleratorOwner>;
  * and every change of lease raises it. (status.owner, the device's report, has no such rule:
  * a device moves from "nobody at epoch E" to "lease L at epoch E" once the pins are gone.)
  */
-const DesiredOwner = withRules(AcceleratorOwner, [
-  {
-    rule: 'self.epoch >= oldSelf.epoch',
-    message: 'owner.epoch must never decrease: it is the fencing token devices compare',
-  },
-  {
-    rule: '(has(self.lease) == has(oldSelf.lease) && (!has(self.lease) || self.lease.uid == oldSelf.lease.uid)) || self.epoch > oldSelf.epoch',
-    message: 'owner.epoch must increase whenever owner.lease changes',
-  },
-]);
+const DesiredOwner = withRules(
+  AcceleratorOwner.extend({
+    idleEvictions: z
+      .array(EvictionRecord)
+      .max(MAX_EVICTION_RECORDS)
+      .optional()
+      .describe(
+        "the reaper's eviction records while no lease waits (reapWhenIdle); they belong to this epoch and go with an owner change",
+      ),
+  }).strict(),
+  [
+    {
+      rule: 'self.epoch >= oldSelf.epoch',
+      message: 'owner.epoch must never decrease: it is the fencing token devices compare',
+    },
+    {
+      rule: '(has(self.lease) == has(oldSelf.lease) && (!has(self.lease) || self.lease.uid == oldSelf.lease.uid)) || self.epoch > oldSelf.epoch',
+      message: 'owner.epoch must increase whenever owner.lease changes',
+    },
+  ],
+);
+export type AcceleratorSpecOwner = z.infer<typeof DesiredOwner>;
 
 export const AcceleratorSpec = withRules(
   z
@@ -97,6 +110,17 @@ export const Pin = z
   .strict();
 export type Pin = z.infer<typeof Pin>;
 
+/**
+ * Pins that keep an owner older than `epoch` (by default spec.owner's) alive: what blocks a
+ * handoff to that epoch. Only meaningful once status.observedEpoch has caught up with it.
+ */
+export function stalePins(
+  accelerator: Accelerator,
+  epoch: number = accelerator.spec.owner?.epoch ?? 0,
+): Pin[] {
+  return (accelerator.status?.pins ?? []).filter((p) => p.epoch < epoch);
+}
+
 export const AcceleratorStatus = z
   .object({
     phase: AcceleratorPhase.optional(),
@@ -114,3 +138,29 @@ export const Accelerator = resourceObject(ACCELERATORS, {
   status: AcceleratorStatus.optional(),
 });
 export type Accelerator = z.infer<typeof Accelerator>;
+
+/**
+ * The idle reap's eviction records (spec.owner.idleEvictions): those of the current owner epoch,
+ * since every owner change drops them. `accelerator` is parsed (parseObject throws
+ * InvalidObjectError on a record the schema rejects); nothing here resets what it cannot read.
+ */
+export function idleEvictionsOf(accelerator: Accelerator): EvictionRecord[] {
+  return accelerator.spec.owner?.idleEvictions ?? [];
+}
+
+/**
+ * The merge patch that stores `records` as the idle reap's (none: removes the field), conditional
+ * on the resourceVersion read, so that records never land on an owner that changed meanwhile.
+ */
+export function idleEvictionsPatch(
+  accelerator: Accelerator,
+  records: readonly EvictionRecord[],
+): {
+  metadata: { resourceVersion: string | undefined };
+  spec: { owner: { idleEvictions: EvictionRecord[] | null } };
+} {
+  return {
+    metadata: { resourceVersion: accelerator.metadata.resourceVersion },
+    spec: { owner: { idleEvictions: records.length > 0 ? [...records] : null } },
+  };
+}

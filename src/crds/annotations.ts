@@ -9,6 +9,3 @@ export const LAST_HANDOFF_ANNOTATION = 'accel.dmabuf.io/last-handoff';
  * `kubectl annotate accel NAME accel.dmabuf.io/cordoned-`.
  */
 export const CORDON_ANNOTATION = 'accel.dmabuf.io/cordoned';
-
-/** With reapWhenIdle there is no lease to hold eviction records: they live here. */
-export const IDLE_REAP_ANNOTATION = 'accel.dmabuf.io/idle-reap';

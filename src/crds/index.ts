@@ -2,6 +2,7 @@
 export * from './common.ts';
 export * from './accelerator.ts';
 export * from './lease.ts';
+export * from './eviction.ts';
 export * from './export.ts';
 export * from './grant.ts';
 export * from './policy.ts';
@@ -10,7 +11,7 @@ export { matchesSelector, selectorToString } from './selector.ts';
 export { setConditions, findCondition, type ConditionInput } from './conditions.ts';
 export { compareText, fitText, MAX_CONDITION_MESSAGE } from './text.ts';
 export { kubeTime, preciseTime, timeMs, timeMsOrZero } from './time.ts';
-export { LAST_HANDOFF_ANNOTATION, CORDON_ANNOTATION, IDLE_REAP_ANNOTATION } from './annotations.ts';
+export { LAST_HANDOFF_ANNOTATION, CORDON_ANNOTATION } from './annotations.ts';
 export {
   ACCELERATORS,
   ACCELERATOR_LEASES,

@@ -13,6 +13,8 @@ import {
   withRules,
 } from './common.ts';
 import { ACCELERATOR_LEASES } from './resources.ts';
+import type { Pin } from './accelerator.ts';
+import { EvictionRecord, MAX_EVICTION_RECORDS } from './eviction.ts';
 
 export const Revocation = z
   .object({
@@ -91,36 +93,38 @@ export const Blocker = z
   .strict();
 export type Blocker = z.infer<typeof Blocker>;
 
-export const EvictionResult = z.enum([
-  'Planned',
-  'Evicting',
-  'Evicted',
-  'Deleted',
-  'Refused',
-  'Failed',
-  'DryRun',
-]);
+/**
+ * The pins on `accelerator` as status.blockedBy lists them: the first MAX_BLOCKERS (the schema's
+ * maxItems), each with the reason `reasonOf` gives, cut to the schema's maxLength.
+ */
+export function blockersOf(
+  accelerator: string,
+  pins: readonly Pin[],
+  reasonOf: (pin: Pin) => string | undefined = () => undefined,
+): Blocker[] {
+  return pins.slice(0, MAX_BLOCKERS).map((p) => {
+    const reason = reasonOf(p);
+    return {
+      accelerator,
+      ...(p.export !== undefined && { export: p.export }),
+      ...(p.importer !== undefined && { importer: p.importer }),
+      kind: p.kind,
+      ...(p.pod !== undefined && { pod: p.pod }),
+      pid: p.pid,
+      ...(reason !== undefined && { reason: reason.slice(0, 1024) }),
+    };
+  });
+}
 
-/** One pod eviction made (or planned) to free this lease's device. */
-export const EvictionRecord = z
-  .object({
-    pod: PodRef,
-    uid: z.string().max(64),
-    reason: z.string().max(1024),
-    started: Timestamp.optional(),
-    finished: Timestamp.optional(),
-    attempts: z
-      .int()
-      .min(1)
-      .max(1000000)
-      .optional()
-      .describe('requests sent so far for this pod: evictions, then deletions'),
-    lastAttemptTime: Timestamp.optional().describe('when the last of them was sent'),
-    result: EvictionResult,
-    message: z.string().max(1024).optional(),
-  })
-  .strict();
-export type EvictionRecord = z.infer<typeof EvictionRecord>;
+/** Whether `blocker` is the entry blockersOf wrote for `pin` (same holder and attachment). */
+export function isBlockerOf(blocker: Blocker, pin: Pin): boolean {
+  return (
+    blocker.pid === pin.pid &&
+    blocker.kind === pin.kind &&
+    blocker.importer === pin.importer &&
+    blocker.export === pin.export
+  );
+}
 
 export const AcceleratorLeaseStatus = z
   .object({
@@ -131,7 +135,7 @@ export const AcceleratorLeaseStatus = z
     grantedAt: Timestamp.optional(),
     expiresAt: Timestamp.optional(),
     blockedBy: z.array(Blocker).max(MAX_BLOCKERS).optional(),
-    evictions: z.array(EvictionRecord).max(1000).optional(),
+    evictions: z.array(EvictionRecord).max(MAX_EVICTION_RECORDS).optional(),
     conditions: Conditions.optional(),
     observedGeneration: z.int().min(0).optional(),
   })

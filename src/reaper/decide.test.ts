@@ -2,19 +2,14 @@
 // deadlines, dry run, budgets and rates, unresolvable pins, and restarts that repeat nothing.
 import { describe, expect, it } from 'vitest';
 import {
-  IDLE_REAP_ANNOTATION,
+  idleEvictionsOf,
   type Accelerator,
   type AcceleratorLease,
+  type EvictionOutcome,
   type EvictionRecord,
   type Pin,
 } from '../crds/index.ts';
-import {
-  readIdleReap,
-  reap,
-  withReaperStatus,
-  type ReapDecision,
-  type ReapInput,
-} from './decide.ts';
+import { reap, withReaperStatus, type ReapDecision, type ReapInput } from './decide.ts';
 import { CORDON_ANNOTATION, kubeTime } from '../crds/index.ts';
 import type { ReaperEffect } from './effects.ts';
 import {
@@ -28,8 +23,14 @@ import {
   T0,
   waitingLease,
 } from './fixture.ts';
-import type { PodState } from './plan.ts';
-import { podsBeingEvicted, recordOutcome, requestsAfter } from './records.ts';
+import type { PodState } from './pods.ts';
+import {
+  lastAttempt,
+  podsBeingEvicted,
+  recordOutcome,
+  requestsAfter,
+  type CallOutcome,
+} from './records.ts';
 
 const GRACE_END = T0 + 30_000;
 
@@ -230,6 +231,8 @@ describe('reap', () => {
     lease = { ...lease, status: { ...lease.status, evictions: folded.records } };
     expect(lease.status?.evictions?.[0]).toMatchObject({
       result: 'Refused',
+      attempts: 1,
+      lastOutcome: 'Refused',
       message:
         'attempt 1 at 2026-11-25T10:00:31Z: refused by a PodDisruptionBudget (429): Cannot evict pod as it would violate the disruption budget.',
     });
@@ -240,6 +243,14 @@ describe('reap', () => {
     d = reap(input({ lease, policy: p, now }));
     expect(evicted(d)).toEqual(['loader-0#2']);
     lease = written(lease, d, now);
+    // The new attempt has no answer yet: the refusal belonged to the one before.
+    expect(lease.status?.evictions?.[0]).toMatchObject({
+      result: 'Evicting',
+      attempts: 2,
+      lastAttemptTime: kubeTime(now),
+      message: `attempt 2 at ${kubeTime(now)}: eviction requested again: the last one was refused by a PodDisruptionBudget`,
+    });
+    expect(lease.status?.evictions?.[0]).not.toHaveProperty('lastOutcome');
     const again = recordOutcome(
       lease.status?.evictions ?? [],
       { type: 'evict', uid: 'uid-loader-0' },
@@ -294,8 +305,9 @@ describe('reap', () => {
 
     it('deletes the pod under Delete, once', () => {
       const d = at('Delete');
+      // The second request for this pod: the count goes on from its eviction.
       expect(ofType(d, 'delete')).toEqual([
-        expect.objectContaining({ uid: 'uid-loader-0', attempt: 1 }),
+        expect.objectContaining({ uid: 'uid-loader-0', attempt: 2 }),
       ]);
       expect(ofType(d, 'delete')[0]).not.toHaveProperty('gracePeriodSeconds');
       const after = written(lease, d, GRACE_END + 60_000);
@@ -443,27 +455,43 @@ describe('reap', () => {
     const off = reap(input({ accelerator: idle, lease: undefined }));
     expect(off.effects).toEqual([]);
     expect(off.summary.state).toBe('Off');
-    expect(off.annotations).toBeUndefined();
+    expect(off.idleEvictions).toBeUndefined();
     const d = reap(
       input({ accelerator: idle, lease: undefined, policy: policy({ reapWhenIdle: true }) }),
     );
     expect(d.leaseStatus).toBeUndefined();
-    const value = d.annotations?.[IDLE_REAP_ANNOTATION];
-    expect(typeof value).toBe('string');
-    const annotated: Accelerator = {
-      ...idle,
-      metadata: { ...idle.metadata, annotations: { [IDLE_REAP_ANNOTATION]: value ?? '' } },
-    };
-    expect(readIdleReap(annotated)?.evictions.map((r) => r.result)).toEqual(['Planned']);
+    expect(d.idleEvictions?.map((r) => r.result)).toEqual(['Planned']);
+    const stored: Accelerator = stuckAccel(PINS, {
+      lease: false,
+      idleEvictions: d.idleEvictions ?? [],
+    });
+    expect(idleEvictionsOf(stored)).toEqual(d.idleEvictions);
     const next = reap(
       input({
-        accelerator: annotated,
+        accelerator: stored,
         lease: undefined,
         policy: policy({ reapWhenIdle: true }),
         now: GRACE_END + 1,
       }),
     );
     expect(evicted(next)).toEqual(['loader-0#1']);
+    expect(next.idleEvictions?.map((r) => `${r.pod.name}:${r.result}:${r.attempts}`)).toEqual([
+      'loader-0:Evicting:1',
+    ]);
+  });
+
+  it('writes nothing for an idle reap whose stored records are already right', () => {
+    const idle = policy({ reapWhenIdle: true });
+    const first = reap(
+      input({ accelerator: stuckAccel(PINS, { lease: false }), lease: undefined, policy: idle }),
+    );
+    // The same records, stored with their keys in another order.
+    const reordered = (first.idleEvictions ?? []).map(
+      (r) => Object.fromEntries(Object.entries(r).reverse()) as EvictionRecord,
+    );
+    const accelerator = stuckAccel(PINS, { lease: false, idleEvictions: reordered });
+    const again = reap(input({ accelerator, lease: undefined, policy: idle, now: T0 + 1000 }));
+    expect(again.idleEvictions).toBeUndefined();
   });
 });
 
@@ -494,6 +522,32 @@ describe('reap, when the blocking set changes under it', () => {
     expect(d.plan?.budget.used).toBe(1);
   });
 
+  it('keeps the attempts of an eviction it abandons: only the message is rewritten', () => {
+    const third: EvictionRecord = {
+      ...sent('Refused'),
+      attempts: 3,
+      lastAttemptTime: kubeTime(GRACE_END + 30_000),
+      lastOutcome: 'Refused',
+    };
+    const lease = waitingLease({ blockedAt: T0, evictions: [third] });
+    const now = GRACE_END + 60_000;
+    const d = reap(input({ lease, accelerator: stuckAccel(PINS.slice(2)), now }));
+    const [abandoned] = d.leaseStatus?.evictions ?? [];
+    expect(abandoned).toMatchObject({
+      attempts: 3,
+      lastAttemptTime: kubeTime(GRACE_END + 30_000),
+      lastOutcome: 'Refused',
+      message: expect.stringMatching(/^abandoned at /) as unknown,
+    });
+    expect(abandoned && lastAttempt(abandoned)).toEqual({
+      n: 3,
+      at: GRACE_END + 30_000,
+      outcome: 'Refused',
+    });
+    // Attempts 2 and 3 may both lie after the window starts: the count bounds from above.
+    expect(requestsAfter(d.leaseStatus?.evictions ?? [], GRACE_END + 30_000)).toBe(2);
+  });
+
   it('withdraws a planned eviction of a pod someone else started deleting', () => {
     const planned: EvictionRecord = { ...sent('Planned'), message: undefined, started: undefined };
     const lease = waitingLease({ blockedAt: T0, evictions: [planned] });
@@ -516,11 +570,12 @@ describe('reap, when the blocking set changes under it', () => {
     expect(results(written(lease, real, GRACE_END + 1000))).toEqual(['loader-0:Planned']);
   });
 
-  it('clears the records of an idle reap once a lease waits', () => {
-    const accelerator = stuckAccel(PINS, {
-      annotations: { [IDLE_REAP_ANNOTATION]: JSON.stringify({ epoch: 1, evictions: [] }) },
-    });
-    expect(reap(input({ accelerator })).annotations).toEqual({ [IDLE_REAP_ANNOTATION]: null });
+  it('clears idle records left on a device a lease now waits for', () => {
+    const accelerator = stuckAccel(PINS, { idleEvictions: [sent('Evicting')] });
+    const d = reap(input({ accelerator }));
+    expect(d.idleEvictions).toEqual([]);
+    // They are not the lease's: nothing of them is carried into its records.
+    expect(d.leaseStatus?.evictions?.map((r) => r.result)).toEqual(['Planned']);
   });
 
   it('says Resolved once the device is free, counting only pods actually evicted', () => {
@@ -579,6 +634,42 @@ describe('recordOutcome', () => {
       message: `attempt 2 at ${kubeTime(T0 + 5000)}: eviction failed: etcdserver: request timed out`,
     });
     expect(out.effects[0]).toMatchObject({ reason: 'EvictionFailed', eventType: 'Warning' });
+  });
+
+  it('records each answer as a field, keeping the attempt it answers', () => {
+    const kinds: [CallOutcome, EvictionOutcome][] = [
+      [{ kind: 'accepted' }, 'Accepted'],
+      [{ kind: 'refused', message: 'pdb' }, 'Refused'],
+      [{ kind: 'gone' }, 'Gone'],
+      [{ kind: 'failed', message: 'timeout' }, 'Failed'],
+    ];
+    for (const [outcome, field] of kinds) {
+      const out = recordOutcome([rec], { type: 'evict', uid: 'u' }, outcome, T0 + 6000);
+      expect(out.records[0]).toMatchObject({ attempts: 2, lastOutcome: field });
+      expect(out.records[0] && lastAttempt(out.records[0])).toEqual({
+        n: 2,
+        at: T0 + 5000,
+        outcome: field,
+      });
+    }
+  });
+
+  it('reads a record written before the attempt fields as one request at started', () => {
+    const old: EvictionRecord = {
+      pod: { namespace: 'a', name: 'x' },
+      uid: 'u',
+      reason: 'r',
+      result: 'Evicting',
+      started: kubeTime(T0),
+      message: 'attempt 7 at 2026-11-25T10:09:00Z: eviction requested',
+    };
+    expect(lastAttempt(old)).toEqual({ n: 1, at: T0, outcome: undefined });
+    const out = recordOutcome([old], { type: 'evict', uid: 'u' }, { kind: 'accepted' }, T0 + 1);
+    expect(out.records[0]).toMatchObject({
+      attempts: 1,
+      lastAttemptTime: kubeTime(T0),
+      lastOutcome: 'Accepted',
+    });
   });
 
   it('leaves records of other pods, and finished ones, alone', () => {

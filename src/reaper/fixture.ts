@@ -8,7 +8,7 @@ import type {
   EvictionRecord,
   Pin,
 } from '../crds/index.ts';
-import type { PodState } from './plan.ts';
+import type { PodState } from './pods.ts';
 import { DEFAULT_REAPER_POLICY, type ReaperPolicy } from './policy.ts';
 
 export const T0 = Date.parse('2026-11-25T10:00:00Z');
@@ -43,7 +43,12 @@ export function pin(
 
 export function stuckAccel(
   pins: Pin[],
-  opts: { epoch?: number; lease?: boolean; annotations?: Record<string, string> } = {},
+  opts: {
+    epoch?: number;
+    lease?: boolean;
+    annotations?: Record<string, string>;
+    idleEvictions?: EvictionRecord[];
+  } = {},
 ): Accelerator {
   const epoch = opts.epoch ?? 2;
   return {
@@ -65,6 +70,7 @@ export function stuckAccel(
           lease: { namespace: 'team-b', name: 'next', uid: 'uid-next' },
         }),
         epoch,
+        ...(opts.idleEvictions && { idleEvictions: opts.idleEvictions }),
       },
     },
     status: {

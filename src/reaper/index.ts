@@ -3,27 +3,23 @@
 export {
   reap,
   withReaperStatus,
-  readIdleReap,
   type ReapInput,
   type ReapDecision,
   type ReapState,
   type ReapSummary,
   type LeaseStatusPatch,
-  type IdleReap,
 } from './decide.ts';
 export {
   planEvictions,
-  stalePins,
   RANK_MEANING,
   type Plan,
   type PlanInput,
   type PlannedEviction,
   type HolderInProgress,
   type UnresolvablePin,
-  type PodLookup,
-  type PodState,
   type Rank,
 } from './plan.ts';
+export type { PodLookup, PodState } from './pods.ts';
 export {
   DEFAULT_REAPER_POLICY,
   evictionBudget,

@@ -9,7 +9,8 @@ import {
   type Pin,
 } from '../crds/index.ts';
 import { exportOf, NODE, pin, podsOf, stuckAccel, T0 } from './fixture.ts';
-import { planEvictions, type PlanInput, type PodState } from './plan.ts';
+import { planEvictions, type PlanInput } from './plan.ts';
+import type { PodState } from './pods.ts';
 
 const base = (pins: Pin[], over: Partial<PlanInput> = {}): PlanInput => ({
   accelerator: stuckAccel(pins),

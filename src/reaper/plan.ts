@@ -1,21 +1,9 @@
 // Who must go so that a stuck device can change hands: the pods its stale pins name, ranked least
 // disruptive first and capped by the budget, and every pin no eviction can clear, with why.
-import { compareText, podKey } from '../crds/index.ts';
+import { compareText, podKey, stalePins } from '../crds/index.ts';
 import type { Accelerator, DmaBufExport, EvictionRecord, Pin, PodRef } from '../crds/index.ts';
+import type { PodLookup, PodState } from './pods.ts';
 import { isActive } from './records.ts';
-
-/** What the reaper needs of a pod (from the pod cache). */
-export interface PodState {
-  readonly uid: string;
-  /** spec.nodeName: a pin is only believed of a pod bound to the accelerator's own node. */
-  readonly nodeName: string | undefined;
-  readonly deletionTimestamp?: string | Date | undefined;
-}
-
-/** Pods by `namespace/name`: a Map, or a view over the runtime's pod cache. */
-export interface PodLookup {
-  get(key: string): PodState | undefined;
-}
 
 /** 1 holds a non-revocable import; 2 holds only fds of others' exports; 3 only its own export's fds. */
 export type Rank = 1 | 2 | 3;
@@ -83,15 +71,6 @@ export interface PlanInput {
   readonly records: readonly EvictionRecord[];
   /** Pod uids whose eviction another handoff already requested: never planned twice. */
   readonly evictingElsewhere: ReadonlySet<string>;
-}
-
-/**
- * Pins that keep an owner older than spec.owner's epoch alive: what blocks the handoff.
- * Only meaningful once status.observedEpoch has caught up with spec.owner.epoch.
- */
-export function stalePins(accelerator: Accelerator): Pin[] {
-  const epoch = accelerator.spec.owner?.epoch ?? 0;
-  return (accelerator.status?.pins ?? []).filter((p) => p.epoch < epoch);
 }
 
 /** How a pin's buffer reads in a reason: its export, else its dma-buf name, else its inode. */

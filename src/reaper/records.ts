@@ -1,16 +1,11 @@
 // Eviction records are the reaper's only memory (I5): what each result means, where an attempt's
-// number and time live (fields of their own), and how the outcome of an API call is folded back in.
+// number, time and answer live (fields of their own), and how an API call's answer is folded in.
 import { kubeTime, podKey, timeMs } from '../crds/index.ts';
-import type { EvictionRecord } from '../crds/index.ts';
+import type { EvictionOutcome, EvictionRecord } from '../crds/index.ts';
 import { event, podReference, type ReaperEffect } from './effects.ts';
-import type { PodLookup } from './plan.ts';
+import type { PodLookup } from './pods.ts';
 
-/**
- * Planned: chosen, nothing sent. Evicting: an eviction was requested (message: which attempt).
- * Refused / Failed: the last request got a 429 / another error and is retried after a backoff.
- * Deleted: deleted after the deadline. Evicted / Deleted with `finished`: the pod is gone.
- * DryRun: what would be evicted; nothing is ever sent.
- */
+/** Still under way: not finished, and neither Evicted nor DryRun (see EvictionResult). */
 export function isActive(r: EvictionRecord): boolean {
   return (
     r.finished === undefined &&
@@ -53,43 +48,50 @@ export function requestsAfter(records: readonly EvictionRecord[], since: number)
 export interface Attempt {
   readonly n: number;
   readonly at: number;
-  readonly text: string;
+  /** The answer recorded for it; undefined while none is (in flight, or the answer was lost). */
+  readonly outcome: EvictionOutcome | undefined;
 }
 
-const prefix = (n: number, at: string) => `attempt ${n} at ${at}: `;
-
 /**
- * The record after attempt `n` was sent at `at`: its number and time as fields, and a message
- * for people ("attempt 3 at 2026-11-25T10:00:05Z: refused by a PodDisruptionBudget (429): ...").
+ * The record after attempt `n` was sent at `at`: its number and time as fields, no answer yet,
+ * and a message for people ("attempt 3 at 2026-11-25T10:00:05Z: eviction requested again ...").
  */
 export function attempted(r: EvictionRecord, n: number, at: number, text: string): EvictionRecord {
   const when = kubeTime(at);
+  const out = { ...r, attempts: n, lastAttemptTime: when, message: attemptMessage(n, when, text) };
+  delete out.lastOutcome;
+  return out;
+}
+
+/** The record with the answer to its last attempt, which it keeps, and a message saying so. */
+function answered(
+  r: EvictionRecord,
+  sent: Attempt,
+  outcome: EvictionOutcome,
+  text: string,
+): EvictionRecord {
   return {
     ...r,
-    attempts: n,
-    lastAttemptTime: when,
-    message: (prefix(n, when) + text).slice(0, 1024),
+    attempts: sent.n,
+    lastAttemptTime: kubeTime(sent.at),
+    lastOutcome: outcome,
+    message: attemptMessage(sent.n, kubeTime(sent.at), text),
   };
 }
 
-/** The record with a new message about its last attempt, which it keeps. */
-function noted(r: EvictionRecord, sent: Attempt, text: string): EvictionRecord {
-  return attempted(r, sent.n, sent.at, text);
-}
+const attemptMessage = (n: number, at: string, text: string) =>
+  `attempt ${n} at ${at}: ${text}`.slice(0, 1024);
 
 /**
- * The last request a record made, from its fields; a record without them (written before they
- * existed) counts as one request at `started`. The message is only read back as text.
+ * The last request a record made, from its fields alone; a record without them (written before
+ * they existed) counts as one request at `started`, its answer unknown.
  */
 export function lastAttempt(r: EvictionRecord): Attempt | undefined {
-  const message = r.message ?? '';
   if (r.attempts !== undefined && r.lastAttemptTime !== undefined) {
-    const p = prefix(r.attempts, r.lastAttemptTime);
-    const text = message.startsWith(p) ? message.slice(p.length) : message;
-    return { n: r.attempts, at: Date.parse(r.lastAttemptTime), text };
+    return { n: r.attempts, at: Date.parse(r.lastAttemptTime), outcome: r.lastOutcome };
   }
   if (r.started === undefined) return undefined;
-  return { n: 1, at: Date.parse(r.started), text: message };
+  return { n: 1, at: Date.parse(r.started), outcome: r.lastOutcome };
 }
 
 export interface Settled {
@@ -162,13 +164,13 @@ export function recordOutcome(
   const effects: ReaperEffect[] = [];
   const out = records.map((r) => {
     if (r.uid !== effect.uid || !isActive(r)) return r;
-    const sent = lastAttempt(r) ?? { n: 1, at: now, text: '' };
+    const sent = lastAttempt(r) ?? { n: 1, at: now, outcome: undefined };
     const verb = effect.type === 'evict' ? 'eviction' : 'deletion';
     switch (outcome.kind) {
       case 'accepted':
-        return noted(r, sent, `${verb} accepted`);
+        return answered(r, sent, 'Accepted', `${verb} accepted`);
       case 'gone':
-        return noted(r, sent, `the pod was already gone`);
+        return answered(r, sent, 'Gone', 'the pod was already gone');
       case 'refused':
         effects.push(
           event(
@@ -179,7 +181,12 @@ export function recordOutcome(
           ),
         );
         return {
-          ...noted(r, sent, `refused by a PodDisruptionBudget (429): ${outcome.message}`),
+          ...answered(
+            r,
+            sent,
+            'Refused',
+            `refused by a PodDisruptionBudget (429): ${outcome.message}`,
+          ),
           ...(effect.type === 'evict' && { result: 'Refused' as const }),
         };
       case 'failed':
@@ -192,7 +199,7 @@ export function recordOutcome(
           ),
         );
         return {
-          ...noted(r, sent, `${verb} failed: ${outcome.message}`),
+          ...answered(r, sent, 'Failed', `${verb} failed: ${outcome.message}`),
           ...(effect.type === 'evict' && { result: 'Failed' as const }),
         };
     }

@@ -20,6 +20,7 @@ import {
   type ReconcileContext,
 } from '../../src/controller/index.ts';
 import {
+  idleEvictionsOf,
   podKey,
   type Accelerator,
   type AcceleratorLease,
@@ -33,7 +34,7 @@ import { publish } from '../../src/agent/publish.ts';
 import type { PodView } from '../../src/agent/processes.ts';
 import { newState, parseStateFile, toStateFile, type AgentState } from '../../src/agent/state.ts';
 import { syncNode } from '../../src/agent/sync.ts';
-import { evictionBudget, isActive, readIdleReap } from '../../src/reaper/index.ts';
+import { evictionBudget, isActive } from '../../src/reaper/index.ts';
 import { LaggingCaches } from './caches.ts';
 import { MemoryApi, ProcessDown, type Stored, type WatchEvent } from './memory-api.ts';
 import { chance, int, mulberry32, type Rand } from './random.ts';
@@ -509,7 +510,7 @@ export class World {
       .peekAll<Stored & AcceleratorLease>('leases')
       .find((l) => l.metadata.uid === ownerUid);
     if (owner && sent(owner.status?.evictions)) return { id: `lease:${ownerUid}`, lease: owner };
-    if (a && !owner && sent(readIdleReap(a)?.evictions))
+    if (a && !owner && sent(idleEvictionsOf(a)))
       return { id: `idle:${device}@${a.spec.owner?.epoch}` };
     return undefined;
   }
@@ -562,7 +563,7 @@ export class World {
     }
     for (const a of this.api.peekAll<Stored & Accelerator>('accelerators')) {
       const name = a.metadata.name ?? '';
-      for (const r of readIdleReap(a)?.evictions ?? []) {
+      for (const r of idleEvictionsOf(a) ?? []) {
         if (r.result === 'Planned')
           this.planned.add(`idle:${name}@${a.spec.owner?.epoch}/${r.uid}`);
       }

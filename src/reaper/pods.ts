@@ -1,0 +1,14 @@
+// What the reaper reads of pods: the few fields of the pod cache its plan and records depend on.
+
+/** What the reaper needs of a pod (from the pod cache). */
+export interface PodState {
+  readonly uid: string;
+  /** spec.nodeName: a pin is only believed of a pod bound to the accelerator's own node. */
+  readonly nodeName: string | undefined;
+  readonly deletionTimestamp?: string | Date | undefined;
+}
+
+/** Pods by `namespace/name`: a Map, or a view over the runtime's pod cache. */
+export interface PodLookup {
+  get(key: string): PodState | undefined;
+}
