@@ -2,7 +2,7 @@
 // errors it answers with.
 import { describe, expect, it } from 'vitest';
 import { handleAdmin, type AdminTarget } from './admin.ts';
-import { FakeNode, importer, lease } from './fixture.ts';
+import { FakeNode, importer, lease } from '../../test/fixtures/agent.ts';
 import type { AgentState } from './state.ts';
 
 function target(n: FakeNode) {

@@ -15,7 +15,7 @@ import {
   ExporterProfile,
   parseObject,
 } from '../crds/index.ts';
-import { DEV, FakeNode } from './fixture.ts';
+import { DEV, FakeNode } from '../../test/fixtures/agent.ts';
 
 const seed = Number(process.env.ADMITTED_PROPERTY_SEED ?? Math.floor(Math.random() * 2 ** 31));
 console.log(

@@ -8,7 +8,7 @@ import {
   DmaBufExportStatus,
 } from '../crds/index.ts';
 import { addHiddenHolder, removeHiddenHolder } from './faults.ts';
-import { FakeNode, GiB, importer, lease } from './fixture.ts';
+import { FakeNode, GiB, importer, lease } from '../../test/fixtures/agent.ts';
 
 const A = lease('tenant-a');
 const B = lease('tenant-b', 'team-b');

@@ -3,7 +3,7 @@ import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { FakeNode, NODE } from './fixture.ts';
+import { FakeNode, NODE } from '../../test/fixtures/agent.ts';
 import { parseStateFile, readStateFile, toStateFile, writeStateFile } from './state.ts';
 
 describe('state file', () => {

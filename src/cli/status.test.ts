@@ -1,7 +1,7 @@
 // `status` rows: owner and epoch as the device enforces them, pins by holder, the queue in order.
 import { describe, expect, it } from 'vitest';
 import { CORDON_ANNOTATION } from '../crds/index.ts';
-import { accel, at, lease, owned, pin, T0 } from './fixture.ts';
+import { accel, at, lease, owned, pin, T0 } from '../../test/fixtures/cli.ts';
 import { status, statusTable } from './status.ts';
 
 const now = T0 + 120_000;

@@ -3,7 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import type { AcceleratorLease, Condition } from '../crds/index.ts';
 import { CORDON_ANNOTATION } from '../crds/index.ts';
-import { accel, at, lease, owned, pin, T0, weights } from './fixture.ts';
+import { accel, at, lease, owned, pin, T0, weights } from '../../test/fixtures/cli.ts';
 import { renderWhy, why, whyExitCode, type WhyInput } from './why.ts';
 
 const cond = (type: string, status: 'True' | 'False', reason: string, ltt: number): Condition => ({

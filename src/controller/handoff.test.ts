@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import type { AcceleratorLease } from '../crds/index.ts';
 import { FINALIZER } from './arbiter.ts';
 import { decideHandoff, type HandoffInput } from './handoff.ts';
-import { pin, podsOf, policy, stuckAccel, T0, waitingLease } from '../reaper/fixture.ts';
+import { pin, podsOf, policy, stuckAccel, T0, waitingLease } from '../../test/fixtures/reaper.ts';
 
 const withFinalizer = (l: AcceleratorLease): AcceleratorLease => ({
   ...l,

@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import type { Accelerator, AcceleratorLease } from '../crds/index.ts';
 import { LaggingCaches } from '../../test/simulation/caches.ts';
 import { MemoryApi, ProcessDown, type Stored } from '../../test/simulation/memory-api.ts';
-import { policy, T0 } from '../reaper/fixture.ts';
+import { policy, T0 } from '../../test/fixtures/reaper.ts';
 import { acceleratorKey, wakeKeys } from './keys.ts';
 import { reconcile } from './reconcile.ts';
 import { ControllerView } from './view.ts';

@@ -22,7 +22,7 @@ import {
   stuckAccel,
   T0,
   waitingLease,
-} from './fixture.ts';
+} from '../../test/fixtures/reaper.ts';
 import type { PodState } from './pods.ts';
 import {
   lastAttempt,

@@ -8,7 +8,7 @@ import {
   type EvictionRecord,
   type Pin,
 } from '../crds/index.ts';
-import { exportOf, NODE, pin, podsOf, stuckAccel, T0 } from './fixture.ts';
+import { exportOf, NODE, pin, podsOf, stuckAccel, T0 } from '../../test/fixtures/reaper.ts';
 import { planEvictions, type PlanInput } from './plan.ts';
 import type { PodState } from './pods.ts';
 
