@@ -2,6 +2,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
+  kubeTime,
   LAST_HANDOFF_ANNOTATION,
   MAX_EPOCH,
   type Accelerator,
@@ -215,6 +216,35 @@ describe('decide', () => {
     const late = decide(handing.accel, handing.leases, T0 + SETTLE_MS).actions;
     expect(names(late).filter((a) => a !== 'event')).toEqual(['status:b:Pending']);
     expect(decide(handing.accel, handing.leases, T0 + 400).requeueAfterMs).toBe(SETTLE_MS - 400);
+  });
+
+  it('keeps a released lease while its eviction requests still count toward the per-minute cap', () => {
+    const s = run(mkAccel(), [mkLease('a'), mkLease('b', { created: T0 + 1 })]);
+    const evicted: AcceleratorLease = {
+      ...deleted(s.leases[0]!),
+      status: {
+        ...s.leases[0]!.status,
+        evictions: [
+          {
+            pod: { namespace: 'io', name: 'loader-0' },
+            uid: 'uid-loader-0',
+            reason: 'r',
+            result: 'Evicted',
+            started: kubeTime(T0 - 30_000),
+            attempts: 1,
+            lastAttemptTime: kubeTime(T0 - 30_000),
+          },
+        ],
+      },
+    };
+    const after = run(s.accel, [evicted, s.leases[1]!], T0);
+    // The device moved on, yet the lease stays: a restarted controller counts its request.
+    expect(phases(after.leases)).toEqual({ a: 'Releasing', b: 'Granted' });
+    const held = decide(after.accel, after.leases, T0);
+    expect(held.actions.some((a) => a.type === 'removeFinalizer')).toBe(false);
+    expect(held.requeueAfterMs).toBe(31_000);
+    const later = decide(after.accel, after.leases, T0 + 31_000).actions;
+    expect(names(later)).toContain('removeFinalizer:a');
   });
 
   it('grants only behind a wait while another lease still shows Granted', () => {

@@ -23,6 +23,7 @@ import {
   kubeTime,
   timeMsOrZero,
 } from '../crds/index.ts';
+import { countedUntil } from '../reaper/index.ts';
 
 export const FINALIZER = 'accel.dmabuf.io/finalizer';
 
@@ -208,7 +209,11 @@ export function decide(
   // The holder's expiry (granted and with a duration) is the next moment anything changes.
   const expiry = next && round.enforced ? leaseExpiry(next) : undefined;
   const deferred = perLease.some((x) => x.want.kind === 'defer');
-  const wakeAt = [expiry, deferred ? round.settleUntil : undefined].filter(
+  const recordsCounted = leases
+    .filter((l) => l.metadata.deletionTimestamp)
+    .map((l) => countedUntil(l.status?.evictions ?? []))
+    .filter((t): t is number => t !== undefined && t > now);
+  const wakeAt = [expiry, deferred ? round.settleUntil : undefined, ...recordsCounted].filter(
     (t): t is number => t !== undefined,
   );
   return wakeAt.length > 0
@@ -355,21 +360,19 @@ function releasing(r: Round, lease: AcceleratorLease): LeaseWant {
     status?.owner?.lease?.uid === uidOf(lease) ||
     (epoch !== undefined &&
       (r.observed < (r.owner?.epoch ?? 0) || (status?.pins ?? []).some((p) => p.epoch === epoch)));
-  if (!stillReferenced) return { kind: 'release' };
+  // Its eviction records still count toward the per-minute cap: they go with the lease.
+  const counted = countedUntil(lease.status?.evictions ?? []);
+  const holdsRecords = counted !== undefined && counted > r.now;
+  if (!stillReferenced && !holdsRecords) return { kind: 'release' };
+  const why = stillReferenced
+    ? `waiting for ${r.name} to drop epoch ${epoch ?? '?'}`
+    : `kept until ${kubeTime(counted ?? r.now)}, while its evictions count toward the per-minute cap`;
   return {
     kind: 'status',
     want: {
       phase: 'Releasing',
       ...(epoch !== undefined && { epoch }),
-      conditions: [
-        cond(
-          lease,
-          'Granted',
-          'False',
-          'Releasing',
-          `waiting for ${r.name} to drop epoch ${epoch ?? '?'}`,
-        ),
-      ],
+      conditions: [cond(lease, 'Granted', 'False', 'Releasing', why)],
     },
   };
 }

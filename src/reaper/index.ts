@@ -32,6 +32,7 @@ export {
   isActive,
   podsBeingEvicted,
   requestsAfter,
+  countedUntil,
   type CallOutcome,
 } from './records.ts';
 export { objectReference, type ReaperEffect } from './effects.ts';

@@ -45,6 +45,18 @@ export function requestsAfter(records: readonly EvictionRecord[], since: number)
   return n;
 }
 
+/**
+ * Until when these records count toward the per-minute cap (requestsAfter over the last 60 s):
+ * the last request's time plus a minute and the second stored times lose; undefined if none.
+ * The lease that holds them keeps its finalizer until then, so a deleted lease's requests are
+ * still counted after a restart.
+ */
+export function countedUntil(records: readonly EvictionRecord[]): number | undefined {
+  const last = records.map((r) => lastAttempt(r)?.at ?? -Infinity);
+  const at = Math.max(-Infinity, ...last);
+  return Number.isFinite(at) ? at + 61_000 : undefined;
+}
+
 export interface Attempt {
   readonly n: number;
   readonly at: number;

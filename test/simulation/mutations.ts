@@ -16,6 +16,36 @@ interface Mutation {
 
 export const MUTATIONS: readonly Mutation[] = [
   {
+    name: 'arbiter: drop the finalizer ordering (release a deleted lease at once)',
+    file: 'src/controller/arbiter.ts',
+    find: "  if (!stillReferenced) return { kind: 'release' };",
+    replace: "  void stillReferenced;\n  return { kind: 'release' };",
+  },
+  {
+    name: 'arbiter: grant before the old pin is gone (enforced once the epoch is observed)',
+    file: 'src/controller/arbiter.ts',
+    find: "    observed === owner.epoch &&\n    status?.phase === 'Owned' &&\n    status.owner?.lease?.uid === owner.lease?.uid;",
+    replace: '    observed === owner.epoch;',
+  },
+  {
+    name: 'arbiter: change the owner without waiting for the old grant to be withdrawn',
+    file: 'src/controller/arbiter.ts',
+    find: "      ownerWrites.push({ type: 'wait' });",
+    replace: '      void 0;',
+  },
+  {
+    name: 'reaper: double an eviction after a restart (retry one whose pod is already terminating)',
+    file: 'src/reaper/decide.ts',
+    find: '  if (terminating) return { record: r, wakes, overdue: now >= deadline };\n',
+    replace: '',
+  },
+  {
+    name: 'reaper: skip the per-minute cap',
+    file: 'src/reaper/decide.ts',
+    find: 'const allowance = Math.max(0, policy.maxEvictionsPerMinute - h.input.evictionsInLastMinute);',
+    replace: 'const allowance = Infinity;',
+  },
+  {
     name: 'executor: run the pod calls before the writes that record them',
     file: 'src/controller/executor.ts',
     find: '  const done = await runActions(plan.actions, ports.writes, ports.events, handoffAt);\n',

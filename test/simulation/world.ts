@@ -567,6 +567,14 @@ export class World {
         if (r.result === 'Planned')
           this.planned.add(`idle:${name}@${a.spec.owner?.epoch}/${r.uid}`);
       }
+      // The finalizer's promise: a lease lives while its device still names it (docs/design.md, 3).
+      for (const o of [a.spec.owner?.lease, a.status?.owner?.lease]) {
+        if (!o) continue;
+        check(
+          leases.some((l) => l.metadata.uid === o.uid),
+          `finalizer: lease ${o.namespace}/${o.name} is gone while ${name} still names it`,
+        );
+      }
       const granted = leases.filter(
         (l) => l.spec.accelerator === name && l.status?.phase === 'Granted',
       );
