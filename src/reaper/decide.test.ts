@@ -507,6 +507,23 @@ describe('reap, when the blocking set changes under it', () => {
     message: `attempt 1 at ${kubeTime(GRACE_END)}: refused by a PodDisruptionBudget (429): no`,
   });
 
+  it('never asks again once an eviction was accepted, though a lagging cache shows the pod running', () => {
+    const accepted: EvictionRecord = { ...sent('Evicting'), lastOutcome: 'Accepted' };
+    const lease = waitingLease({ blockedAt: T0, evictions: [accepted] });
+    const d = reap(
+      input({ lease, now: GRACE_END + 20_000, policy: policy({ onDeadline: 'Wait' }) }),
+    );
+    expect(d.effects.filter((e) => e.type === 'evict' && e.uid === 'uid-loader-0')).toEqual([]);
+    // The same record without an answer (the answer was lost) is retried after its backoff.
+    const unanswered = waitingLease({ blockedAt: T0, evictions: [sent('Evicting')] });
+    const retried = reap(
+      input({ lease: unanswered, now: GRACE_END + 20_000, policy: policy({ onDeadline: 'Wait' }) }),
+    );
+    expect(
+      retried.effects.filter((e) => e.type === 'evict' && e.uid === 'uid-loader-0'),
+    ).toHaveLength(1);
+  });
+
   it('abandons a refused eviction once the pod let go of its pins by itself', () => {
     const lease = waitingLease({ blockedAt: T0, evictions: [sent('Refused')] });
     const d = reap(

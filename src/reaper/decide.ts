@@ -580,7 +580,9 @@ function advanceOne(
   const deadline = (timeMs(r.started) ?? now) + policy.evictionDeadlineMs;
   if (now >= deadline && policy.onDeadline !== 'Wait') return deleteOverdue(h, r);
   const wakes = now >= deadline ? [] : [deadline];
-  if (terminating) return { record: r, wakes, overdue: now >= deadline };
+  // Accepted: the pod is going, whatever a lagging pod cache still says; never ask again.
+  if (terminating || att.outcome === 'Accepted')
+    return { record: r, wakes, overdue: now >= deadline };
   if (now < retryAt) return { record: r, wakes: [...wakes, retryAt], overdue: now >= deadline };
   return {
     record: r,

@@ -18,8 +18,8 @@ export const MUTATIONS: readonly Mutation[] = [
   {
     name: 'arbiter: drop the finalizer ordering (release a deleted lease at once)',
     file: 'src/controller/arbiter.ts',
-    find: "  if (!stillReferenced) return { kind: 'release' };",
-    replace: "  void stillReferenced;\n  return { kind: 'release' };",
+    find: "  if (!stillReferenced && !holdsRecords) return { kind: 'release' };",
+    replace: "  if (!holdsRecords) return { kind: 'release' };",
   },
   {
     name: 'arbiter: grant before the old pin is gone (enforced once the epoch is observed)',
@@ -36,8 +36,14 @@ export const MUTATIONS: readonly Mutation[] = [
   {
     name: 'reaper: double an eviction after a restart (retry one whose pod is already terminating)',
     file: 'src/reaper/decide.ts',
-    find: '  if (terminating) return { record: r, wakes, overdue: now >= deadline };\n',
-    replace: '',
+    find: "  if (terminating || att.outcome === 'Accepted')",
+    replace: '  if (false)',
+  },
+  {
+    name: "arbiter: release a deleted lease's records with it at once",
+    file: 'src/controller/arbiter.ts',
+    find: '  const holdsRecords = counted !== undefined && counted > r.now;',
+    replace: '  const holdsRecords = counted !== undefined && false;',
   },
   {
     name: 'reaper: skip the per-minute cap',
