@@ -29,7 +29,12 @@ export type WatchEventType = 'add' | 'update' | 'delete' | 'resync';
 
 /** A watch event on one of the resources the controller reads. */
 export type Change =
-  | { readonly resource: 'accelerators'; readonly type: WatchEventType; readonly obj: Accelerator }
+  | {
+      readonly resource: 'accelerators';
+      readonly type: WatchEventType;
+      readonly obj: Accelerator;
+      readonly old?: Accelerator;
+    }
   | {
       readonly resource: 'leases';
       readonly type: WatchEventType;
@@ -46,12 +51,22 @@ export type Change =
  */
 export function wakeKeys(change: Change, accelerators: () => readonly Accelerator[]): string[] {
   switch (change.resource) {
-    case 'accelerators':
-      return [acceleratorKey(change.obj.metadata.name ?? ''), PLACEMENT_KEY];
+    case 'accelerators': {
+      const keys = [acceleratorKey(change.obj.metadata.name ?? ''), PLACEMENT_KEY];
+      const records = (a?: Accelerator) => a?.spec.owner?.idleEvictions;
+      if (recordsChanged(records(change.old), records(change.obj), change.type))
+        keys.push(...stuckKeys(accelerators));
+      return keys;
+    }
     case 'leases': {
       const keys = [leaseKeyOf(change.obj), LIMITS_KEY];
       // A lease moving from one target to another (placement) wakes both devices.
       if (change.old && leaseKeyOf(change.old) !== keys[0]) keys.push(leaseKeyOf(change.old));
+      // Every stuck device reads every handoff's records (a pod evicted for one is not asked
+      // again for another): a change in them may let a device waiting on it go on.
+      const records = (l?: AcceleratorLease) => l?.status?.evictions;
+      if (recordsChanged(records(change.old), records(change.obj), change.type))
+        keys.push(...stuckKeys(accelerators));
       return keys;
     }
     case 'exports':
@@ -71,4 +86,20 @@ export function wakeKeys(change: Change, accelerators: () => readonly Accelerato
     case 'leasePolicies':
       return [LIMITS_KEY];
   }
+}
+
+const stuckKeys = (accelerators: () => readonly Accelerator[]): string[] =>
+  accelerators()
+    .filter((a) => a.status?.phase === 'Stuck')
+    .map((a) => acceleratorKey(a.metadata.name ?? ''));
+
+/** Eviction records that appeared, changed or went with this event. */
+function recordsChanged(
+  before: readonly unknown[] | undefined,
+  after: readonly unknown[] | undefined,
+  type: WatchEventType,
+): boolean {
+  if (type === 'resync') return false;
+  if (type === 'delete') return (after ?? []).length > 0;
+  return JSON.stringify(before ?? []) !== JSON.stringify(after ?? []);
 }

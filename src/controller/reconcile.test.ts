@@ -199,4 +199,28 @@ describe('reconcile through the executor', () => {
     ]);
     expect(wakeKeys({ resource: 'pods', type: 'add', obj: pod }, () => [stuck])).toEqual([]);
   });
+
+  it("wakes the stuck devices when another handoff's eviction records change", () => {
+    const stuck = { metadata: { name: 'node-a-hl1' }, status: { phase: 'Stuck' } } as Accelerator;
+    const lease = (evictions: unknown[]) =>
+      ({
+        metadata: { name: 'b', namespace: 't' },
+        spec: { accelerator: ACCEL },
+        status: { evictions },
+      }) as unknown as AcceleratorLease;
+    const record = {
+      pod: { namespace: 'io', name: 'p' },
+      uid: 'u',
+      reason: 'r',
+      result: 'Refused',
+    };
+    const finished = { ...record, finished: '2026-11-25T10:01:00Z' };
+    const change = (before: unknown[], after: unknown[]) =>
+      wakeKeys(
+        { resource: 'leases', type: 'update', obj: lease(after), old: lease(before) },
+        () => [stuck],
+      );
+    expect(change([record], [finished])).toContain(acceleratorKey('node-a-hl1'));
+    expect(change([record], [record])).not.toContain(acceleratorKey('node-a-hl1'));
+  });
 });

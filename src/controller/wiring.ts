@@ -108,7 +108,9 @@ export class LeaseController {
       for (const key of wakeKeys(change, accelerators)) this.queue.add(key);
     };
     for (const type of ['add', 'update', 'delete', 'resync'] as const) {
-      this.accelerators.on(type, (obj: Accelerator) => on({ resource: 'accelerators', type, obj }));
+      this.accelerators.on(type, (obj: Accelerator, old?: Accelerator) =>
+        on({ resource: 'accelerators', type, obj, ...(old && { old }) }),
+      );
       this.leases.on(type, (obj: AcceleratorLease, old?: AcceleratorLease) =>
         on({ resource: 'leases', type, obj, ...(old && { old }) }),
       );

@@ -524,6 +524,16 @@ describe('reap, when the blocking set changes under it', () => {
     ).toHaveLength(1);
   });
 
+  it('abandons what it asked once the device is free, so other handoffs may ask that pod', () => {
+    const lease = waitingLease({ blockedAt: T0, evictions: [sent('Refused')] });
+    const d = reap(input({ lease, accelerator: stuckAccel([]), now: GRACE_END + 60_000 }));
+    expect(d.summary.state).toBe('Resolved');
+    const [record] = d.leaseStatus?.evictions ?? [];
+    expect(record).toMatchObject({ result: 'Refused', attempts: 1 });
+    expect(record?.finished).toBe(kubeTime(GRACE_END + 60_000));
+    expect(podsBeingEvicted(d.leaseStatus?.evictions ?? []).size).toBe(0);
+  });
+
   it('abandons a refused eviction once the pod let go of its pins by itself', () => {
     const lease = waitingLease({ blockedAt: T0, evictions: [sent('Refused')] });
     const d = reap(

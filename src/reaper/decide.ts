@@ -389,6 +389,7 @@ function settle(h: Handoff): Progress {
 function notStuck(h: Handoff, p: Progress): ReapDecision {
   const resolved = h.current && h.pins.length === 0 && h.accel.status?.phase !== 'Revoking';
   if (!resolved) return decision(h, p, 'NotStuck', [], undefined);
+  p = { ...p, records: p.records.map((r) => abandonedOnceFree(h, r)) };
   const hadReaping = findCondition(h.lease?.status?.conditions, 'Reaping') !== undefined;
   const sent = p.records.filter((r) => r.result === 'Evicted' || r.result === 'Deleted').length;
   const message =
@@ -397,6 +398,22 @@ function notStuck(h: Handoff, p: Progress): ReapDecision {
   const conditions =
     hadReaping || p.records.length > 0 ? [cond(h, 'Reaping', 'False', 'Resolved', message)] : [];
   return decision(h, p, 'Resolved', conditions, undefined);
+}
+
+/**
+ * A request the handoff no longer needs once the device is free: abandoned (attempts kept), so
+ * that it no longer reads as an eviction in progress to the other handoffs. One whose pod is
+ * terminating stays, and turns Evicted when the pod goes.
+ */
+function abandonedOnceFree(h: Handoff, r: EvictionRecord): EvictionRecord {
+  const { pods, now } = h.input;
+  if (!isActive(r) || r.result === 'Planned') return r;
+  if (pods.get(podKey(r.pod))?.deletionTimestamp !== undefined) return r;
+  return {
+    ...r,
+    finished: kubeTime(now),
+    message: `abandoned at ${kubeTime(now)}: ${h.name} holds no pin of an earlier epoch any more`,
+  };
 }
 
 function planFor(h: Handoff, records: readonly EvictionRecord[]): Plan {
