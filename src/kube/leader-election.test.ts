@@ -134,31 +134,48 @@ class MemoryLeaseStore implements LeaseStore {
   lease: Lease | undefined;
   private rv = 0;
   failing = false;
+  /** Requests never answered (a hung server) until their signal aborts. */
+  hanging = false;
+  calls: string[] = [];
 
-  find(): Promise<Lease | undefined> {
-    if (this.failing) return Promise.reject(new KubeApiError('GET', '/leases', 0));
-    return Promise.resolve(this.lease ? structuredClone(this.lease) : undefined);
-  }
-  create(lease: Lease): Promise<Lease> {
-    if (this.failing) return Promise.reject(new KubeApiError('POST', '/leases', 0));
-    if (this.lease)
-      return Promise.reject(new KubeApiError('POST', '/leases', 409, { reason: 'AlreadyExists' }));
-    this.lease = {
-      ...structuredClone(lease),
-      metadata: { ...lease.metadata, resourceVersion: String(++this.rv) },
-    };
-    return Promise.resolve(structuredClone(this.lease));
-  }
-  replace(lease: Lease): Promise<Lease> {
-    if (this.failing) return Promise.reject(new KubeApiError('PUT', '/leases', 0));
-    if (lease.metadata.resourceVersion !== this.lease?.metadata.resourceVersion) {
-      return Promise.reject(new KubeApiError('PUT', '/leases', 409, { reason: 'Conflict' }));
+  private async answer<T>(verb: string, signal: AbortSignal | undefined, ok: () => T): Promise<T> {
+    this.calls.push(verb);
+    if (this.hanging) {
+      await new Promise((_, reject) =>
+        signal?.addEventListener('abort', () => reject(signal.reason as Error)),
+      );
     }
+    if (this.failing) throw new KubeApiError(verb, '/leases', 0);
+    return ok();
+  }
+
+  find(_name: string, _ns?: string, signal?: AbortSignal): Promise<Lease | undefined> {
+    return this.answer('get', signal, () => (this.lease ? structuredClone(this.lease) : undefined));
+  }
+  create(lease: Lease, opts?: { signal?: AbortSignal }): Promise<Lease> {
+    return this.answer('create', opts?.signal, () => this.doCreate(lease));
+  }
+  replace(lease: Lease, opts?: { signal?: AbortSignal }): Promise<Lease> {
+    return this.answer('update', opts?.signal, () => this.doReplace(lease));
+  }
+
+  private doCreate(lease: Lease): Lease {
+    if (this.lease) throw new KubeApiError('POST', '/leases', 409, { reason: 'AlreadyExists' });
+    return this.store(lease);
+  }
+  private doReplace(lease: Lease): Lease {
+    if (lease.metadata.resourceVersion !== this.lease?.metadata.resourceVersion) {
+      throw new KubeApiError('PUT', '/leases', 409, { reason: 'Conflict' });
+    }
+    return this.store(lease);
+  }
+  /** As the server does: a write bumps the resourceVersion (a test may do so behind our back). */
+  store(lease: Lease): Lease {
     this.lease = {
       ...structuredClone(lease),
       metadata: { ...lease.metadata, resourceVersion: String(++this.rv) },
     };
-    return Promise.resolve(structuredClone(this.lease));
+    return structuredClone(this.lease);
   }
 }
 
@@ -192,10 +209,10 @@ async function tick(clock: FakeClock, ms: number): Promise<void> {
 }
 
 /** Elector `a` alone on a fresh store, leading one second after it started. */
-async function leadingAlone() {
+async function leadingAlone(extra: { releaseOnCancel?: boolean } = {}) {
   const clock = new FakeClock(1_000_000);
   const store = new MemoryLeaseStore();
-  const a = elector('a', store, clock);
+  const a = elector('a', store, clock, extra);
   void a.e.run();
   await tick(clock, 1000);
   expect(a.e.isLeader()).toBe(true);
@@ -279,6 +296,36 @@ describe('LeaderElector', () => {
     expect(a.e.isLeader()).toBe(false);
     expect(a.signal()?.aborted).toBe(true);
     await a.e.stop();
+  });
+
+  it('stop() of a standby cancels a request the server never answers', async () => {
+    const clock = new FakeClock(1_000_000);
+    const store = new MemoryLeaseStore();
+    store.lease = {
+      apiVersion: 'coordination.k8s.io/v1',
+      kind: 'Lease',
+      metadata: { name: 'accel-lease-controller', namespace: 'ns', resourceVersion: '1' },
+      spec: held('other'),
+    };
+    const b = elector('b', store, clock);
+    void b.e.run();
+    await tick(clock, 1000);
+    store.hanging = true;
+    await tick(clock, 5000);
+    expect(store.calls.at(-1)).toBe('get');
+    let stopped = false;
+    void b.e.stop().then(() => (stopped = true));
+    await flushMicrotasks();
+    expect(stopped).toBe(true);
+    expect(clock.pending()).toBe(0);
+  });
+
+  it('releases on stop even when a cancelled renew reached the server first', async () => {
+    const { store, a } = await leadingAlone({ releaseOnCancel: true });
+    // The renew in flight landed: our copy of the Lease is one version behind.
+    store.store(store.lease!);
+    await a.e.stop();
+    expect(store.lease?.spec?.holderIdentity).toBeUndefined();
   });
 
   it('rejects timings that cannot be safe', () => {

@@ -18,11 +18,14 @@ export const LEASES: ResourceType = {
   namespaced: true,
 };
 
-/** Where the elector reads and writes its Lease; a ResourceClient<Lease> is one. */
+/**
+ * Where the elector reads and writes its Lease; a ResourceClient<Lease> is one. The signal
+ * aborts a request in flight when the elector stops.
+ */
 export interface LeaseStore {
-  find(name: string, namespace?: string): Promise<Lease | undefined>;
-  create(lease: Lease): Promise<Lease>;
-  replace(lease: Lease): Promise<Lease>;
+  find(name: string, namespace?: string, signal?: AbortSignal): Promise<Lease | undefined>;
+  create(lease: Lease, opts?: { signal?: AbortSignal }): Promise<Lease>;
+  replace(lease: Lease, opts?: { signal?: AbortSignal }): Promise<Lease>;
 }
 
 export interface LeaderElectionOptions {
@@ -84,6 +87,7 @@ export class LeaderElector {
   private knownLeader = '';
   private readonly stopController = new AbortController();
   private running: Promise<void> | undefined;
+  private stopped: Promise<void> | undefined;
 
   constructor(client: KubeClient | undefined, opts: LeaderElectionOptions) {
     this.opts = opts;
@@ -114,15 +118,21 @@ export class LeaderElector {
     return this.running;
   }
 
-  /** Stops campaigning; a leader aborts its signal first, then releases if configured. */
+  /**
+   * Stops campaigning: a leader aborts its signal at once; the retry sleep and any Lease request
+   * in flight are cancelled; then a leader releases the Lease if configured. Resolves when done.
+   */
   async stop(): Promise<void> {
     if (!this.stopController.signal.aborted) {
       this.stopController.abort();
       const wasLeading = this.isLeader();
       this.lose('stopping');
-      if (wasLeading && this.opts.releaseOnCancel) await this.release();
+      this.stopped = (async () => {
+        await this.running;
+        if (wasLeading && this.opts.releaseOnCancel) await this.release();
+      })();
     }
-    await this.running;
+    await this.stopped;
   }
 
   isLeader(): boolean {
@@ -156,16 +166,18 @@ export class LeaderElector {
 
   private async tryAcquireOrRenew(): Promise<void> {
     const { namespace, name, identity } = this.opts;
+    const signal = this.stopController.signal;
     let current: Lease | undefined;
     try {
-      current = await this.store.find(name, namespace);
+      current = await this.store.find(name, namespace, signal);
       this.observedOk = true;
     } catch (err) {
+      if (signal.aborted) return;
       this.observedOk = false;
       this.log?.warn({ err: errText(err) }, 'cannot read the leader lease');
       return;
     }
-    if (this.stopController.signal.aborted) return;
+    if (signal.aborted) return;
     const now = this.clock.now();
     if (!current || !isDeepStrictEqual(current.spec, this.observed?.spec)) {
       this.observedAt = now;
@@ -195,21 +207,26 @@ export class LeaderElector {
         const spec = nextLeaseSpec(decision, current?.spec, identity, now, this.leaseDurationMs);
         try {
           const written = current
-            ? await this.store.replace({ ...current, spec })
-            : await this.store.create({
-                apiVersion: 'coordination.k8s.io/v1',
-                kind: 'Lease',
-                metadata: { name, namespace },
-                spec,
-              });
-          if (this.stopController.signal.aborted) return;
+            ? await this.store.replace({ ...current, spec }, { signal })
+            : await this.store.create(
+                {
+                  apiVersion: 'coordination.k8s.io/v1',
+                  kind: 'Lease',
+                  metadata: { name, namespace },
+                  spec,
+                },
+                { signal },
+              );
+          // Recorded even when stopping: release() replaces this very version.
           this.observed = written;
           this.observedAt = this.clock.now();
+          if (signal.aborted) return;
           this.lastRenewAt = now;
           this.noteLeader(identity);
           this.armDeadline(now);
           if (!this.isLeader()) this.becomeLeader(decision.action);
         } catch (err) {
+          if (signal.aborted) return;
           // Someone else wrote first (409) or the server is unreachable; the deadline timer
           // takes leadership away if this goes on for too long.
           const level = isConflict(err) || isAlreadyExists(err) ? 'debug' : 'warn';
@@ -261,15 +278,28 @@ export class LeaderElector {
     }
   }
 
+  /**
+   * Clears the holder if it is still us. A renew cancelled by stop() may have reached the server
+   * all the same, making our copy stale: on a conflict, read the Lease again and retry once.
+   */
   private async release(): Promise<void> {
-    const current = this.observed;
-    if (!current || current.spec?.holderIdentity !== this.opts.identity) return;
-    const spec: LeaseSpec = releasedLeaseSpec(current.spec, this.clock.now());
-    try {
-      this.observed = await this.store.replace({ ...current, spec });
-      this.log?.info('released the leader lease');
-    } catch (err) {
-      this.log?.warn({ err: errText(err) }, 'could not release the leader lease');
+    const { namespace, name, identity } = this.opts;
+    let current = this.observed;
+    for (let attempt = 0; attempt < 2; attempt++) {
+      if (!current || current.spec?.holderIdentity !== identity) return;
+      const spec: LeaseSpec = releasedLeaseSpec(current.spec, this.clock.now());
+      try {
+        this.observed = await this.store.replace({ ...current, spec });
+        this.log?.info('released the leader lease');
+        return;
+      } catch (err) {
+        if (attempt === 0 && isConflict(err)) {
+          current = await this.store.find(name, namespace).catch(() => undefined);
+          continue;
+        }
+        this.log?.warn({ err: errText(err) }, 'could not release the leader lease');
+        return;
+      }
     }
   }
 
