@@ -154,7 +154,7 @@ if (!stopping) {
       onNewLeader: (leader) => log.info({ leader }, 'leader observed'),
     });
     const election = elector;
-    readiness.add('leader-election', () => election.ready() || 'cannot read the election Lease');
+    readiness.add('leader-election', () => election.ready());
     void election.run();
   } else {
     reconcile(unelected.signal);

@@ -5,9 +5,16 @@ import type { Logger } from 'pino';
 import { Gauge, type Registry } from 'prom-client';
 import { realClock, type Clock, type TimerHandle } from './clock.ts';
 import type { KubeClient } from './client.ts';
-import { isAlreadyExists, isConflict } from './errors.ts';
+import { isAlreadyExists, isConflict, KubeApiError, statusCode } from './errors.ts';
 import { leaseSchema, type Lease, type LeaseSpec } from './event-types.ts';
-import { decideLeadership, nextLeaseSpec, releasedLeaseSpec } from './leader-decision.ts';
+import {
+  decideLeadership,
+  electionProblem,
+  nextLeaseSpec,
+  releasedLeaseSpec,
+  type ElectionProblem,
+  type LeaseVerb,
+} from './leader-decision.ts';
 import { ResourceClient, type ResourceType } from './resources.ts';
 
 export const LEASES: ResourceType = {
@@ -81,6 +88,9 @@ export class LeaderElector {
   private observed: Lease | undefined;
   private observedAt = 0;
   private observedOk = false;
+  private readError = '';
+  /** What stops this replica from campaigning that an operator has to fix, while it lasts. */
+  private problem: ElectionProblem | undefined;
   private lastRenewAt: number | undefined;
   private leadership: AbortController | undefined;
   private deadline: TimerHandle | undefined;
@@ -144,9 +154,18 @@ export class LeaderElector {
     return this.knownLeader;
   }
 
-  /** For /readyz: leading, or a standby that can read the Lease. */
-  ready(): boolean {
-    return this.isLeader() || this.observedOk;
+  /**
+   * For /readyz: true when leading, or a standby that can read the Lease and campaign; else
+   * why not, in the words of the error log line (a missing namespace, a refused verb).
+   */
+  ready(): true | string {
+    if (this.isLeader()) return true;
+    if (this.problem) return this.problem.message;
+    if (!this.observedOk) {
+      const { namespace, name } = this.opts;
+      return `cannot read the election Lease ${namespace}/${name}${this.readError ? `: ${this.readError}` : ''}`;
+    }
+    return true;
   }
 
   private async loop(): Promise<void> {
@@ -174,7 +193,8 @@ export class LeaderElector {
     } catch (err) {
       if (signal.aborted) return;
       this.observedOk = false;
-      this.log?.warn({ err: errText(err) }, 'cannot read the leader lease');
+      this.readError = errText(err);
+      this.failed('get', err, 'cannot read the leader lease');
       return;
     }
     if (signal.aborted) return;
@@ -197,8 +217,10 @@ export class LeaderElector {
     });
     switch (decision.action) {
       case 'wait':
+        this.resolved();
         return;
       case 'lost':
+        this.resolved();
         this.lose(decision.reason);
         return;
       case 'create':
@@ -221,19 +243,56 @@ export class LeaderElector {
           this.observed = written;
           this.observedAt = this.clock.now();
           if (signal.aborted) return;
+          this.resolved();
           this.lastRenewAt = now;
           this.noteLeader(identity);
           this.armDeadline(now);
           if (!this.isLeader()) this.becomeLeader(decision.action);
         } catch (err) {
           if (signal.aborted) return;
-          // Someone else wrote first (409) or the server is unreachable; the deadline timer
-          // takes leadership away if this goes on for too long.
-          const level = isConflict(err) || isAlreadyExists(err) ? 'debug' : 'warn';
-          this.log?.[level]({ err: errText(err), action: decision.action }, 'lease write failed');
+          // Someone else wrote first (409): the election itself works. Anything else the
+          // deadline timer turns into a loss of leadership if it goes on for too long.
+          if (isConflict(err) || isAlreadyExists(err)) {
+            this.resolved();
+            this.log?.debug({ err: errText(err), action: decision.action }, 'lease write failed');
+          } else {
+            this.failed(current ? 'update' : 'create', err, 'lease write failed');
+          }
         }
       }
     }
+  }
+
+  /**
+   * A Lease request failed. A failure an operator must fix is logged at error level once per
+   * distinct cause, and stays this replica's readiness reason until a round succeeds; any
+   * other is a warning each time, as retrying may well fix it.
+   */
+  private failed(verb: LeaseVerb, err: unknown, what: string): void {
+    const { namespace, name } = this.opts;
+    const detail = err instanceof KubeApiError ? err.status?.message : undefined;
+    const problem = electionProblem({
+      verb,
+      code: statusCode(err),
+      namespace,
+      name,
+      ...(detail !== undefined && { detail }),
+    });
+    if (!problem) {
+      this.log?.warn({ err: errText(err), verb }, what);
+      return;
+    }
+    if (problem.cause !== this.problem?.cause) {
+      this.log?.error({ err: errText(err), verb }, problem.message);
+    }
+    this.problem = problem;
+  }
+
+  /** A round got through to a decision: whatever problem there was is fixed. */
+  private resolved(): void {
+    if (!this.problem) return;
+    this.log?.info({ resolved: this.problem.message }, 'leader election can proceed again');
+    this.problem = undefined;
   }
 
   private becomeLeader(how: string): void {
