@@ -93,45 +93,70 @@ const http = await startHttpServer({
   logger: log,
 }).catch((err: Error) => fail(`cannot serve health and metrics: ${err.message}`));
 
+// Shutdown, for every kind of replica: a leader, a standby, one still filling its caches, one
+// retrying its election. Leadership (or, without election, `unelected`) is aborted first, so
+// writes in flight stop and the workers finish the reconcile at hand and skip the rest.
 let stopping = false;
 let elector: LeaderElector | undefined;
+const unelected = new AbortController();
+/** Set once this replica reconciles; resolves when its workers have drained. */
+let reconciling: Promise<void> | undefined;
 const shutdown = async (why: string, code: number) => {
   if (stopping) return;
   stopping = true;
   log.info({ reason: why }, 'stopping');
-  await elector?.stop();
-  await controller.stop();
+  unelected.abort(new Error(`stopping: ${why}`));
+  await elector?.stop(); // cancels its retry sleep and requests; releases a held Lease
+  await reconciling;
+  // controller.stop() waits for the queue to drain, which only workers do: a replica that never
+  // reconciled holds the keys its watches queued, so it leaves its watches to process.exit.
+  if (reconciling) await controller.stop();
   await http.close();
   process.exit(code);
 };
 process.on('SIGTERM', () => void shutdown('SIGTERM', 0));
 process.on('SIGINT', () => void shutdown('SIGINT', 0));
 
-await controller.startInformers();
-log.info({ identity: flags.identity }, 'caches synced');
-
-if (flags.leaderElect) {
-  elector = new LeaderElector(client, {
-    namespace: flags.leaderElectionNamespace,
-    name: flags.leaderElectionId,
-    identity: flags.identity,
-    leaseDurationMs: flags.leaseDuration,
-    renewDeadlineMs: flags.renewDeadline,
-    retryPeriodMs: flags.retryPeriod,
-    releaseOnCancel: true,
-    logger: log,
-    registry,
-    onStartedLeading: (signal) => {
-      log.info('leading: reconciling');
-      void controller.run(signal);
-    },
-    onStoppedLeading: () => {
-      if (!stopping) void shutdown('leadership lost', 1);
-    },
-    onNewLeader: (leader) => log.info({ leader }, 'leader observed'),
+const reconcile = (signal: AbortSignal) => {
+  reconciling ??= controller.run(signal).catch((err: unknown) => {
+    log.error({ err }, 'controller stopped');
+    void shutdown('controller stopped', 1);
   });
-  readiness.add('leader-election', () => elector?.ready() || 'cannot read the election Lease');
-  void elector.run();
-} else {
-  void controller.run(new AbortController().signal);
+};
+
+try {
+  await controller.startInformers();
+} catch (err) {
+  // Only stop() ends a start, and shutdown() is then on its way to process.exit.
+  if (!stopping) fail(`cannot fill the caches: ${(err as Error).message}`);
+}
+if (!stopping) {
+  log.info({ identity: flags.identity }, 'caches synced');
+  if (flags.leaderElect) {
+    elector = new LeaderElector(client, {
+      namespace: flags.leaderElectionNamespace,
+      name: flags.leaderElectionId,
+      identity: flags.identity,
+      leaseDurationMs: flags.leaseDuration,
+      renewDeadlineMs: flags.renewDeadline,
+      retryPeriodMs: flags.retryPeriod,
+      releaseOnCancel: true,
+      logger: log,
+      registry,
+      onStartedLeading: (signal) => {
+        if (stopping) return;
+        log.info('leading: reconciling');
+        reconcile(signal);
+      },
+      onStoppedLeading: () => {
+        if (!stopping) void shutdown('leadership lost', 1);
+      },
+      onNewLeader: (leader) => log.info({ leader }, 'leader observed'),
+    });
+    const election = elector;
+    readiness.add('leader-election', () => election.ready());
+    void election.run();
+  } else {
+    reconcile(unelected.signal);
+  }
 }

@@ -28,7 +28,7 @@ describe('startHttpServer', () => {
     running = undefined;
   });
 
-  it('serves healthz, readyz with failing check names, and metrics', async () => {
+  it('serves healthz, readyz with failing check names and reasons, and metrics', async () => {
     const registry = new Registry();
     new Counter({ name: 'demo_total', help: 'demo', registers: [registry] }).inc();
     let synced = false;
@@ -47,7 +47,12 @@ describe('startHttpServer', () => {
     let ready = await fetch(`${base}/readyz`);
     expect(ready.status).toBe(503);
     expect(await ready.text()).toBe(
-      'not ready: informer/acceleratorleases, leader-election, broken\n',
+      [
+        '[-]informer/acceleratorleases failed: not ready',
+        '[-]leader-election failed: standby: lease not readable',
+        '[-]broken failed: boom',
+        'not ready: informer/acceleratorleases, leader-election, broken\n',
+      ].join('\n'),
     );
 
     synced = true;

@@ -1,11 +1,11 @@
 // The process's HTTP face for kubelet and Prometheus: /healthz (alive), /readyz (every named
-// readiness check passes, else 503 naming the failing ones) and /metrics.
+// readiness check passes, else 503 naming the failing ones and why) and /metrics.
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 
-/** A readiness check: true when ready; a string explains why not (shown with ?verbose). */
+/** A readiness check: true when ready; a string explains why not. */
 export type ReadinessCheck = () => boolean | string | Promise<boolean | string>;
 
 export interface ReadinessReport {
@@ -90,12 +90,11 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<RunningH
           return;
         case '/readyz': {
           const report = await opts.readiness.evaluate();
+          // A failing check always says why, so `curl /readyz` alone tells a person what to fix.
           const verbose = url.searchParams.has('verbose');
-          const lines = verbose
-            ? report.details.map((d) =>
-                d.ok ? `[+]${d.name} ok` : `[-]${d.name} failed: ${d.reason ?? ''}`,
-              )
-            : [];
+          const lines = report.details
+            .filter((d) => verbose || !d.ok)
+            .map((d) => (d.ok ? `[+]${d.name} ok` : `[-]${d.name} failed: ${d.reason ?? ''}`));
           const summary = report.ready ? 'ok' : `not ready: ${report.failing.join(', ')}`;
           send(report.ready ? 200 : 503, [...lines, summary].join('\n') + '\n');
           return;

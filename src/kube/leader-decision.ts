@@ -89,3 +89,52 @@ export function releasedLeaseSpec(observed: LeaseSpec | undefined, now: number):
     leaseTransitions: observed?.leaseTransitions ?? 0,
   };
 }
+
+/** A Lease request leader election makes, by its RBAC verb. */
+export type LeaseVerb = 'get' | 'create' | 'update';
+
+/** A failed Lease request, as far as leader election needs to know. */
+export interface LeaseFailure {
+  verb: LeaseVerb;
+  /** HTTP status; 0 or undefined when no response came. */
+  code: number | undefined;
+  namespace: string;
+  name: string;
+  /** The API server's own words (who was refused, say), quoted after ours. */
+  detail?: string;
+}
+
+/** A failure that retrying alone will not fix, with what the operator has to do about it. */
+export interface ElectionProblem {
+  /** The same for every retry of one failure, so it is logged once. */
+  cause: string;
+  message: string;
+}
+
+/**
+ * A missing election namespace (the create of the Lease is refused with 404) or a refused verb
+ * (403) as an ElectionProblem; undefined for failures that retrying may fix (conflicts, an
+ * unreachable or overloaded server).
+ */
+export function electionProblem(f: LeaseFailure): ElectionProblem | undefined {
+  const { namespace: ns, name } = f;
+  if (f.code === 404 && f.verb === 'create') {
+    return {
+      cause: `namespace ${ns} missing`,
+      message:
+        `leader election: namespace ${ns} does not exist: create it ` +
+        `(kubectl create namespace ${ns}) or pass --leader-election-namespace`,
+    };
+  }
+  if (f.code === 403) {
+    return {
+      cause: `${f.verb} forbidden in ${ns}`,
+      message:
+        `leader election: forbidden to ${f.verb} leases.coordination.k8s.io ${name} in namespace ${ns}: ` +
+        `grant this controller's ServiceAccount a Role and RoleBinding in ${ns} allowing create on ` +
+        `leases and get, update on leases named ${name} (apiGroups: coordination.k8s.io)` +
+        (f.detail ? ` (the API server said: ${f.detail})` : ''),
+    };
+  }
+  return undefined;
+}

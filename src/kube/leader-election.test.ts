@@ -1,3 +1,4 @@
+import { pino, type Logger } from 'pino';
 import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
 import { FakeClock, flushMicrotasks } from './clock.ts';
@@ -5,6 +6,7 @@ import { KubeApiError } from './errors.ts';
 import type { Lease, LeaseSpec } from './event-types.ts';
 import {
   decideLeadership,
+  electionProblem,
   nextLeaseSpec,
   releasedLeaseSpec,
   type ElectionState,
@@ -129,36 +131,108 @@ describe('lease records', () => {
   });
 });
 
+describe('electionProblem', () => {
+  const at = { namespace: 'accel-lease-system', name: 'accel-lease-controller' };
+
+  it('tells the operator to create a missing namespace, or to pick another', () => {
+    expect(electionProblem({ ...at, verb: 'create', code: 404 })).toEqual({
+      cause: 'namespace accel-lease-system missing',
+      message:
+        'leader election: namespace accel-lease-system does not exist: create it ' +
+        '(kubectl create namespace accel-lease-system) or pass --leader-election-namespace',
+    });
+  });
+
+  it('names the refused verb, the Lease, the namespace and the RBAC to grant', () => {
+    const p = electionProblem({
+      ...at,
+      verb: 'get',
+      code: 403,
+      detail: 'User "system:serviceaccount:x:y" cannot get resource "leases"',
+    });
+    expect(p?.message).toBe(
+      'leader election: forbidden to get leases.coordination.k8s.io accel-lease-controller in ' +
+        "namespace accel-lease-system: grant this controller's ServiceAccount a Role and " +
+        'RoleBinding in accel-lease-system allowing create on leases and get, update on leases ' +
+        'named accel-lease-controller (apiGroups: coordination.k8s.io) (the API server said: ' +
+        'User "system:serviceaccount:x:y" cannot get resource "leases")',
+    );
+    // One cause per verb: a replica refused get and then update has two things to report.
+    expect(p?.cause).not.toBe(electionProblem({ ...at, verb: 'update', code: 403 })?.cause);
+  });
+
+  it('leaves to retrying what retrying may fix', () => {
+    for (const code of [0, undefined, 409, 429, 500, 503]) {
+      expect(electionProblem({ ...at, verb: 'create', code })).toBeUndefined();
+    }
+    // A 404 on get is no Lease yet; on update, one deleted since it was read.
+    expect(electionProblem({ ...at, verb: 'get', code: 404 })).toBeUndefined();
+    expect(electionProblem({ ...at, verb: 'update', code: 404 })).toBeUndefined();
+  });
+});
+
 /** A Lease store with the API server's optimistic concurrency on resourceVersion. */
 class MemoryLeaseStore implements LeaseStore {
   lease: Lease | undefined;
   private rv = 0;
   failing = false;
+  /** The namespace does not exist: reads find nothing, creates are refused with 404. */
+  noNamespace = false;
+  /** Verbs refused with 403. */
+  forbidden = new Set<string>();
+  /** Requests never answered (a hung server) until their signal aborts. */
+  hanging = false;
+  calls: string[] = [];
 
-  find(): Promise<Lease | undefined> {
-    if (this.failing) return Promise.reject(new KubeApiError('GET', '/leases', 0));
-    return Promise.resolve(this.lease ? structuredClone(this.lease) : undefined);
-  }
-  create(lease: Lease): Promise<Lease> {
-    if (this.failing) return Promise.reject(new KubeApiError('POST', '/leases', 0));
-    if (this.lease)
-      return Promise.reject(new KubeApiError('POST', '/leases', 409, { reason: 'AlreadyExists' }));
-    this.lease = {
-      ...structuredClone(lease),
-      metadata: { ...lease.metadata, resourceVersion: String(++this.rv) },
-    };
-    return Promise.resolve(structuredClone(this.lease));
-  }
-  replace(lease: Lease): Promise<Lease> {
-    if (this.failing) return Promise.reject(new KubeApiError('PUT', '/leases', 0));
-    if (lease.metadata.resourceVersion !== this.lease?.metadata.resourceVersion) {
-      return Promise.reject(new KubeApiError('PUT', '/leases', 409, { reason: 'Conflict' }));
+  private async answer<T>(verb: string, signal: AbortSignal | undefined, ok: () => T): Promise<T> {
+    this.calls.push(verb);
+    if (this.hanging) {
+      await new Promise((_, reject) =>
+        signal?.addEventListener('abort', () => reject(signal.reason as Error)),
+      );
     }
+    if (this.failing) throw new KubeApiError(verb, '/leases', 0);
+    if (this.forbidden.has(verb)) {
+      throw new KubeApiError(verb, '/leases', 403, { reason: 'Forbidden', message: 'no' });
+    }
+    return ok();
+  }
+
+  find(_name: string, _ns?: string, signal?: AbortSignal): Promise<Lease | undefined> {
+    return this.answer('get', signal, () =>
+      this.lease && !this.noNamespace ? structuredClone(this.lease) : undefined,
+    );
+  }
+  create(lease: Lease, opts?: { signal?: AbortSignal }): Promise<Lease> {
+    return this.answer('create', opts?.signal, () => this.doCreate(lease));
+  }
+  replace(lease: Lease, opts?: { signal?: AbortSignal }): Promise<Lease> {
+    return this.answer('update', opts?.signal, () => this.doReplace(lease));
+  }
+
+  private doCreate(lease: Lease): Lease {
+    if (this.noNamespace) {
+      throw new KubeApiError('POST', '/leases', 404, {
+        reason: 'NotFound',
+        message: 'namespaces "ns" not found',
+      });
+    }
+    if (this.lease) throw new KubeApiError('POST', '/leases', 409, { reason: 'AlreadyExists' });
+    return this.store(lease);
+  }
+  private doReplace(lease: Lease): Lease {
+    if (lease.metadata.resourceVersion !== this.lease?.metadata.resourceVersion) {
+      throw new KubeApiError('PUT', '/leases', 409, { reason: 'Conflict' });
+    }
+    return this.store(lease);
+  }
+  /** As the server does: a write bumps the resourceVersion (a test may do so behind our back). */
+  store(lease: Lease): Lease {
     this.lease = {
       ...structuredClone(lease),
       metadata: { ...lease.metadata, resourceVersion: String(++this.rv) },
     };
-    return Promise.resolve(structuredClone(this.lease));
+    return structuredClone(this.lease);
   }
 }
 
@@ -166,7 +240,7 @@ function elector(
   identity: string,
   store: LeaseStore,
   clock: FakeClock,
-  extra: { registry?: Registry; releaseOnCancel?: boolean } = {},
+  extra: { registry?: Registry; releaseOnCancel?: boolean; logger?: Logger } = {},
 ) {
   const log: string[] = [];
   let signal: AbortSignal | undefined;
@@ -187,15 +261,29 @@ function elector(
   return { e, log, signal: () => signal };
 }
 
+/** A logger whose JSON lines the test reads back; at(level) gives the messages at that level. */
+function captureLog() {
+  const lines: Array<Record<string, unknown> & { level: number; msg: string }> = [];
+  const logger = pino(
+    { level: 'debug' },
+    { write: (line: string) => lines.push(JSON.parse(line) as (typeof lines)[number]) },
+  );
+  return {
+    logger,
+    lines,
+    at: (level: number) => lines.filter((l) => l.level === level).map((l) => l.msg),
+  };
+}
+
 async function tick(clock: FakeClock, ms: number): Promise<void> {
   for (let t = 0; t < ms; t += 500) await clock.advanceAsync(500);
 }
 
 /** Elector `a` alone on a fresh store, leading one second after it started. */
-async function leadingAlone() {
+async function leadingAlone(extra: { releaseOnCancel?: boolean } = {}) {
   const clock = new FakeClock(1_000_000);
   const store = new MemoryLeaseStore();
-  const a = elector('a', store, clock);
+  const a = elector('a', store, clock, extra);
   void a.e.run();
   await tick(clock, 1000);
   expect(a.e.isLeader()).toBe(true);
@@ -263,7 +351,7 @@ describe('LeaderElector', () => {
     expect(abortedAt).toBeDefined();
     expect(abortedAt! - lastRenew).toBeLessThanOrEqual(10_000);
     expect(a.log).toEqual(['started', 'stopped']);
-    expect(a.e.ready()).toBe(false);
+    expect(a.e.ready()).toMatch(/^cannot read the election Lease ns\/accel-lease-controller: /);
     // When the server comes back, it campaigns again and (holding the lease still) resumes.
     store.failing = false;
     await tick(clock, 5000);
@@ -279,6 +367,82 @@ describe('LeaderElector', () => {
     expect(a.e.isLeader()).toBe(false);
     expect(a.signal()?.aborted).toBe(true);
     await a.e.stop();
+  });
+
+  it('says once that the namespace is missing, stays unready saying so, and leads once it exists', async () => {
+    const clock = new FakeClock(1_000_000);
+    const store = new MemoryLeaseStore();
+    store.noNamespace = true;
+    const logs = captureLog();
+    const a = elector('a', store, clock, { logger: logs.logger });
+    void a.e.run();
+    await tick(clock, 20_000);
+    expect(store.calls.filter((c) => c === 'create').length).toBeGreaterThan(5);
+    const missing =
+      'leader election: namespace ns does not exist: create it (kubectl create namespace ns) ' +
+      'or pass --leader-election-namespace';
+    expect(logs.at(50)).toEqual([missing]);
+    expect(logs.at(40)).toEqual([]); // no warning per retry either
+    expect(a.e.ready()).toBe(missing);
+
+    store.noNamespace = false;
+    await tick(clock, 5_000);
+    expect(a.e.isLeader()).toBe(true);
+    expect(a.e.ready()).toBe(true);
+    expect(logs.lines.some((l) => l.resolved === missing)).toBe(true);
+    expect(logs.at(50)).toHaveLength(1);
+    await a.e.stop();
+  });
+
+  it('names a refused verb once per verb, and reports it as the readiness reason', async () => {
+    const clock = new FakeClock(1_000_000);
+    const store = new MemoryLeaseStore();
+    store.forbidden.add('get');
+    const logs = captureLog();
+    const a = elector('a', store, clock, { logger: logs.logger });
+    void a.e.run();
+    await tick(clock, 10_000);
+    expect(logs.at(50)).toHaveLength(1);
+    expect(logs.at(50)[0]).toMatch(
+      /^leader election: forbidden to get leases\.coordination\.k8s\.io /,
+    );
+    expect(a.e.ready()).toBe(logs.at(50)[0]);
+    store.forbidden = new Set(['create']);
+    await tick(clock, 10_000);
+    expect(logs.at(50)).toHaveLength(2);
+    expect(logs.at(50)[1]).toMatch(/forbidden to create leases/);
+    expect(a.e.isLeader()).toBe(false);
+    await a.e.stop();
+  });
+
+  it('stop() of a standby cancels a request the server never answers', async () => {
+    const clock = new FakeClock(1_000_000);
+    const store = new MemoryLeaseStore();
+    store.lease = {
+      apiVersion: 'coordination.k8s.io/v1',
+      kind: 'Lease',
+      metadata: { name: 'accel-lease-controller', namespace: 'ns', resourceVersion: '1' },
+      spec: held('other'),
+    };
+    const b = elector('b', store, clock);
+    void b.e.run();
+    await tick(clock, 1000);
+    store.hanging = true;
+    await tick(clock, 5000);
+    expect(store.calls.at(-1)).toBe('get');
+    let stopped = false;
+    void b.e.stop().then(() => (stopped = true));
+    await flushMicrotasks();
+    expect(stopped).toBe(true);
+    expect(clock.pending()).toBe(0);
+  });
+
+  it('releases on stop even when a cancelled renew reached the server first', async () => {
+    const { store, a } = await leadingAlone({ releaseOnCancel: true });
+    // The renew in flight landed: our copy of the Lease is one version behind.
+    store.store(store.lease!);
+    await a.e.stop();
+    expect(store.lease?.spec?.holderIdentity).toBeUndefined();
   });
 
   it('rejects timings that cannot be safe', () => {

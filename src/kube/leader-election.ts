@@ -5,9 +5,16 @@ import type { Logger } from 'pino';
 import { Gauge, type Registry } from 'prom-client';
 import { realClock, type Clock, type TimerHandle } from './clock.ts';
 import type { KubeClient } from './client.ts';
-import { isAlreadyExists, isConflict } from './errors.ts';
+import { isAlreadyExists, isConflict, KubeApiError, statusCode } from './errors.ts';
 import { leaseSchema, type Lease, type LeaseSpec } from './event-types.ts';
-import { decideLeadership, nextLeaseSpec, releasedLeaseSpec } from './leader-decision.ts';
+import {
+  decideLeadership,
+  electionProblem,
+  nextLeaseSpec,
+  releasedLeaseSpec,
+  type ElectionProblem,
+  type LeaseVerb,
+} from './leader-decision.ts';
 import { ResourceClient, type ResourceType } from './resources.ts';
 
 export const LEASES: ResourceType = {
@@ -18,11 +25,14 @@ export const LEASES: ResourceType = {
   namespaced: true,
 };
 
-/** Where the elector reads and writes its Lease; a ResourceClient<Lease> is one. */
+/**
+ * Where the elector reads and writes its Lease; a ResourceClient<Lease> is one. The signal
+ * aborts a request in flight when the elector stops.
+ */
 export interface LeaseStore {
-  find(name: string, namespace?: string): Promise<Lease | undefined>;
-  create(lease: Lease): Promise<Lease>;
-  replace(lease: Lease): Promise<Lease>;
+  find(name: string, namespace?: string, signal?: AbortSignal): Promise<Lease | undefined>;
+  create(lease: Lease, opts?: { signal?: AbortSignal }): Promise<Lease>;
+  replace(lease: Lease, opts?: { signal?: AbortSignal }): Promise<Lease>;
 }
 
 export interface LeaderElectionOptions {
@@ -78,12 +88,16 @@ export class LeaderElector {
   private observed: Lease | undefined;
   private observedAt = 0;
   private observedOk = false;
+  private readError = '';
+  /** What stops this replica from campaigning that an operator has to fix, while it lasts. */
+  private problem: ElectionProblem | undefined;
   private lastRenewAt: number | undefined;
   private leadership: AbortController | undefined;
   private deadline: TimerHandle | undefined;
   private knownLeader = '';
   private readonly stopController = new AbortController();
   private running: Promise<void> | undefined;
+  private stopped: Promise<void> | undefined;
 
   constructor(client: KubeClient | undefined, opts: LeaderElectionOptions) {
     this.opts = opts;
@@ -114,15 +128,21 @@ export class LeaderElector {
     return this.running;
   }
 
-  /** Stops campaigning; a leader aborts its signal first, then releases if configured. */
+  /**
+   * Stops campaigning: a leader aborts its signal at once; the retry sleep and any Lease request
+   * in flight are cancelled; then a leader releases the Lease if configured. Resolves when done.
+   */
   async stop(): Promise<void> {
     if (!this.stopController.signal.aborted) {
       this.stopController.abort();
       const wasLeading = this.isLeader();
       this.lose('stopping');
-      if (wasLeading && this.opts.releaseOnCancel) await this.release();
+      this.stopped = (async () => {
+        await this.running;
+        if (wasLeading && this.opts.releaseOnCancel) await this.release();
+      })();
     }
-    await this.running;
+    await this.stopped;
   }
 
   isLeader(): boolean {
@@ -134,9 +154,18 @@ export class LeaderElector {
     return this.knownLeader;
   }
 
-  /** For /readyz: leading, or a standby that can read the Lease. */
-  ready(): boolean {
-    return this.isLeader() || this.observedOk;
+  /**
+   * For /readyz: true when leading, or a standby that can read the Lease and campaign; else
+   * why not, in the words of the error log line (a missing namespace, a refused verb).
+   */
+  ready(): true | string {
+    if (this.isLeader()) return true;
+    if (this.problem) return this.problem.message;
+    if (!this.observedOk) {
+      const { namespace, name } = this.opts;
+      return `cannot read the election Lease ${namespace}/${name}${this.readError ? `: ${this.readError}` : ''}`;
+    }
+    return true;
   }
 
   private async loop(): Promise<void> {
@@ -156,16 +185,19 @@ export class LeaderElector {
 
   private async tryAcquireOrRenew(): Promise<void> {
     const { namespace, name, identity } = this.opts;
+    const signal = this.stopController.signal;
     let current: Lease | undefined;
     try {
-      current = await this.store.find(name, namespace);
+      current = await this.store.find(name, namespace, signal);
       this.observedOk = true;
     } catch (err) {
+      if (signal.aborted) return;
       this.observedOk = false;
-      this.log?.warn({ err: errText(err) }, 'cannot read the leader lease');
+      this.readError = errText(err);
+      this.failed('get', err, 'cannot read the leader lease');
       return;
     }
-    if (this.stopController.signal.aborted) return;
+    if (signal.aborted) return;
     const now = this.clock.now();
     if (!current || !isDeepStrictEqual(current.spec, this.observed?.spec)) {
       this.observedAt = now;
@@ -185,8 +217,10 @@ export class LeaderElector {
     });
     switch (decision.action) {
       case 'wait':
+        this.resolved();
         return;
       case 'lost':
+        this.resolved();
         this.lose(decision.reason);
         return;
       case 'create':
@@ -195,28 +229,70 @@ export class LeaderElector {
         const spec = nextLeaseSpec(decision, current?.spec, identity, now, this.leaseDurationMs);
         try {
           const written = current
-            ? await this.store.replace({ ...current, spec })
-            : await this.store.create({
-                apiVersion: 'coordination.k8s.io/v1',
-                kind: 'Lease',
-                metadata: { name, namespace },
-                spec,
-              });
-          if (this.stopController.signal.aborted) return;
+            ? await this.store.replace({ ...current, spec }, { signal })
+            : await this.store.create(
+                {
+                  apiVersion: 'coordination.k8s.io/v1',
+                  kind: 'Lease',
+                  metadata: { name, namespace },
+                  spec,
+                },
+                { signal },
+              );
+          // Recorded even when stopping: release() replaces this very version.
           this.observed = written;
           this.observedAt = this.clock.now();
+          if (signal.aborted) return;
+          this.resolved();
           this.lastRenewAt = now;
           this.noteLeader(identity);
           this.armDeadline(now);
           if (!this.isLeader()) this.becomeLeader(decision.action);
         } catch (err) {
-          // Someone else wrote first (409) or the server is unreachable; the deadline timer
-          // takes leadership away if this goes on for too long.
-          const level = isConflict(err) || isAlreadyExists(err) ? 'debug' : 'warn';
-          this.log?.[level]({ err: errText(err), action: decision.action }, 'lease write failed');
+          if (signal.aborted) return;
+          // Someone else wrote first (409): the election itself works. Anything else the
+          // deadline timer turns into a loss of leadership if it goes on for too long.
+          if (isConflict(err) || isAlreadyExists(err)) {
+            this.resolved();
+            this.log?.debug({ err: errText(err), action: decision.action }, 'lease write failed');
+          } else {
+            this.failed(current ? 'update' : 'create', err, 'lease write failed');
+          }
         }
       }
     }
+  }
+
+  /**
+   * A Lease request failed. A failure an operator must fix is logged at error level once per
+   * distinct cause, and stays this replica's readiness reason until a round succeeds; any
+   * other is a warning each time, as retrying may well fix it.
+   */
+  private failed(verb: LeaseVerb, err: unknown, what: string): void {
+    const { namespace, name } = this.opts;
+    const detail = err instanceof KubeApiError ? err.status?.message : undefined;
+    const problem = electionProblem({
+      verb,
+      code: statusCode(err),
+      namespace,
+      name,
+      ...(detail !== undefined && { detail }),
+    });
+    if (!problem) {
+      this.log?.warn({ err: errText(err), verb }, what);
+      return;
+    }
+    if (problem.cause !== this.problem?.cause) {
+      this.log?.error({ err: errText(err), verb }, problem.message);
+    }
+    this.problem = problem;
+  }
+
+  /** A round got through to a decision: whatever problem there was is fixed. */
+  private resolved(): void {
+    if (!this.problem) return;
+    this.log?.info({ resolved: this.problem.message }, 'leader election can proceed again');
+    this.problem = undefined;
   }
 
   private becomeLeader(how: string): void {
@@ -261,15 +337,28 @@ export class LeaderElector {
     }
   }
 
+  /**
+   * Clears the holder if it is still us. A renew cancelled by stop() may have reached the server
+   * all the same, making our copy stale: on a conflict, read the Lease again and retry once.
+   */
   private async release(): Promise<void> {
-    const current = this.observed;
-    if (!current || current.spec?.holderIdentity !== this.opts.identity) return;
-    const spec: LeaseSpec = releasedLeaseSpec(current.spec, this.clock.now());
-    try {
-      this.observed = await this.store.replace({ ...current, spec });
-      this.log?.info('released the leader lease');
-    } catch (err) {
-      this.log?.warn({ err: errText(err) }, 'could not release the leader lease');
+    const { namespace, name, identity } = this.opts;
+    let current = this.observed;
+    for (let attempt = 0; attempt < 2; attempt++) {
+      if (!current || current.spec?.holderIdentity !== identity) return;
+      const spec: LeaseSpec = releasedLeaseSpec(current.spec, this.clock.now());
+      try {
+        this.observed = await this.store.replace({ ...current, spec });
+        this.log?.info('released the leader lease');
+        return;
+      } catch (err) {
+        if (attempt === 0 && isConflict(err)) {
+          current = await this.store.find(name, namespace).catch(() => undefined);
+          continue;
+        }
+        this.log?.warn({ err: errText(err) }, 'could not release the leader lease');
+        return;
+      }
     }
   }
 
