@@ -108,9 +108,7 @@ const shutdown = async (why: string, code: number) => {
   unelected.abort(new Error(`stopping: ${why}`));
   await elector?.stop(); // cancels its retry sleep and requests; releases a held Lease
   await reconciling;
-  // controller.stop() waits for the queue to drain, which only workers do: a replica that never
-  // reconciled holds the keys its watches queued, so it leaves its watches to process.exit.
-  if (reconciling) await controller.stop();
+  await controller.stop();
   await http.close();
   process.exit(code);
 };

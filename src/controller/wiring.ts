@@ -56,6 +56,8 @@ export class LeaseController {
   private readonly clock: Clock;
   private readonly ctx: ReconcileContext;
   private readonly metrics: ControllerMetrics;
+  /** The workers, once this replica runs them (it leads, or runs without election). */
+  private workers?: Promise<void>;
 
   constructor(opts: LeaseControllerOptions) {
     this.opts = opts;
@@ -152,9 +154,9 @@ export class LeaseController {
       now: () => this.clock.now(),
       onPodCall: (effect, outcome) => this.metrics.podCall(effect, outcome),
     };
-    const loop = this.queue.runWorkers(this.opts.workers ?? 4, async (key) =>
+    const loop = (this.workers = this.queue.runWorkers(this.opts.workers ?? 4, async (key) =>
       signal.aborted ? undefined : reconcile(key, this.clock.now(), this.ctx, ports),
-    );
+    ));
     for (const a of this.accelerators.list()) this.queue.add(acceleratorKey(a.metadata.name ?? ''));
     this.queue.add(PLACEMENT_KEY);
     this.queue.add(LIMITS_KEY);
@@ -164,9 +166,13 @@ export class LeaseController {
     await loop;
   }
 
-  /** Stop taking work, wait for reconciles in flight, then close the watches. */
+  /**
+   * Stop taking work, wait for the reconciles in flight (a replica that never ran workers has
+   * none: the keys its watches queued are dropped), then close the watches.
+   */
   async stop(): Promise<void> {
-    await this.queue.shutDown();
+    const drained = this.queue.shutDown();
+    if (this.workers) await drained;
     for (const i of this.informers()) i.stop();
   }
 }
