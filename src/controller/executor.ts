@@ -7,6 +7,7 @@ import {
   CORDON_ANNOTATION,
   idleEvictionsOf,
   parseObject,
+  stalePins,
   type AcceleratorLease,
   type AcceleratorOwner,
   type EvictionRecord,
@@ -14,7 +15,7 @@ import {
 import { isNotFound } from '../kube/index.ts';
 import { recordOutcome, type CallOutcome, type ReaperEffect } from '../reaper/index.ts';
 import { FINALIZER, type Action } from './arbiter.ts';
-import type { EventSink, PodCall, PodCalls, Writes } from './writes.ts';
+import type { EventSink, PodCall, PodCalls, Reads, Writes } from './writes.ts';
 
 /**
  * Run `actions`: the writes between two `wait`s concurrently, except that writes to one lease go
@@ -109,6 +110,7 @@ export interface Plan {
 
 export interface ExecutorPorts {
   readonly writes: Writes;
+  readonly reads: Reads;
   readonly pods: PodCalls;
   readonly events: EventSink;
   /** Leadership: once aborted, no pod call is sent and writes in flight are aborted. */
@@ -175,10 +177,11 @@ async function runEffects(
   ports: ExecutorPorts,
 ): Promise<{ effect: PodCall; outcome: CallOutcome }[]> {
   const answers: { effect: PodCall; outcome: CallOutcome }[] = [];
+  const blocking = await stillBlocking(accel, effects, ports);
   await Promise.all(
     effects.map(async (effect) => {
       if (effect.type === 'evict' || effect.type === 'delete') {
-        if (ports.signal.aborted) return;
+        if (ports.signal.aborted || !blocking.has(effect.uid)) return;
         const outcome = await ports.pods.call(effect, ports.signal);
         ports.onPodCall?.(effect, outcome);
         answers.push({ effect, outcome });
@@ -189,6 +192,22 @@ async function runEffects(
   );
   for (const e of effects) noteEffect(e, ports.events);
   return answers;
+}
+
+/**
+ * The pod uids the device, read live, still reports holding pins of an earlier epoch. The plan
+ * was made from a cache that may lag: a pod that let go of its pins meanwhile is not evicted
+ * (its record stays as sent, and the next reconcile abandons it). Empty if the device is gone.
+ */
+async function stillBlocking(
+  accel: Accelerator,
+  effects: readonly ReaperEffect[],
+  ports: ExecutorPorts,
+): Promise<Set<string>> {
+  if (!effects.some((e) => e.type === 'evict' || e.type === 'delete')) return new Set();
+  const live = await ports.reads.accelerator(accel.metadata.name ?? '', ports.signal);
+  if (!live) return new Set();
+  return new Set(stalePins(parseObject(Accelerator, live)).flatMap((p) => p.podUID ?? []));
 }
 
 function noteEffect(e: ReaperEffect, events: EventSink): void {

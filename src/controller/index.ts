@@ -17,12 +17,14 @@ export {
 export { execute, runActions, type ExecutorPorts, type Plan, type Executed } from './executor.ts';
 export {
   clusterPods,
+  clusterReads,
   clusterWrites,
   recorderSink,
   FIELD_MANAGER,
   type EventSink,
   type PodCall,
   type PodCalls,
+  type Reads,
   type Writes,
 } from './writes.ts';
 export { ControllerMetrics, type ReconcileObserver } from './metrics.ts';

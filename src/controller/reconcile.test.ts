@@ -10,7 +10,7 @@ import { policy, T0 } from '../../test/fixtures/reaper.ts';
 import { acceleratorKey, wakeKeys } from './keys.ts';
 import { reconcile } from './reconcile.ts';
 import { ControllerView } from './view.ts';
-import { clusterPods, clusterWrites, type EventSink } from './writes.ts';
+import { clusterPods, clusterReads, clusterWrites, type EventSink } from './writes.ts';
 
 const ACCEL = 'node-a-hl0';
 
@@ -64,6 +64,7 @@ function cluster(opts: { refuse?: string } = {}) {
     const client = api.controllerClient();
     const ports = {
       writes: view.recording(clusterWrites(client)),
+      reads: clusterReads(client),
       pods: clusterPods(client),
       events,
       signal: new AbortController().signal,
@@ -186,6 +187,53 @@ describe('reconcile through the executor', () => {
     expect(record).toMatchObject({ uid: 'uid-loader-0', result: 'Refused', attempts: 1 });
     expect(c.notes).toContain('EvictionRefused loader-0');
     expect(c.api.get('pods', 'team-io/loader-0')).toBeDefined();
+  });
+
+  it('does not evict a pod the device, read live, no longer reports pinning', async () => {
+    const c = cluster();
+    c.api.put('pods', {
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name: 'loader-0', namespace: 'team-io', uid: 'uid-loader-0' },
+      spec: { nodeName: 'node-a' },
+    } as Stored & V1Pod);
+    c.api.put('leases', c.lease('old'));
+    const ctrl = c.controller();
+    await ctrl.run();
+    c.agentReports();
+    ctrl.catchUp();
+    await ctrl.run();
+    c.api.put('leases', c.lease('next'));
+    c.api.deleteObject('leases', 'team-a/old');
+    ctrl.catchUp();
+    await ctrl.run();
+    c.agentReports([
+      {
+        inode: 7,
+        kind: 'rdma-mr',
+        importer: 'imp0',
+        pod: { namespace: 'team-io', name: 'loader-0' },
+        podUID: 'uid-loader-0',
+        pid: 4711,
+        comm: 'loader',
+        epoch: 1,
+        since: new Date(T0).toISOString(),
+      },
+    ]);
+    const record = () => leaseOf(c.api, 'next')?.status?.evictions?.[0];
+    for (let i = 0; i < 5 && record()?.result !== 'Planned'; i++) {
+      ctrl.catchUp();
+      await ctrl.run();
+      c.tick(1000);
+    }
+    expect(record()?.result).toBe('Planned');
+    // The pod lets go; the agent reports it, but the controller's watch has not delivered it.
+    c.agentReports([]);
+    await ctrl.run();
+    expect(record()).toMatchObject({ result: 'Evicting', attempts: 1 });
+    expect(
+      c.api.get<Stored & V1Pod>('pods', 'team-io/loader-0')?.metadata?.deletionTimestamp,
+    ).toBeUndefined();
   });
 
   it('wakes the stuck devices whose pins name a pod that went away', () => {

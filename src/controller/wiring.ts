@@ -25,7 +25,7 @@ import {
 } from './keys.ts';
 import { reconcile, type ReconcileContext } from './reconcile.ts';
 import { ControllerView } from './view.ts';
-import { clusterPods, clusterWrites, type EventSink } from './writes.ts';
+import { clusterPods, clusterReads, clusterWrites, type EventSink } from './writes.ts';
 
 export interface LeaseControllerOptions {
   kc: KubeConfig;
@@ -148,6 +148,7 @@ export class LeaseController {
     // Every write carries the leadership signal: losing the lease aborts requests in flight.
     const ports: ExecutorPorts = {
       writes: this.view.recording(clusterWrites(this.opts.client, signal)),
+      reads: clusterReads(this.opts.client),
       pods: clusterPods(this.opts.client),
       events: this.opts.events,
       signal,

@@ -60,6 +60,12 @@ export interface PodCalls {
   call(effect: PodCall, signal: AbortSignal): Promise<CallOutcome>;
 }
 
+/** The one read the executor makes itself: the device as it is now, before a pod is evicted. */
+export interface Reads {
+  /** The Accelerator from the API server, not a cache; undefined if it is gone. */
+  accelerator(name: string, signal: AbortSignal): Promise<Accelerator | undefined>;
+}
+
 export interface EventSink {
   event(
     regarding: Accelerator | AcceleratorLease,
@@ -117,6 +123,12 @@ export function clusterWrites(client: KubeClient, signal?: AbortSignal): Writes 
         opts,
       ),
   };
+}
+
+/** Live reads on the real API server. */
+export function clusterReads(client: KubeClient): Reads {
+  const accels = new ResourceClient<Accelerator>(client, ACCELERATORS);
+  return { accelerator: (name, signal) => accels.find(name, undefined, signal) };
 }
 
 /** Evictions (policy/v1) and deletions on the real API server, each with a UID precondition. */

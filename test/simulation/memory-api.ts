@@ -167,7 +167,7 @@ export class MemoryApi {
           if (this.controllerDown)
             throw new ProcessDown(`${opts.method} ${opts.path}: controller is down`);
           const out = this.handle(opts);
-          this.afterControllerWrite(`${opts.method} ${opts.path}`);
+          if (opts.method !== 'GET') this.afterControllerWrite(`${opts.method} ${opts.path}`);
           resolve(out);
         }),
     } as unknown as KubeClient;
@@ -183,6 +183,7 @@ export class MemoryApi {
         ? `${decodeURIComponent(ns)}/${decodeURIComponent(name ?? '')}`
         : decodeURIComponent(name ?? '');
       if (resource === 'pods') return this.podCall(opts, key, sub);
+      if (opts.method === 'GET') return clone(this.existing(opts, resource, key));
       if (opts.method === 'PATCH') return this.patch(opts, resource, key, sub);
       if (opts.method === 'PUT') return this.replace(opts, resource, key, sub);
     }

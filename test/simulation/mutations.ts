@@ -60,6 +60,12 @@ export const MUTATIONS: readonly Mutation[] = [
       '  const done = await runActions(plan.actions, ports.writes, ports.events, handoffAt);\n',
   },
   {
+    name: 'executor: evict from the cached plan, without reading the device live first',
+    file: 'src/controller/executor.ts',
+    find: 'if (ports.signal.aborted || !blocking.has(effect.uid)) return;',
+    replace: 'if (ports.signal.aborted) return;',
+  },
+  {
     name: 'executor: drop the wait barriers (writes of two rounds at once)',
     file: 'src/controller/executor.ts',
     find: "    if (action.type === 'wait') {\n      await settle();\n      continue;\n    }",

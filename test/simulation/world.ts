@@ -7,6 +7,7 @@ import { pino } from 'pino';
 import {
   ControllerView,
   clusterPods,
+  clusterReads,
   clusterWrites,
   leaseKeyOf,
   reconcile,
@@ -357,6 +358,7 @@ export class World {
     const events: EventSink = { event: () => undefined, eventRef: () => undefined };
     return {
       writes: this.ctrl.view.recording(clusterWrites(client)),
+      reads: clusterReads(client),
       pods: clusterPods(client),
       events,
       signal: new AbortController().signal,
