@@ -20,9 +20,11 @@ const REPLAY = process.env.SIM_SEED;
  * released lease taking its eviction records with it (the cap exceeded within the minute);
  * 1080, an accepted eviction asked again while the pod cache lagged; 1385128960, a pod pinning
  * two devices; 1516868046, a device waiting forever on another handoff's request that was never
- * sent again; 3, 44 and 59, chains whose end the simulation once misjudged.
+ * sent again; 1407123995, a pod evicted after it let go while the watch lagged; 3, 44 and 59, chains whose end the simulation once misjudged.
  */
-const REGRESSION_SEEDS = [3, 44, 59, 147, 710, 1080, 1385128884, 1385128960, 1516868046];
+const REGRESSION_SEEDS = [
+  3, 44, 59, 147, 710, 1080, 1385128884, 1385128960, 1516868046, 1407123995,
+];
 
 function shard(base: number, count: number, offset: number, stride: number): Promise<ShardResult> {
   return new Promise((resolve, reject) => {
