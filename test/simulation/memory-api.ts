@@ -90,6 +90,8 @@ export class MemoryApi {
   /** Called before an eviction or deletion is applied: the world checks it may be sent. */
   beforePodCall: (call: 'evict' | 'delete', pod: V1Pod, grace: number | undefined) => void = () =>
     undefined;
+  /** Asked before each conditional write of the controller: true bumps the object's version first. */
+  raceControllerWrite: () => boolean = () => false;
   /** While true, every request the controller makes fails and applies nothing. */
   controllerDown = false;
   now: () => number;
@@ -201,6 +203,11 @@ export class MemoryApi {
   }
 
   private precondition(opts: RequestOptions, stored: Stored, rv: string | undefined): void {
+    if (rv !== undefined && this.raceControllerWrite()) {
+      // Another writer got there first: same content, a newer version.
+      const resource = ROUTES.find((r) => r.re.test(opts.path))?.resource ?? 'leases';
+      stored = this.put(resource, stored);
+    }
     if (rv !== undefined && rv !== stored.metadata.resourceVersion) {
       throw new KubeApiError(opts.method, opts.path, 409, {
         reason: 'Conflict',

@@ -65,6 +65,8 @@ export interface Scenario {
     readonly agentRestart: number;
     /** Chance per round that the controller's watch delivers only part of what happened. */
     readonly watchLag: number;
+    /** Chance that another writer changes an object just before a conditional write of ours. */
+    readonly concurrentWrite: number;
   };
 }
 
@@ -178,6 +180,7 @@ export function scenario(seed: number): Scenario {
       controllerRestart: chance(r, 0.3) ? 0.05 : 0,
       agentRestart: chance(r, 0.2) ? 0.05 : 0,
       watchLag: chance(r, 0.5) ? 0.3 : 0,
+      concurrentWrite: chance(r, 0.3) ? 0.05 : 0,
     },
   };
 }

@@ -8,23 +8,12 @@ import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
 import { scenario } from './scenario.ts';
+import { REGRESSION_SEEDS } from './seeds.ts';
 import type { ShardResult } from './shard.ts';
 import { emptyStats, runScenario, World, type Stats } from './world.ts';
 
 const SCENARIOS = Number(process.env.SIM_SCENARIOS ?? 10_000);
 const REPLAY = process.env.SIM_SEED;
-
-/**
- * Seeds kept because each once found a defect: 147 and 1385128884, a deletion after the deadline
- * restarting the attempt count (the per-minute cap undercounted after a restart); 710, a
- * released lease taking its eviction records with it (the cap exceeded within the minute);
- * 1080, an accepted eviction asked again while the pod cache lagged; 1385128960, a pod pinning
- * two devices; 1516868046, a device waiting forever on another handoff's request that was never
- * sent again; 1407123995, a pod evicted after it let go while the watch lagged; 3, 44 and 59, chains whose end the simulation once misjudged.
- */
-const REGRESSION_SEEDS = [
-  3, 44, 59, 147, 710, 1080, 1385128884, 1385128960, 1516868046, 1407123995,
-];
 
 function shard(base: number, count: number, offset: number, stride: number): Promise<ShardResult> {
   return new Promise((resolve, reject) => {
@@ -109,6 +98,7 @@ describe('the handoff pipeline, simulated under faults', () => {
     often('controllerRestarts', 0.3);
     often('agentRestarts', 0.1);
     often('conflicts', 0.01);
+    often('concurrentWrites', 0.1);
     often('laggedRounds', 0.5);
     often('hiddenHolders', 0.05);
     often('slowPods', 0.1);

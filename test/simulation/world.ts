@@ -75,6 +75,7 @@ export interface Stats {
   controllerRestarts: number;
   agentRestarts: number;
   conflicts: number;
+  concurrentWrites: number;
   laggedRounds: number;
   hiddenHolders: number;
   slowPods: number;
@@ -98,6 +99,7 @@ export const emptyStats = (): Stats => ({
   controllerRestarts: 0,
   agentRestarts: 0,
   conflicts: 0,
+  concurrentWrites: 0,
   laggedRounds: 0,
   hiddenHolders: 0,
   slowPods: 0,
@@ -198,6 +200,7 @@ export class World {
       terminationMs: (pod) => this.plan(pod)?.termMs ?? 1000,
     });
     this.api.afterControllerWrite = (what) => this.afterControllerWrite(what);
+    this.api.raceControllerWrite = () => this.beforeControllerWrite();
     this.api.beforePodCall = (call, pod, grace) => this.checkPodCall(call, pod, grace);
     this.agent = newState(
       NODE,
@@ -389,6 +392,15 @@ export class World {
         this.ctrl.requeueAt.set(key, this.now + 1000);
       }
     }
+  }
+
+  /** Someone else writes the object first (a label, a status): the controller's write gets 409. */
+  private beforeControllerWrite(): boolean {
+    // No draw when the fault is off: the other faults of a seed stay where they were.
+    const p = this.s.faults.concurrentWrite;
+    if (p === 0 || !chance(this.r, p)) return false;
+    this.stats.concurrentWrites++;
+    return true;
   }
 
   private afterControllerWrite(what: string): void {
@@ -588,6 +600,13 @@ export class World {
         check(
           device?.epoch === epoch || g.metadata.deletionTimestamp !== undefined,
           `I2: ${g.metadata.name} Granted at ${epoch}, device at ${device?.epoch}`,
+        );
+        // Only a lease being deleted may read Granted once spec.owner has moved on from it.
+        const owner = a.spec.owner;
+        check(
+          (owner?.lease?.uid === g.metadata.uid && owner?.epoch === epoch) ||
+            g.metadata.deletionTimestamp !== undefined,
+          `I2: ${g.metadata.name} reads Granted at ${epoch} while spec.owner is ${owner?.lease?.name ?? 'nobody'} at ${owner?.epoch}`,
         );
         const older = this.agent.kernel.pins(name).filter((p) => p.epoch < epoch);
         check(
