@@ -9,7 +9,6 @@ import {
   parseObject,
   stalePins,
   type AcceleratorLease,
-  type AcceleratorOwner,
   type EvictionRecord,
 } from '../crds/index.ts';
 import { isNotFound } from '../kube/index.ts';
@@ -30,11 +29,10 @@ export async function runActions(
   events: EventSink,
   /** This reconcile's time (ISO 8601 with milliseconds): the last-handoff annotation of an owner change. */
   handoffAt: string,
-): Promise<{ ownerChanged?: AcceleratorOwner; leases: ReadonlyMap<string, AcceleratorLease> }> {
+): Promise<ReadonlyMap<string, AcceleratorLease>> {
   const latest = new Map<string, AcceleratorLease>();
   const fresh = (l: AcceleratorLease) => latest.get(l.metadata.uid ?? '') ?? l;
   const remember = (l: AcceleratorLease) => latest.set(l.metadata.uid ?? '', l);
-  let ownerChanged: AcceleratorOwner | undefined;
 
   const write = async (action: Exclude<Action, { type: 'wait' | 'event' }>): Promise<void> => {
     switch (action.type) {
@@ -60,7 +58,6 @@ export async function runActions(
         break;
       case 'setOwner':
         await writes.setOwner(action.accelerator, action.owner, handoffAt);
-        ownerChanged = action.owner;
         break;
     }
   };
@@ -91,7 +88,7 @@ export async function runActions(
   }
   await settle();
   for (const e of notes) events.event(e.regarding, e.eventType, e.reason, e.reason, e.note);
-  return ownerChanged ? { ownerChanged, leases: latest } : { leases: latest };
+  return latest;
 }
 
 /** Everything one reconcile decided, in the order it is carried out. */
@@ -121,23 +118,14 @@ export interface ExecutorPorts {
   onPodCall?(effect: PodCall, outcome: CallOutcome): void;
 }
 
-export interface Executed {
-  readonly ownerChanged?: AcceleratorOwner;
-  readonly leases: ReadonlyMap<string, AcceleratorLease>;
-}
-
 /**
  * Carry out `plan`: the actions (see runActions), the idle records, then the reaper's effects.
  * Pod calls go out concurrently; their answers are folded into the records they belong to and
  * written in one more write. A failed write throws, and nothing after it runs: the records
  * written before a call say it may have been sent, which is what the next reconcile assumes.
  */
-export async function execute(
-  plan: Plan,
-  ports: ExecutorPorts,
-  handoffAt: string,
-): Promise<Executed> {
-  const done = await runActions(plan.actions, ports.writes, ports.events, handoffAt);
+export async function execute(plan: Plan, ports: ExecutorPorts, handoffAt: string): Promise<void> {
+  const written = await runActions(plan.actions, ports.writes, ports.events, handoffAt);
   let accel = plan.accelerator;
   // The answers are folded into the records just stored, at the version just written.
   if (accel && plan.idleEvictions) {
@@ -146,9 +134,9 @@ export async function execute(
       await ports.writes.setIdleEvictions(accel, plan.idleEvictions),
     );
   }
-  if (!accel || plan.effects.length === 0) return done;
+  if (!accel || plan.effects.length === 0) return;
   const answers = await runEffects(accel, plan.effects, ports);
-  if (answers.length === 0) return done;
+  if (answers.length === 0) return;
   const fold = (records: readonly EvictionRecord[]) => {
     let out = [...records];
     for (const { effect, outcome } of answers) {
@@ -159,15 +147,14 @@ export async function execute(
     return out;
   };
   const uid = plan.recordsLease?.metadata.uid;
-  const lease = uid ? (done.leases.get(uid) ?? plan.recordsLease) : undefined;
+  const lease = uid ? (written.get(uid) ?? plan.recordsLease) : undefined;
   if (lease) {
     const status = { ...lease.status, evictions: fold(lease.status?.evictions ?? []) };
-    const written = await ports.writes.replaceLeaseStatus(lease, status);
-    return { ...done, leases: new Map([...done.leases, [uid ?? '', written]]) };
+    await ports.writes.replaceLeaseStatus(lease, status);
+    return;
   }
   const idle = idleEvictionsOf(accel);
   if (idle.length > 0) await ports.writes.setIdleEvictions(accel, fold(idle));
-  return done;
 }
 
 /** The reaper's effects: pod calls and the cordon at once, then its Events; the calls' answers. */

@@ -14,7 +14,7 @@ export {
   wakeKeys,
   type Change,
 } from './keys.ts';
-export { execute, runActions, type ExecutorPorts, type Plan, type Executed } from './executor.ts';
+export { execute, runActions, type ExecutorPorts, type Plan } from './executor.ts';
 export {
   clusterPods,
   clusterReads,

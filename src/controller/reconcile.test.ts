@@ -99,6 +99,44 @@ const leaseOf = (api: MemoryApi, name: string) =>
 const ownerOf = (api: MemoryApi) =>
   api.get<Stored & Accelerator>('accelerators', ACCEL)?.spec.owner;
 
+/**
+ * team-a's lease is granted, then deleted while team-io/loader-0 still pins its memory, and
+ * team-a/next waits: the device is handed to next and reported Stuck on that pin.
+ */
+async function stuckOnLoader(c: ReturnType<typeof cluster>) {
+  c.api.put('pods', {
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: { name: 'loader-0', namespace: 'team-io', uid: 'uid-loader-0' },
+    spec: { nodeName: 'node-a' },
+  } as Stored & V1Pod);
+  c.api.put('leases', c.lease('old'));
+  const ctrl = c.controller();
+  await ctrl.run();
+  c.agentReports();
+  ctrl.catchUp();
+  await ctrl.run();
+  c.api.put('leases', c.lease('next'));
+  c.api.deleteObject('leases', 'team-a/old');
+  ctrl.catchUp();
+  await ctrl.run();
+  expect(ownerOf(c.api)?.lease?.name).toBe('next');
+  c.agentReports([
+    {
+      inode: 7,
+      kind: 'rdma-mr',
+      importer: 'imp0',
+      pod: { namespace: 'team-io', name: 'loader-0' },
+      podUID: 'uid-loader-0',
+      pid: 4711,
+      comm: 'loader',
+      epoch: 1,
+      since: new Date(T0).toISOString(),
+    },
+  ]);
+  return ctrl;
+}
+
 describe('reconcile through the executor', () => {
   it('grants a free device in rounds, never conflicting with its own writes before the watch catches up', async () => {
     const c = cluster();
@@ -146,38 +184,7 @@ describe('reconcile through the executor', () => {
     const c = cluster({
       refuse: 'Cannot evict pod as it would violate the pod disruption budget.',
     });
-    c.api.put('pods', {
-      apiVersion: 'v1',
-      kind: 'Pod',
-      metadata: { name: 'loader-0', namespace: 'team-io', uid: 'uid-loader-0' },
-      spec: { nodeName: 'node-a' },
-    } as Stored & V1Pod);
-    const old = c.lease('old');
-    c.api.put('leases', old);
-    const ctrl = c.controller();
-    await ctrl.run();
-    c.agentReports();
-    ctrl.catchUp();
-    await ctrl.run();
-    // The old tenant's importer pins; the tenant deletes its lease and another waits.
-    c.api.put('leases', c.lease('next'));
-    c.api.deleteObject('leases', 'team-a/old');
-    ctrl.catchUp();
-    await ctrl.run();
-    expect(ownerOf(c.api)?.lease?.name).toBe('next');
-    c.agentReports([
-      {
-        inode: 7,
-        kind: 'rdma-mr',
-        importer: 'imp0',
-        pod: { namespace: 'team-io', name: 'loader-0' },
-        podUID: 'uid-loader-0',
-        pid: 4711,
-        comm: 'loader',
-        epoch: 1,
-        since: new Date(T0).toISOString(),
-      },
-    ]);
+    const ctrl = await stuckOnLoader(c);
     for (let i = 0; i < 3; i++) {
       ctrl.catchUp();
       await ctrl.run();
@@ -191,35 +198,7 @@ describe('reconcile through the executor', () => {
 
   it('does not evict a pod the device, read live, no longer reports pinning', async () => {
     const c = cluster();
-    c.api.put('pods', {
-      apiVersion: 'v1',
-      kind: 'Pod',
-      metadata: { name: 'loader-0', namespace: 'team-io', uid: 'uid-loader-0' },
-      spec: { nodeName: 'node-a' },
-    } as Stored & V1Pod);
-    c.api.put('leases', c.lease('old'));
-    const ctrl = c.controller();
-    await ctrl.run();
-    c.agentReports();
-    ctrl.catchUp();
-    await ctrl.run();
-    c.api.put('leases', c.lease('next'));
-    c.api.deleteObject('leases', 'team-a/old');
-    ctrl.catchUp();
-    await ctrl.run();
-    c.agentReports([
-      {
-        inode: 7,
-        kind: 'rdma-mr',
-        importer: 'imp0',
-        pod: { namespace: 'team-io', name: 'loader-0' },
-        podUID: 'uid-loader-0',
-        pid: 4711,
-        comm: 'loader',
-        epoch: 1,
-        since: new Date(T0).toISOString(),
-      },
-    ]);
+    const ctrl = await stuckOnLoader(c);
     const record = () => leaseOf(c.api, 'next')?.status?.evictions?.[0];
     for (let i = 0; i < 5 && record()?.result !== 'Planned'; i++) {
       ctrl.catchUp();
