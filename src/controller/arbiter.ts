@@ -164,7 +164,9 @@ interface Round {
 }
 
 /** What the round wants for one lease: a status, nothing (deferred while settling), or to let go. */
-type LeaseWant = { kind: 'status'; want: Desired } | { kind: 'defer' } | { kind: 'release' };
+type LeaseWant =
+  /** `wakeAt`: when this want may change with nothing else happening (a hold running out). */
+  { kind: 'status'; want: Desired; wakeAt?: number } | { kind: 'defer' } | { kind: 'release' };
 
 /**
  * Decide the writes for one accelerator. `leases` are every lease that targets it (by name, or
@@ -209,11 +211,8 @@ export function decide(
   // The holder's expiry (granted and with a duration) is the next moment anything changes.
   const expiry = next && round.enforced ? leaseExpiry(next) : undefined;
   const deferred = perLease.some((x) => x.want.kind === 'defer');
-  const recordsCounted = leases
-    .filter((l) => l.metadata.deletionTimestamp)
-    .map((l) => countedUntil(l.status?.evictions ?? []))
-    .filter((t): t is number => t !== undefined && t > now);
-  const wakeAt = [expiry, deferred ? round.settleUntil : undefined, ...recordsCounted].filter(
+  const holds = perLease.map((x) => (x.want.kind === 'status' ? x.want.wakeAt : undefined));
+  const wakeAt = [expiry, deferred ? round.settleUntil : undefined, ...holds].filter(
     (t): t is number => t !== undefined,
   );
   return wakeAt.length > 0
@@ -374,6 +373,7 @@ function releasing(r: Round, lease: AcceleratorLease): LeaseWant {
       ...(epoch !== undefined && { epoch }),
       conditions: [cond(lease, 'Granted', 'False', 'Releasing', why)],
     },
+    ...(holdsRecords && { wakeAt: counted }),
   };
 }
 

@@ -202,12 +202,14 @@ export class MemoryApi {
     return o;
   }
 
-  private precondition(opts: RequestOptions, stored: Stored, rv: string | undefined): void {
-    if (rv !== undefined && this.raceControllerWrite()) {
-      // Another writer got there first: same content, a newer version.
-      const resource = ROUTES.find((r) => r.re.test(opts.path))?.resource ?? 'leases';
-      stored = this.put(resource, stored);
-    }
+  private precondition(
+    opts: RequestOptions,
+    resource: Resource,
+    stored: Stored,
+    rv: string | undefined,
+  ): void {
+    // Another writer got there first: same content, a newer version.
+    if (rv !== undefined && this.raceControllerWrite()) stored = this.put(resource, stored);
     if (rv !== undefined && rv !== stored.metadata.resourceVersion) {
       throw new KubeApiError(opts.method, opts.path, 409, {
         reason: 'Conflict',
@@ -219,7 +221,7 @@ export class MemoryApi {
   private patch(opts: RequestOptions, resource: Resource, key: string, sub?: string): unknown {
     const stored = this.existing(opts, resource, key);
     const body = opts.body as Stored;
-    this.precondition(opts, stored, body.metadata?.resourceVersion);
+    this.precondition(opts, resource, stored, body.metadata?.resourceVersion);
     const meta = { ...body.metadata };
     delete meta.resourceVersion;
     const patched = mergePatch(stored, { ...body, metadata: meta }) as Stored;
@@ -233,7 +235,7 @@ export class MemoryApi {
   private replace(opts: RequestOptions, resource: Resource, key: string, sub?: string): unknown {
     const stored = this.existing(opts, resource, key);
     const body = opts.body as Stored;
-    this.precondition(opts, stored, body.metadata.resourceVersion);
+    this.precondition(opts, resource, stored, body.metadata.resourceVersion);
     if (body.metadata.uid !== undefined && body.metadata.uid !== stored.metadata.uid) {
       throw new KubeApiError(opts.method, opts.path, 409, {
         reason: 'Conflict',

@@ -416,8 +416,13 @@ export class World {
 
   // ---- the API server's side of pod calls ---------------------------------------------------------
 
+  /** The pod's PDB still refuses: for a while after the handoff starts, as planned. */
+  private pdbRefuses(pod: V1Pod): boolean {
+    return this.now < this.handoffAt + (this.plan(pod)?.pdbRefuseMs ?? 0);
+  }
+
   private refuseEviction(pod: V1Pod): string | undefined {
-    if (this.now >= this.handoffAt + (this.plan(pod)?.pdbRefuseMs ?? 0)) return undefined;
+    if (!this.pdbRefuses(pod)) return undefined;
     this.stats.refusals++;
     return "Cannot evict pod as it would violate the pod's disruption budget.";
   }
@@ -474,8 +479,7 @@ export class World {
       );
       this.stats.evictions++;
       if ((this.plan(pod)?.termMs ?? 0) >= 20_000) this.stats.slowPods++;
-      if (this.refuseEviction(pod) === undefined) this.accepted.add(uid);
-      else this.stats.refusals--; // counted once, when the API server refuses it
+      if (!this.pdbRefuses(pod)) this.accepted.add(uid);
     } else {
       check(
         this.s.policy.onDeadline !== 'Wait',
@@ -577,7 +581,7 @@ export class World {
     }
     for (const a of this.api.peekAll<Stored & Accelerator>('accelerators')) {
       const name = a.metadata.name ?? '';
-      for (const r of idleEvictionsOf(a) ?? []) {
+      for (const r of idleEvictionsOf(a)) {
         if (r.result === 'Planned')
           this.planned.add(`idle:${name}@${a.spec.owner?.epoch}/${r.uid}`);
       }
