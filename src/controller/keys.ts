@@ -73,7 +73,8 @@ export function wakeKeys(change: Change, accelerators: () => readonly Accelerato
       return change.type === 'add' ? [acceleratorKey(change.obj.spec.accelerator)] : [];
     case 'pods': {
       if (change.type !== 'update' && change.type !== 'delete') return [];
-      const key = `${change.obj.metadata?.namespace ?? ''}/${change.obj.metadata?.name ?? ''}`;
+      const { namespace = '', name = '' } = change.obj.metadata ?? {};
+      const key = podKey({ namespace, name });
       return accelerators()
         .filter(
           (a) =>
