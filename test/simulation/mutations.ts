@@ -56,10 +56,10 @@ export const MUTATIONS: readonly Mutation[] = [
   {
     name: 'executor: run the pod calls before the writes that record them',
     file: 'src/controller/executor.ts',
-    find: '  const done = await runActions(plan.actions, ports.writes, ports.events, handoffAt);\n',
+    find: '  const written = await runActions(plan.actions, ports.writes, ports.events, handoffAt);\n',
     replace:
       '  if (plan.accelerator && plan.effects.length > 0) await runEffects(plan.accelerator, plan.effects, ports);\n' +
-      '  const done = await runActions(plan.actions, ports.writes, ports.events, handoffAt);\n',
+      '  const written = await runActions(plan.actions, ports.writes, ports.events, handoffAt);\n',
   },
   {
     name: 'executor: evict from the cached plan, without reading the device live first',
