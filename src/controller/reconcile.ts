@@ -65,8 +65,11 @@ export async function reconcile(
     evictingElsewhere: ctx.view.evictingElsewhere(name),
     now,
   });
+  // The reaper's state is the decision's, served before its writes land, so nobody who sees the
+  // grant scrapes the state it ended; a grant is counted once its write succeeded.
+  observeReaper(ctx.observer, accelerator, leases, decision);
   await execute(planOf(accelerator, leases, decision), ports, at);
-  observe(ctx.observer, accelerator, leases, decision, now);
+  observeGrant(ctx.observer, accelerator, decision, now);
   return decision.requeueAfterMs !== undefined
     ? { requeueAfter: Math.max(1, decision.requeueAfterMs) }
     : undefined;
@@ -102,16 +105,14 @@ function placementActions(view: ControllerView, now: number): Action[] {
     .map(({ lease, status }) => ({ type: 'leaseStatus', lease, status }));
 }
 
-/** Tell the observer what the reconcile did: a grant after a handoff, the reaper's state. */
-function observe(
+/** Tell the observer of a grant that ended a handoff, and how long the handoff took. */
+function observeGrant(
   observer: ReconcileObserver | undefined,
   accelerator: Accelerator,
-  leases: readonly AcceleratorLease[],
   d: HandoffDecision,
   now: number,
 ): void {
   if (!observer) return;
-  const name = accelerator.metadata.name ?? '';
   const startedAt = accelerator.metadata.annotations?.[LAST_HANDOFF_ANNOTATION];
   for (const a of d.actions) {
     const granted =
@@ -122,6 +123,17 @@ function observe(
       observer.handoffGranted(Math.max(0, (now - Date.parse(startedAt)) / 1000));
     }
   }
+}
+
+/** Tell the observer the reaper's state for the device, and whether it just became Unresolvable. */
+function observeReaper(
+  observer: ReconcileObserver | undefined,
+  accelerator: Accelerator,
+  leases: readonly AcceleratorLease[],
+  d: HandoffDecision,
+): void {
+  if (!observer) return;
+  const name = accelerator.metadata.name ?? '';
   const summary = d.reaper;
   const ownerUid = accelerator.spec.owner?.lease?.uid;
   const lease = leases.find((l) => l.metadata.uid === ownerUid);
