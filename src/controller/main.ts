@@ -39,7 +39,8 @@ function fail(message: string): never {
 let client: KubeClient;
 try {
   client = new KubeClient(loadKubeConfig({ kubeconfig: flags.kubeconfig }), {
-    userAgent: PROGRAM,
+    // The identity tells replicas apart in the API server's audit log.
+    userAgent: `${PROGRAM} (${flags.identity})`,
   });
   await client.request({ method: HttpMethod.GET, path: '/apis/accel.dmabuf.io/v1alpha1' });
 } catch (err) {
@@ -115,8 +116,8 @@ const shutdown = async (why: string, code: number) => {
 process.on('SIGTERM', () => void shutdown('SIGTERM', 0));
 process.on('SIGINT', () => void shutdown('SIGINT', 0));
 
-const reconcile = (signal: AbortSignal) => {
-  reconciling ??= controller.run(signal).catch((err: unknown) => {
+const reconcile = (signal: AbortSignal, fence?: () => boolean) => {
+  reconciling ??= controller.run(signal, fence).catch((err: unknown) => {
     log.error({ err }, 'controller stopped');
     void shutdown('controller stopped', 1);
   });
@@ -144,7 +145,7 @@ if (!stopping) {
       onStartedLeading: (signal) => {
         if (stopping) return;
         log.info('leading: reconciling');
-        reconcile(signal);
+        reconcile(signal, () => elector?.fence() ?? false);
       },
       onStoppedLeading: () => {
         if (!stopping) void shutdown('leadership lost', 1);

@@ -25,7 +25,7 @@ import {
 } from './keys.ts';
 import { reconcile, type ReconcileContext } from './reconcile.ts';
 import { ControllerView } from './view.ts';
-import { clusterPods, clusterReads, clusterWrites, type EventSink } from './writes.ts';
+import { clusterPods, fenced, clusterReads, clusterWrites, type EventSink } from './writes.ts';
 
 export interface LeaseControllerOptions {
   kc: KubeConfig;
@@ -143,14 +143,26 @@ export class LeaseController {
     await Promise.all(this.informers().map((i) => i.start()));
   }
 
-  /** Run the workers until `signal` aborts (leadership lost or shutdown); then drain. */
-  async run(signal: AbortSignal): Promise<void> {
+  /**
+   * Run the workers until `signal` aborts (leadership lost or shutdown); then drain. `fence`,
+   * under leader election, is asked before every write whether this replica still leads.
+   */
+  async run(signal: AbortSignal, fence: () => boolean = () => !signal.aborted): Promise<void> {
     // Every write carries the leadership signal: losing the lease aborts requests in flight.
+    const { writes, pods, events } = fenced(
+      {
+        writes: clusterWrites(this.opts.client, signal),
+        pods: clusterPods(this.opts.client),
+        events: this.opts.events,
+      },
+      fence,
+      signal,
+    );
     const ports: ExecutorPorts = {
-      writes: this.view.recording(clusterWrites(this.opts.client, signal)),
+      writes: this.view.recording(writes),
       reads: clusterReads(this.opts.client),
-      pods: clusterPods(this.opts.client),
-      events: this.opts.events,
+      pods,
+      events,
       signal,
       now: () => this.clock.now(),
       onPodCall: (effect, outcome) => this.metrics.podCall(effect, outcome),

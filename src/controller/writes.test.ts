@@ -2,7 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import type { Accelerator, EvictionRecord } from '../crds/index.ts';
 import type { KubeClient } from '../kube/index.ts';
-import { clusterWrites } from './writes.ts';
+import { clusterPods, clusterWrites, fenced, type EventSink } from './writes.ts';
 
 const record: EvictionRecord = {
   pod: { namespace: 'team-io', name: 'loader-0' },
@@ -73,5 +73,46 @@ describe('clusterWrites', () => {
       { metadata: { resourceVersion: '7' }, spec: { owner: { idleEvictions: [record] } } },
       { metadata: { resourceVersion: '7' }, spec: { owner: { idleEvictions: null } } },
     ]);
+  });
+});
+
+describe('fenced', () => {
+  it('sends nothing once the fence says this replica no longer leads, and the write before it goes out', async () => {
+    const calls: string[] = [];
+    const client = {
+      request: (req: { method: string; path: string }) => {
+        calls.push(`${req.method} ${req.path}`);
+        return Promise.resolve(accel);
+      },
+    } as unknown as KubeClient;
+    const events: string[] = [];
+    const sink: EventSink = {
+      event: (_r, _t, reason) => events.push(reason),
+      eventRef: (_r, _t, reason) => events.push(reason),
+    };
+    const leadership = new AbortController();
+    let leading = true;
+    const fence = () => {
+      if (!leading) leadership.abort(new Error('leadership lost: not renewed'));
+      return leading;
+    };
+    const ports = fenced(
+      { writes: clusterWrites(client), pods: clusterPods(client), events: sink },
+      fence,
+      leadership.signal,
+    );
+    await ports.writes.annotate(accel, { a: 'b' });
+    ports.events.event(accel, 'Normal', 'Before', 'Test', 'sent');
+    leading = false;
+    await expect(ports.writes.setIdleEvictions(accel, [])).rejects.toThrow(/leadership lost/);
+    const evict = { type: 'evict', pod: record.pod, uid: record.uid } as const;
+    expect(await ports.pods.call(evict as never, leadership.signal)).toEqual({
+      kind: 'failed',
+      message: 'not sent: leadership lost: not renewed',
+    });
+    ports.events.event(accel, 'Normal', 'After', 'Test', 'dropped');
+    expect(calls).toEqual(['PATCH /apis/accel.dmabuf.io/v1alpha1/accelerators/node-a-hl0']);
+    expect(events).toEqual(['Before']);
+    expect(leadership.signal.aborted).toBe(true);
   });
 });

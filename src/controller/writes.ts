@@ -145,3 +145,41 @@ export function recorderSink(recorder: EventRecorder): EventSink {
       recorder.event(regarding, type, reason, action, note),
   };
 }
+
+/**
+ * The same ports, asking `fence` before each write, pod call and Event whether this replica may
+ * still lead. Once it says no (it has aborted `signal`), nothing more is sent: writes reject
+ * with the signal's reason, a pod call is answered `failed` unsent, an Event is dropped.
+ */
+export function fenced(
+  ports: { writes: Writes; pods: PodCalls; events: EventSink },
+  fence: () => boolean,
+  signal: AbortSignal,
+): { writes: Writes; pods: PodCalls; events: EventSink } {
+  const unsent = (): Error =>
+    signal.reason instanceof Error ? signal.reason : new Error('no longer leading');
+  const guard =
+    <A extends unknown[], R>(write: (...args: A) => Promise<R>) =>
+    (...args: A): Promise<R> =>
+      fence() ? write(...args) : Promise.reject(unsent());
+  const { writes, pods, events } = ports;
+  return {
+    writes: {
+      setLeaseFinalizers: guard(writes.setLeaseFinalizers.bind(writes)),
+      replaceLeaseStatus: guard(writes.replaceLeaseStatus.bind(writes)),
+      annotate: guard(writes.annotate.bind(writes)),
+      setIdleEvictions: guard(writes.setIdleEvictions.bind(writes)),
+      setOwner: guard(writes.setOwner.bind(writes)),
+    },
+    pods: {
+      call: (effect, s) =>
+        fence()
+          ? pods.call(effect, s)
+          : Promise.resolve({ kind: 'failed', message: `not sent: ${unsent().message}` }),
+    },
+    events: {
+      event: (...args) => void (fence() && events.event(...args)),
+      eventRef: (...args) => void (fence() && events.eventRef(...args)),
+    },
+  };
+}

@@ -360,6 +360,31 @@ describe('LeaderElector', () => {
     await a.e.stop();
   });
 
+  it('fences by the clock: after a pause past the renew deadline, the first write asked about is refused before any timer runs', async () => {
+    const fake = new FakeClock(1_000_000);
+    // A process resumed from SIGSTOP: its clock jumped, its timers have not run yet.
+    let jumped = 0;
+    const resumed = {
+      now: () => fake.now() + jumped,
+      setTimeout: (fn: () => void, ms: number) => fake.setTimeout(fn, ms),
+      sleep: (ms: number, signal?: AbortSignal) => fake.sleep(ms, signal),
+    };
+    const store = new MemoryLeaseStore();
+    const a = elector('a', store, resumed as unknown as FakeClock);
+    void a.e.run();
+    await tick(fake, 1000);
+    expect(a.e.isLeader()).toBe(true);
+    expect(a.e.fence()).toBe(true);
+    // It last renewed when it acquired, a second before the pause.
+    jumped = 8_999; // 9.999 s since that renewal: inside the 10 s renew deadline
+    expect(a.e.fence()).toBe(true);
+    jumped = 9_000;
+    expect(a.e.fence()).toBe(false);
+    expect(a.signal()?.aborted).toBe(true);
+    expect(a.log).toEqual(['started', 'stopped']);
+    await a.e.stop();
+  });
+
   it('gives up at once when it sees another holder', async () => {
     const { clock, store, a } = await leadingAlone();
     store.lease!.spec = { holderIdentity: 'usurper', leaseDurationSeconds: 15 };

@@ -149,6 +149,21 @@ export class LeaderElector {
     return this.leadership !== undefined;
   }
 
+  /**
+   * Whether this replica may still write as leader, asked right before each write. It goes by
+   * the clock, not the deadline timer: a process that was stopped (SIGSTOP, a long GC pause) runs
+   * I/O callbacks before timers when it resumes, so the timer alone would let a write out after
+   * the lease may have passed to another replica. Past the renew deadline of its last renewal,
+   * this replica stops leading there and then and answers false.
+   */
+  fence(): boolean {
+    const renewedAt = this.lastRenewAt;
+    if (renewedAt !== undefined && this.clock.now() - renewedAt >= this.renewDeadlineMs) {
+      this.lose(`not renewed within the renew deadline (${this.renewDeadlineMs} ms)`);
+    }
+    return this.isLeader();
+  }
+
   /** Holder of the lease as last observed ('' if none). */
   leader(): string {
     return this.knownLeader;
