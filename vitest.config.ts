@@ -8,14 +8,20 @@ export default defineConfig({
       {
         test: {
           name: 'unit',
-          include: ['src/**/*.test.ts', 'bench/**/*.test.ts', 'test/**/*.test.ts'],
+          include: [
+            'src/**/*.test.ts',
+            'bench/**/*.test.ts',
+            'test/**/*.test.ts',
+            // The chaos suite's own judgement: pure, no cluster.
+            'e2e/chaos/**/*.test.ts',
+          ],
         },
       },
       {
         test: {
           name: 'cluster',
           include: ['e2e/**/*.test.ts'],
-          exclude: [...configDefaults.exclude, 'e2e/guest/**'],
+          exclude: [...configDefaults.exclude, 'e2e/guest/**', 'e2e/chaos/**'],
           globalSetup: ['e2e/harness/global-setup.ts'],
           // Controllers under test watch every accelerator in the cluster: one file at a time.
           fileParallelism: false,

@@ -9,5 +9,10 @@ export const BENCH_FLAGS = {
   scaleLeases: flag.string('leases in the scale fleet (default 5 per accelerator)'),
   scaleExports: flag.string('exports in the scale fleet (default 20 per accelerator)'),
   scaleColdStarts: flag.int('controller cold starts timed against a LIST', 3, 1),
+  failoverSamples: flag.int('leader kills timed per election timing', 3, 1),
+  only: flag.string(
+    'comma-separated benchmarks to run (handoff, reaper, failover, scale, kernel); the rest are reported as not measured',
+    'handoff,reaper,failover,scale,kernel',
+  ),
   scaleCpuProf: flag.string("directory for V8 CPU profiles of the scale bench's controllers (off)"),
 };

@@ -1,6 +1,7 @@
 // Regenerates the results section of bench/README.md (between its markers) from one run.
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import type { FailoverResult } from './failover.ts';
 import type { HandoffResult } from './handoff.ts';
 import type { ReaperResult } from './reaper.ts';
 import type { Environment } from './report.ts';
@@ -34,6 +35,7 @@ export function resultsSection(
   h: HandoffResult | undefined,
   r: ReaperResult | undefined,
   sc?: ScaleResult,
+  f?: FailoverResult,
 ): string {
   const gib = (env.machine.memoryBytes / 2 ** 30).toFixed(0);
   const rows: string[] = [
@@ -65,6 +67,15 @@ export function resultsSection(
   } else {
     rows.push('| Stuck handoff vs kubectl drain | not measured | | | <= 0.5 | not measured |');
   }
+  for (const row of f?.rows ?? []) {
+    rows.push(
+      `| Failover, ${row.label}: leader SIGKILLed to the new leader's first reconcile (median of ${row.samples.toFirstReconcileMs.length}; the waiting handoff done at ${row.toHandoffMs} ms) | ${row.toFirstReconcileMs} ms | ${row.leaseDurationMs} ms (the lease duration a standby must wait out) | ${row.overLease}x | - | - |`,
+    );
+  }
+  if (!f)
+    rows.push(
+      '| Failover after SIGKILL of the leader | not measured | lease duration | - | - | not measured |',
+    );
   rows.push(...(sc ? scaleRows(sc) : NO_SCALE_ROWS));
   rows.push(
     `| Kernel model | ${s.kernelOpsPerSec?.toLocaleString('en-US') ?? 'not measured'} ops/s | - | - | >= 100,000 | ${verdict(s.kernelOpsPerSec, 100_000, false)} |`,
@@ -117,9 +128,10 @@ export async function updateReadme(
   h: HandoffResult | undefined,
   r: ReaperResult | undefined,
   sc?: ScaleResult,
+  f?: FailoverResult,
 ): Promise<void> {
   const text = readFileSync(README, 'utf8');
-  const section = resultsSection(env, s, h, r, sc);
+  const section = resultsSection(env, s, h, r, sc, f);
   const a = text.indexOf(BEGIN);
   const b = text.indexOf(END);
   const next =

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { loadKubeConfig, parseFlagsOrExit } from '../src/kube/index.ts';
 import { upByHand } from '../e2e/cluster/index.ts';
 import { BENCH_FLAGS } from './flags.ts';
+import { benchFailover, type FailoverResult } from './failover.ts';
 import { benchHandoff, type HandoffResult } from './handoff.ts';
 import { benchReaper, summarizeRounds, type ReaperResult, type ReaperRound } from './reaper.ts';
 import { benchScale, type ScaleResult } from './scale.ts';
@@ -21,6 +22,17 @@ const log = (line: string) =>
   process.stdout.write(`[bench t+${((Date.now() - started) / 1000).toFixed(1)}s] ${line}\n`);
 
 const args = parseFlagsOrExit('npm run bench --', BENCH_FLAGS);
+const BENCHES = ['handoff', 'reaper', 'failover', 'scale', 'kernel'] as const;
+const only = new Set(args.only.split(',').map((x) => x.trim()));
+for (const name of only) {
+  if (!(BENCHES as readonly string[]).includes(name)) {
+    process.stderr.write(
+      `npm run bench --: --only: unknown benchmark "${name}" (${BENCHES.join(', ')})\n`,
+    );
+    process.exit(2);
+  }
+}
+const runs = (name: (typeof BENCHES)[number]) => only.has(name);
 
 function kernel(env: Environment): number {
   log('kernel model micro-benchmark (bench/kernel.bench.ts)');
@@ -71,81 +83,101 @@ async function main(): Promise<void> {
   let handoff: HandoffResult | undefined;
   let reaper: ReaperResult | undefined;
   let scale: ScaleResult | undefined;
+  let failover: FailoverResult | undefined;
   try {
-    const n = args.handoffs;
-    log(`handoff latency: ${n} handoffs, each followed by its floor`);
-    handoff = await benchHandoff(b, up.kubeconfigPath, n, log, async () =>
-      requestsByVerb(await ctl.metrics()),
-    );
-    writeFileSync(
-      join(import.meta.dirname, 'handoff.svg'),
-      cdfSvg([
-        { label: 'handoff', color: '#d62728', samples: handoff.samples.handoffMs },
-        {
-          label: `floor: the handoff's ${handoff.hopsPerHandoff} writes, bare client`,
-          color: '#1f77b4',
-          samples: handoff.samples.floorMs,
-        },
-        {
-          label: `${handoff.hopsPerHandoff} ConfigMap write hops`,
-          color: '#7f7f7f',
-          samples: handoff.samples.configMapFloorMs,
-        },
-      ]),
-    );
-    summary.handoffOverFloorP50 = handoff.overFloor.p50;
-    summary.handoffP99Ms = handoff.handoffMs.p99;
-    log(
-      `handoff p50 ${handoff.handoffMs.p50} ms vs floor ${handoff.floorMs.p50} ms: ${handoff.overFloor.p50}x (ConfigMap hops ${handoff.configMapFloorMs.p50} ms: ${handoff.overConfigMapFloor.p50}x)`,
-    );
-    const q = handoff.requestsPerHandoff;
-    if (q) {
-      summary.requestsPerHandoff = q.p50;
-      log(
-        `controller requests per handoff: p50 ${q.p50}, mean ${q.mean} ${JSON.stringify(q.meanByVerb)}`,
+    if (runs('handoff')) {
+      const n = args.handoffs;
+      log(`handoff latency: ${n} handoffs, each followed by its floor`);
+      handoff = await benchHandoff(b, up.kubeconfigPath, n, log, async () =>
+        requestsByVerb(await ctl.metrics()),
       );
+      writeFileSync(
+        join(import.meta.dirname, 'handoff.svg'),
+        cdfSvg([
+          { label: 'handoff', color: '#d62728', samples: handoff.samples.handoffMs },
+          {
+            label: `floor: the handoff's ${handoff.hopsPerHandoff} writes, bare client`,
+            color: '#1f77b4',
+            samples: handoff.samples.floorMs,
+          },
+          {
+            label: `${handoff.hopsPerHandoff} ConfigMap write hops`,
+            color: '#7f7f7f',
+            samples: handoff.samples.configMapFloorMs,
+          },
+        ]),
+      );
+      summary.handoffOverFloorP50 = handoff.overFloor.p50;
+      summary.handoffP99Ms = handoff.handoffMs.p99;
+      log(
+        `handoff p50 ${handoff.handoffMs.p50} ms vs floor ${handoff.floorMs.p50} ms: ${handoff.overFloor.p50}x (ConfigMap hops ${handoff.configMapFloorMs.p50} ms: ${handoff.overConfigMapFloor.p50}x)`,
+      );
+      const q = handoff.requestsPerHandoff;
+      if (q) {
+        summary.requestsPerHandoff = q.p50;
+        log(
+          `controller requests per handoff: p50 ${q.p50}, mean ${q.mean} ${JSON.stringify(q.meanByVerb)}`,
+        );
+      }
+      writeResult('handoff', { ...env, ...handoff });
     }
-    writeResult('handoff', { ...env, ...handoff });
 
-    const holders = args.holders;
-    log(`stuck handoff: ${holders} holder pods, reaper vs kubectl drain`);
-    const rounds: ReaperRound[] = [];
-    for (let i = 1; i <= args.rounds; i++) {
-      const round = await benchReaper(b, up.kubeconfigPath, up.bins.kubectl, holders, log);
-      rounds.push(round);
-      log(`round ${i}: reaper ${round.reaperMs} ms vs drain ${round.drainMs} ms: ${round.ratio}x`);
+    if (runs('reaper')) {
+      const holders = args.holders;
+      log(`stuck handoff: ${holders} holder pods, reaper vs kubectl drain`);
+      const rounds: ReaperRound[] = [];
+      for (let i = 1; i <= args.rounds; i++) {
+        const round = await benchReaper(b, up.kubeconfigPath, up.bins.kubectl, holders, log);
+        rounds.push(round);
+        log(
+          `round ${i}: reaper ${round.reaperMs} ms vs drain ${round.drainMs} ms: ${round.ratio}x`,
+        );
+      }
+      reaper = summarizeRounds(rounds);
+      writeResult('reaper', { ...env, ...reaper });
+      summary.reaperOverDrain = reaper.ratio;
+      log(`reaper median ${reaper.reaperMs} ms vs drain ${reaper.drainMs} ms: ${reaper.ratio}x`);
     }
-    reaper = summarizeRounds(rounds);
-    writeResult('reaper', { ...env, ...reaper });
-    summary.reaperOverDrain = reaper.ratio;
-    log(`reaper median ${reaper.reaperMs} ms vs drain ${reaper.drainMs} ms: ${reaper.ratio}x`);
 
-    // The scale bench starts controllers of its own.
+    // The failover and scale benches start controllers of their own.
     await ctl.stop();
-    const accelerators = args.scaleAccelerators;
-    const leases = Number(args.scaleLeases ?? 5 * accelerators);
-    const exports = Number(args.scaleExports ?? 20 * accelerators);
-    log(`scale: ${accelerators} accelerators, ${leases} leases, ${exports} exports`);
-    scale = await benchScale(
-      up.kubeconfigPath,
-      {
-        accelerators,
-        leases,
-        exports,
-        coldStarts: args.scaleColdStarts,
-        ...(args.scaleCpuProf && { cpuProfileDir: args.scaleCpuProf }),
-      },
-      log,
-    );
-    writeResult('scale', { ...env, ...scale });
-    summary.coldStartOverList = scale.coldStart.overList;
-    summary.rssBytesPerObject = scale.rss.bytesPerObject;
+    if (runs('failover')) {
+      log(`failover: SIGKILL of the leader, ${args.failoverSamples} times per election timing`);
+      failover = await benchFailover(b, up.kubeconfigPath, args.failoverSamples, log);
+      writeResult('failover', { ...env, ...failover });
+    }
+    if (runs('scale')) {
+      const accelerators = args.scaleAccelerators;
+      const leases = Number(args.scaleLeases ?? 5 * accelerators);
+      const exports = Number(args.scaleExports ?? 20 * accelerators);
+      log(`scale: ${accelerators} accelerators, ${leases} leases, ${exports} exports`);
+      scale = await benchScale(
+        up.kubeconfigPath,
+        {
+          accelerators,
+          leases,
+          exports,
+          coldStarts: args.scaleColdStarts,
+          ...(args.scaleCpuProf && { cpuProfileDir: args.scaleCpuProf }),
+        },
+        log,
+      );
+      writeResult('scale', { ...env, ...scale });
+      summary.coldStartOverList = scale.coldStart.overList;
+      summary.rssBytesPerObject = scale.rss.bytesPerObject;
+    }
   } finally {
     await stopAll();
   }
-  summary.kernelOpsPerSec = kernel(env);
-  writeResult('summary', { ...env, ...summary });
-  await updateReadme(env, summary, handoff, reaper, scale);
+  if (runs('kernel')) summary.kernelOpsPerSec = kernel(env);
+  if (only.size < BENCHES.length) {
+    log(
+      `--only ${args.only}: results/*.json written; bench/README.md left as the last full run wrote it`,
+    );
+  } else {
+    writeResult('summary', { ...env, ...summary });
+    await updateReadme(env, summary, handoff, reaper, scale, failover);
+  }
   log(
     `done in ${((Date.now() - started) / 1000).toFixed(0)} s; tear down with npm run cluster:down`,
   );

@@ -115,6 +115,17 @@ export function startController(
   );
 }
 
+/** A controller replica under leader election (give it --leader-election-namespace and timings). */
+export function startReplica(kubeconfig: string, args: string[]): Promise<Proc> {
+  return start(
+    'replica',
+    'src/controller/main.ts',
+    ['--log-level', 'warn', ...args],
+    kubeconfig,
+    '--http-bind-address',
+  );
+}
+
 /** The process that plays the node agents of many simulated nodes (bench/fleet.ts). */
 export function startFleet(kubeconfig: string, args: string[]): Promise<Proc> {
   return start('fleet', 'bench/fleet.ts', args, kubeconfig, '--http-addr');

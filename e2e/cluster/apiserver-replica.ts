@@ -21,6 +21,8 @@ import { isReady } from './raw-api.ts';
 
 export interface ApiServerReplica {
   readonly port: number;
+  /** The client URL of the etcd it stores in (the first server's). */
+  readonly etcd: string;
   /** Admin credentials, pointed at this replica only. */
   readonly kubeConfig: KubeConfig;
   /** SIGTERM, and wait until the process has exited (SIGKILL after 10 s). */
@@ -83,12 +85,20 @@ function kubeConfigFor(port: number): KubeConfig {
   return kc;
 }
 
-export async function startApiServerReplica(): Promise<ApiServerReplica> {
+export interface ReplicaOptions {
+  /** Flags added to the first server's (an audit log, say). */
+  extraArgs?: readonly string[];
+}
+
+export async function startApiServerReplica(opts: ReplicaOptions = {}): Promise<ApiServerReplica> {
   const saved = savedApiServer();
   const port = await freePort();
-  const args = (saved.args ?? []).map((arg) =>
-    arg.startsWith('--secure-port=') ? `--secure-port=${port}` : arg,
-  );
+  const args = [
+    ...(saved.args ?? []).map((arg) =>
+      arg.startsWith('--secure-port=') ? `--secure-port=${port}` : arg,
+    ),
+    ...(opts.extraArgs ?? []),
+  ];
   const name = `kube-apiserver-replica-${port}`;
   // In kwokctl's pid directory, so `cluster:down` also stops a replica a crashed test left.
   const pidFile = join(clusterDir(), 'pids', `${name}.pid`);
@@ -129,9 +139,15 @@ export async function startApiServerReplica(): Promise<ApiServerReplica> {
     }
   };
 
+  const etcd = args
+    .find((a) => a.startsWith('--etcd-servers='))
+    ?.split('=')[1]
+    ?.split(',')[0];
+  if (!etcd) throw new Error('kube-apiserver has no --etcd-servers flag');
   await start();
   return {
     port,
+    etcd,
     kubeConfig,
     start,
     stop,

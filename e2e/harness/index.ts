@@ -6,12 +6,12 @@ import { join } from 'node:path';
 import { KubeConfig, CoreV1Api } from '@kubernetes/client-node';
 import { expect, inject, onTestFinished } from 'vitest';
 import { ensureBinaries, startApiServerReplica } from '../cluster/index.ts';
-import type { ApiServerReplica } from '../cluster/index.ts';
+import type { ApiServerReplica, ReplicaOptions } from '../cluster/index.ts';
 import { PROVIDED_KEY } from './cluster-info.ts';
 import type { ClusterInfo } from './cluster-info.ts';
 
 export { rawRequest } from '../cluster/index.ts';
-export type { ApiServerReplica, RawResponse } from '../cluster/index.ts';
+export type { ApiServerReplica, RawResponse, ReplicaOptions } from '../cluster/index.ts';
 export type { ClusterInfo, ClusterKind } from './cluster-info.ts';
 
 /** Label on every namespace a test creates, so leftovers on a shared cluster can be found. */
@@ -128,7 +128,7 @@ export interface LocalControlPlane {
    * and stops it when the test finishes. Stopping and starting it is a real API server restart
    * for that test's clients, while parallel suites keep the first API server.
    */
-  startApiServerReplica(): Promise<ApiServerReplica>;
+  startApiServerReplica(opts?: ReplicaOptions): Promise<ApiServerReplica>;
 }
 
 export const NEEDS_LOCAL_CONTROL_PLANE =
@@ -139,8 +139,8 @@ export const NEEDS_LOCAL_CONTROL_PLANE =
 export function localControlPlane(): LocalControlPlane | undefined {
   if (clusterInfo().kind !== 'local') return undefined;
   return {
-    startApiServerReplica: async () => {
-      const replica = await startApiServerReplica();
+    startApiServerReplica: async (opts?: ReplicaOptions) => {
+      const replica = await startApiServerReplica(opts);
       onTestFinished(() => replica.dispose());
       return replica;
     },

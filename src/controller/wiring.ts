@@ -68,6 +68,7 @@ export class LeaseController {
         resyncPeriodMs: opts.resyncPeriodMs ?? 5 * 60_000,
         logger: opts.log,
         name,
+        userAgent: opts.client.userAgent,
       });
     this.accelerators = informer(`${API}/accelerators`, 'accelerators');
     this.leases = informer(`${API}/acceleratorleases`, 'acceleratorleases');

@@ -188,7 +188,8 @@ export class KubeClient {
   readonly kc: KubeConfig;
   private readonly http = new IsomorphicFetchHttpLibrary();
   private readonly timeoutMs: number;
-  private readonly userAgent: string;
+  /** Sent with every request; informers built beside this client reuse it. */
+  readonly userAgent: string;
 
   constructor(kc: KubeConfig, opts: KubeClientOptions = {}) {
     this.kc = kc;

@@ -20,6 +20,8 @@ export interface InformerOptions {
   logger?: Logger;
   /** For logs and readiness check names; defaults to the path. */
   name?: string;
+  /** The User-Agent of its requests (default the client's own). */
+  userAgent?: string;
   /**
    * Restart a watch that delivers nothing, not even a bookmark, for this long. The API
    * server sends a bookmark about once a minute, so the default is 150 s.
@@ -90,7 +92,10 @@ export class Informer<T extends ObjectLike> {
   };
 
   constructor(kc: KubeConfig, opts: InformerOptions) {
-    this.client = new KubeClient(kc);
+    this.client = new KubeClient(
+      kc,
+      opts.userAgent !== undefined ? { userAgent: opts.userAgent } : {},
+    );
     this.opts = opts;
     this.name = opts.name ?? opts.path;
     this.clock = opts.clock ?? realClock;

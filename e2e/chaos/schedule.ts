@@ -1,0 +1,116 @@
+// A chaos schedule, drawn from a seed: the devices and their stories (pins per exporter profile,
+// a PDB that refuses for a while, a hidden holder, queued leases) and the faults injected while
+// the handoffs run. Pure, so a seed names one schedule on every machine.
+
+export const FAULT_KINDS = [
+  'kill-leader',
+  'kill-standby',
+  'stop-leader',
+  'kill-agent',
+  'apiserver-restart',
+  'compaction',
+  'proxy-stall',
+  'proxy-cut',
+] as const;
+export type FaultKind = (typeof FAULT_KINDS)[number];
+
+export const PROFILES = ['static', 'dynamic', 'revocable'] as const;
+export type Profile = (typeof PROFILES)[number];
+
+export interface DeviceStory {
+  /** Index of the node (and its agent); one device per node. */
+  readonly node: number;
+  readonly profile: Profile;
+  /** A PDB on the loader refuses its eviction for this long after the handoff starts, if set. */
+  readonly pdbSeconds?: number;
+  /** A process outside any pod also pins the buffer: the handoff must end Unresolvable. */
+  readonly hiddenHolder: boolean;
+  /** Leases queued behind tenant A's: 1 (tenant B) or 2 (B, then C when B is released). */
+  readonly queued: 1 | 2;
+}
+
+export interface Fault {
+  readonly kind: FaultKind;
+  /** When it starts, in ms after the first release. */
+  readonly atMs: number;
+  /** How long a stall lasts; which agent is killed. */
+  readonly stallMs?: number;
+  readonly agent?: number;
+}
+
+export interface Schedule {
+  readonly seed: number;
+  readonly devices: readonly DeviceStory[];
+  readonly faults: readonly Fault[];
+}
+
+/** mulberry32: small, fast, and the same on every platform. */
+export function random(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const pick = <T>(r: () => number, xs: readonly T[]): T => xs[Math.floor(r() * xs.length)]!;
+
+/** Two devices on two nodes, and three faults within the first ten seconds of the handoffs. */
+export function scheduleOf(seed: number): Schedule {
+  const r = random(seed);
+  const devices: DeviceStory[] = [0, 1].map((node) => {
+    // Revocable devices leave nothing to evict: drawn half as often as the pinning profiles.
+    const profile = pick(r, ['static', 'static', 'dynamic', 'dynamic', 'revocable'] as const);
+    const pdb = r() < 0.35;
+    return {
+      node,
+      profile,
+      ...(pdb && { pdbSeconds: 3 + Math.floor(r() * 6) }),
+      // A revocable device has no pin left for a hidden holder to join once revoked.
+      hiddenHolder: profile !== 'revocable' && r() < 0.2,
+      queued: r() < 0.5 ? 2 : 1,
+    };
+  });
+  const faults: Fault[] = [];
+  for (let i = 0; i < 3; i++) {
+    const kind = pick(r, FAULT_KINDS);
+    const atMs = Math.floor(r() * 10_000);
+    faults.push({
+      kind,
+      atMs,
+      ...(kind === 'proxy-stall' && { stallMs: 1_000 + Math.floor(r() * 5_000) }),
+      ...(kind === 'kill-agent' && { agent: Math.floor(r() * devices.length) }),
+    });
+  }
+  faults.sort((a, b) => a.atMs - b.atMs);
+  return { seed, devices, faults };
+}
+
+/** The first seeds from 1 whose schedules, together, inject every fault kind at least once. */
+export function coveringSeeds(): number[] {
+  const missing = new Set<FaultKind>(FAULT_KINDS);
+  const seeds: number[] = [];
+  for (let seed = 1; missing.size > 0; seed++) {
+    const kinds = scheduleOf(seed).faults.map((f) => f.kind);
+    if (!kinds.some((k) => missing.has(k))) continue;
+    seeds.push(seed);
+    for (const k of kinds) missing.delete(k);
+  }
+  return seeds;
+}
+
+/** One line for a log: the seed, each device's story, and the faults in order. */
+export function describeSchedule(s: Schedule): string {
+  const devices = s.devices.map(
+    (d) =>
+      `node ${d.node} ${d.profile}${d.pdbSeconds ? ` pdb ${d.pdbSeconds}s` : ''}${d.hiddenHolder ? ' hidden-holder' : ''} queue ${d.queued}`,
+  );
+  const faults = s.faults.map(
+    (f) =>
+      `${f.kind}@${(f.atMs / 1000).toFixed(1)}s${f.stallMs ? ` for ${(f.stallMs / 1000).toFixed(1)}s` : ''}${f.agent !== undefined ? ` agent ${f.agent}` : ''}`,
+  );
+  return `seed ${s.seed}: ${devices.join('; ')} | ${faults.join(', ')}`;
+}

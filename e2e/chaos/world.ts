@@ -1,0 +1,138 @@
+// The processes a chaos schedule runs and hurts: two controller replicas under leader election,
+// each behind its own fault proxy and restarted when it exits (as a Deployment's kubelet would),
+// and one node agent per device, all talking to an API server replica that can be restarted.
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { KubeConfig } from '@kubernetes/client-node';
+import type { ApiServerReplica } from '../harness/index.ts';
+import { api, sleep, startAgent, startController, type Component } from '../stack/index.ts';
+import { startFaultProxy, type FaultProxy } from './proxy.ts';
+import type { Profile } from './schedule.ts';
+
+const ELECTION_LEASE = 'accel-lease-controller';
+
+/** A kubeconfig file with the admin's credentials for the server at 127.0.0.1:`port`. */
+export function kubeconfigFile(base: KubeConfig, port: number): string {
+  const current = base.getCurrentCluster();
+  if (!current) throw new Error('the replica kubeconfig has no current cluster');
+  const kc = new KubeConfig();
+  kc.loadFromOptions({
+    clusters: [{ ...current, server: `https://127.0.0.1:${port}` }],
+    users: base.getUsers(),
+    contexts: base.getContexts(),
+    currentContext: base.getCurrentContext(),
+  });
+  const file = join(mkdtempSync(join(tmpdir(), 'accel-chaos-kc-')), 'kubeconfig');
+  writeFileSync(file, kc.exportConfig());
+  return file;
+}
+
+/** One replica slot of the controller Deployment: whatever process fills it, restarted on exit. */
+export class ControllerSlot {
+  current: Component | undefined;
+  identity = '';
+  private generation = 0;
+  private stopped = false;
+  private readonly name: string;
+  private readonly electionNamespace: string;
+  readonly proxy: FaultProxy;
+  private readonly kubeconfig: string;
+  /** Exits seen, with their codes, for the report. */
+  readonly exits: (number | null)[] = [];
+
+  private constructor(name: string, ns: string, proxy: FaultProxy, kubeconfig: string) {
+    this.name = name;
+    this.electionNamespace = ns;
+    this.proxy = proxy;
+    this.kubeconfig = kubeconfig;
+  }
+
+  static async start(name: string, ns: string, replica: ApiServerReplica): Promise<ControllerSlot> {
+    const proxy = await startFaultProxy(() => replica.port);
+    const slot = new ControllerSlot(
+      name,
+      ns,
+      proxy,
+      kubeconfigFile(replica.kubeConfig, proxy.port),
+    );
+    await slot.spawn();
+    return slot;
+  }
+
+  private async spawn(): Promise<void> {
+    if (this.stopped) return;
+    const identity = `${this.name}-${this.generation++}`;
+    const startedAt = Date.now();
+    const c = await startController({
+      electionNamespace: this.electionNamespace,
+      identity,
+      kubeconfig: this.kubeconfig,
+    });
+    this.current = c;
+    this.identity = identity;
+    c.process.once('exit', (code) => {
+      this.exits.push(code);
+      // A replica that dies young waits longer, as a crash-looping container does.
+      const backoff = Date.now() - startedAt < 5_000 ? 3_000 : 1_000;
+      void sleep(backoff).then(() => this.spawn());
+    });
+  }
+
+  pid(): number | undefined {
+    return this.current?.exited() === false ? this.current.process.pid : undefined;
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    await this.current?.kill();
+    await this.proxy.close();
+  }
+}
+
+/** The election Lease's holder, read from the first API server. */
+export async function leaderIdentity(ns: string): Promise<string | undefined> {
+  const lease = await api<{ spec?: { holderIdentity?: string } }>(
+    'GET',
+    `/apis/coordination.k8s.io/v1/namespaces/${ns}/leases/${ELECTION_LEASE}`,
+  ).catch(() => undefined);
+  return lease?.spec?.holderIdentity || undefined;
+}
+
+/** A node agent that can be killed and started again from its state file. */
+export class AgentSlot {
+  current: Awaited<ReturnType<typeof startAgent>> | undefined;
+  private readonly node: string;
+  private readonly profile: Profile;
+  private readonly kubeconfig: string;
+
+  constructor(node: string, profile: Profile, kubeconfig: string) {
+    this.node = node;
+    this.profile = profile;
+    this.kubeconfig = kubeconfig;
+  }
+
+  async start(): Promise<void> {
+    this.current = await startAgent({
+      node: this.node,
+      profile: this.profile,
+      kubeconfig: this.kubeconfig,
+      ...(this.current && { stateFile: this.current.stateFile }),
+    });
+  }
+
+  /** SIGKILL, as a crash: the state file is as the last step left it. */
+  async kill(): Promise<void> {
+    await this.current?.kill();
+  }
+
+  /** Start again a second later from the same state file. */
+  async restart(): Promise<void> {
+    await sleep(1_000);
+    await this.start();
+  }
+
+  adminUrl(path: string): string {
+    return `http://127.0.0.1:${this.current?.adminPort ?? 0}${path}`;
+  }
+}
