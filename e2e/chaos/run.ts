@@ -64,6 +64,8 @@ interface World {
   readonly env: ChaosEnv;
   /** A stopped leader and when it was let go, for the fence check. */
   readonly resumed: { identity: string; at: number }[];
+  /** Each handoff's end, as a line for the report. */
+  readonly ended: string[];
   /** Restarts still under way (an agent coming back), awaited before the verdict. */
   readonly pending: Promise<void>[];
   /** When etcd was compacted, for counting the relists that followed. */
@@ -110,6 +112,7 @@ export async function runSchedule(schedule: Schedule, env: ChaosEnv): Promise<Ch
     controllers,
     env,
     resumed: [],
+    ended: [],
     pending: [],
     compactedAt: [],
     over: false,
@@ -166,7 +169,7 @@ export async function runSchedule(schedule: Schedule, env: ChaosEnv): Promise<Ch
     return {
       schedule: describeSchedule(schedule),
       violations,
-      faults: done,
+      faults: [...done, ...world.ended],
       evictions: calls.length,
       controllerExits: controllers.reduce((n, c) => n + c.exits.length, 0),
       ms: Date.now() - started,
@@ -238,8 +241,13 @@ async function guardLoader(io: string, i: number): Promise<void> {
 const blockedReason = async (ns: string, name: string) =>
   (await getLease(ns, name)).status?.conditions?.find((c) => c.type === 'Blocked')?.reason;
 
-/** The device's handoffs, from A's release to the last queued lease (or to Unresolvable). */
+/**
+ * The device's handoffs, from A's release to the last queued lease (or to Unresolvable);
+ * records when each ended, counted from the release.
+ */
 async function playOut(w: World, d: Device, t0: number): Promise<void> {
+  const ended = (what: string) =>
+    w.ended.push(`${d.name}: ${what} at ${((Date.now() - t0) / 1000).toFixed(1)}s`);
   const { ns } = w;
   const i = d.story.node;
   if (d.story.pdbSeconds !== undefined) {
@@ -250,12 +258,16 @@ async function playOut(w: World, d: Device, t0: number): Promise<void> {
     (await getLease(lns, name)).status?.phase === 'Granted';
   if (d.story.hiddenHolder) {
     await until(w, async () => (await blockedReason(ns.b, `tenant-b-${i}`)) === 'Unresolvable');
+    if (!w.over) ended('tenant-b Unresolvable');
     return;
   }
   await until(w, granted(ns.b, `tenant-b-${i}`));
-  if (d.story.queued === 1 || w.over) return;
+  if (w.over) return;
+  ended('tenant-b Granted');
+  if (d.story.queued === 1) return;
   await api('DELETE', `${GROUP}/namespaces/${ns.b}/acceleratorleases/tenant-b-${i}`);
   await until(w, granted(ns.c, `tenant-c-${i}`));
+  if (!w.over) ended('tenant-c Granted');
 }
 
 /** I3: each device's last lease, when the schedule did not settle within its bound. */
