@@ -1,7 +1,7 @@
 // Faults on the real API server while handoffs run (issue: kill anything mid-handoff and lose
 // nothing). Each schedule is drawn from a seed; `npm test` runs the few seeds that together
 // inject every fault kind, `npm run chaos -- --seeds N` runs seeds 1..N, `--seed S` replays one.
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -24,14 +24,16 @@ const local = clusterInfo().kind === 'local';
 describe('chaos: faults mid-handoff on the real API server', () => {
   let replica: ApiServerReplica | undefined;
   let auditLog = '';
+  const auditDir = mkdtempSync(join(tmpdir(), 'accel-chaos-audit-'));
   beforeAll(async () => {
     if (!local) return;
-    const audit = auditFlags(mkdtempSync(join(tmpdir(), 'accel-chaos-audit-')));
+    const audit = auditFlags(auditDir);
     auditLog = audit.log;
     replica = await startApiServerReplica({ extraArgs: audit.args });
   });
   afterAll(async () => {
     await replica?.dispose();
+    rmSync(auditDir, { recursive: true, force: true });
   });
 
   for (const seed of seeds()) {

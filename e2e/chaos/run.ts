@@ -19,7 +19,13 @@ import {
 import { controllerLists, podCalls, readAudit, writesAfter } from './audit.ts';
 import { Recorder, type Violation } from './recorder.ts';
 import { describeSchedule, type DeviceStory, type Fault, type Schedule } from './schedule.ts';
-import { AgentSlot, ControllerSlot, kubeconfigFile, leaderIdentity } from './world.ts';
+import {
+  AgentSlot,
+  ControllerSlot,
+  kubeconfigFile,
+  leaderIdentity,
+  removeKubeconfig,
+} from './world.ts';
 
 export interface ChaosEnv {
   readonly replica: ApiServerReplica;
@@ -178,6 +184,8 @@ export async function runSchedule(schedule: Schedule, env: ChaosEnv): Promise<Ch
     world.over = true;
     recorder.stop();
     for (const c of controllers) await c.stop();
+    for (const d of devices) await d.agent.kill();
+    removeKubeconfig(replicaKubeconfig);
   }
 }
 

@@ -1,9 +1,9 @@
 // The processes a chaos schedule runs and hurts: two controller replicas under leader election,
 // each behind its own fault proxy and restarted when it exits (as a Deployment's kubelet would),
 // and one node agent per device, all talking to an API server replica that can be restarted.
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
 import type { ApiServerReplica } from '../harness/index.ts';
 import { api, sleep, startAgent, startController, type Component } from '../stack/index.ts';
@@ -12,7 +12,10 @@ import type { Profile } from './schedule.ts';
 
 const ELECTION_LEASE = 'accel-lease-controller';
 
-/** A kubeconfig file with the admin's credentials for the server at 127.0.0.1:`port`. */
+/**
+ * A kubeconfig file with the admin's credentials for the server at 127.0.0.1:`port`, in a
+ * directory only this user can read; removeKubeconfig deletes it.
+ */
 export function kubeconfigFile(base: KubeConfig, port: number): string {
   const current = base.getCurrentCluster();
   if (!current) throw new Error('the replica kubeconfig has no current cluster');
@@ -24,8 +27,12 @@ export function kubeconfigFile(base: KubeConfig, port: number): string {
     currentContext: base.getCurrentContext(),
   });
   const file = join(mkdtempSync(join(tmpdir(), 'accel-chaos-kc-')), 'kubeconfig');
-  writeFileSync(file, kc.exportConfig());
+  writeFileSync(file, kc.exportConfig(), { mode: 0o600 });
   return file;
+}
+
+export function removeKubeconfig(file: string): void {
+  rmSync(dirname(file), { recursive: true, force: true });
 }
 
 /** One replica slot of the controller Deployment: whatever process fills it, restarted on exit. */
@@ -87,6 +94,7 @@ export class ControllerSlot {
     this.stopped = true;
     await this.current?.kill();
     await this.proxy.close();
+    removeKubeconfig(this.kubeconfig);
   }
 }
 
