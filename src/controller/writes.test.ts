@@ -105,6 +105,13 @@ describe('fenced', () => {
     ports.events.event(accel, 'Normal', 'Before', 'Test', 'sent');
     leading = false;
     await expect(ports.writes.setIdleEvictions(accel, [])).rejects.toThrow(/leadership lost/);
+    // Every write the port has, not only those listed when the fence was written.
+    for (const [name, write] of Object.entries(ports.writes)) {
+      await expect(
+        (write as (...a: unknown[]) => Promise<unknown>)(accel, {}),
+        name,
+      ).rejects.toThrow(/leadership lost/);
+    }
     const evict = { type: 'evict', pod: record.pod, uid: record.uid } as const;
     expect(await ports.pods.call(evict as never, leadership.signal)).toEqual({
       kind: 'failed',

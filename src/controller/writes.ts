@@ -163,14 +163,15 @@ export function fenced(
     (...args: A): Promise<R> =>
       fence() ? write(...args) : Promise.reject(unsent());
   const { writes, pods, events } = ports;
+  // Every method, so that a write added to the port later is fenced without a second thought.
+  const fencedWrites = Object.fromEntries(
+    Object.entries(writes).map(([name, write]) => [
+      name,
+      guard((write as (...args: unknown[]) => Promise<unknown>).bind(writes)),
+    ]),
+  ) as unknown as Writes;
   return {
-    writes: {
-      setLeaseFinalizers: guard(writes.setLeaseFinalizers.bind(writes)),
-      replaceLeaseStatus: guard(writes.replaceLeaseStatus.bind(writes)),
-      annotate: guard(writes.annotate.bind(writes)),
-      setIdleEvictions: guard(writes.setIdleEvictions.bind(writes)),
-      setOwner: guard(writes.setOwner.bind(writes)),
-    },
+    writes: fencedWrites,
     pods: {
       call: (effect, s) =>
         fence()
