@@ -12,7 +12,7 @@ import { runSchedule } from './chaos/run.ts';
 import { coveringSeeds, scheduleOf } from './chaos/schedule.ts';
 
 function seeds(): number[] {
-  if (process.env.CHAOS_SEED) return [Number(process.env.CHAOS_SEED)];
+  if (process.env.CHAOS_SEED) return process.env.CHAOS_SEED.split(',').map(Number);
   if (process.env.CHAOS_SEEDS) {
     return Array.from({ length: Number(process.env.CHAOS_SEEDS) }, (_, i) => i + 1);
   }

@@ -297,10 +297,14 @@ async function unsettled(w: World): Promise<Violation[]> {
   return out;
 }
 
-/** The replica slot that leads now, waiting a while for one if the election is between leaders. */
-async function leading(w: World, timeoutMs = 20_000): Promise<ControllerSlot> {
+/**
+ * The replica slot that leads now, waiting for one if the election is between leaders (after an
+ * API server restart, the replicas come back one crash-loop step at a time). None within the
+ * bound is a liveness failure of its own.
+ */
+async function leading(w: World, timeoutMs = 90_000): Promise<ControllerSlot> {
   return waitFor(
-    'a leader to hurt',
+    'a controller replica to lead (none did)',
     async () => {
       const id = await leaderIdentity(w.ns.sys);
       return w.controllers.find((c) => c.identity === id && c.pid() !== undefined);

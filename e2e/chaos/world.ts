@@ -134,10 +134,25 @@ export class AgentSlot {
     await this.current?.kill();
   }
 
-  /** Start again a second later from the same state file. */
+  /**
+   * Start again from the same state file, as the DaemonSet's kubelet would: a second later, and
+   * again (2 s apart, for a minute and a half) while the agent exits because the API server is
+   * away, as it does when it cannot reach it at start.
+   */
   async restart(): Promise<void> {
-    await sleep(1_000);
-    await this.start();
+    const deadline = Date.now() + 90_000;
+    for (;;) {
+      await sleep(1_000);
+      try {
+        await this.start();
+        return;
+      } catch (err) {
+        // Only an agent that exited is started again: one still starting is left to finish.
+        const exited = err instanceof Error && / exited:/.test(err.message);
+        if (!exited || Date.now() > deadline) throw err;
+        await sleep(1_000);
+      }
+    }
   }
 
   adminUrl(path: string): string {
