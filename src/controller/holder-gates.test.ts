@@ -1,6 +1,7 @@
 import type { V1Pod } from '@kubernetes/client-node';
 import { describe, expect, it } from 'vitest';
-import type { AcceleratorLease } from '../crds/index.ts';
+import type { AcceleratorLease, AcceleratorLeaseStatus } from '../crds/index.ts';
+import { lease as fixtureLease } from '../../test/fixtures/cli.ts';
 import { decideGate, ungatePatch } from './holder-gates.ts';
 
 const GATE = 'accel.dmabuf.io/lease';
@@ -26,32 +27,24 @@ function pod(
   };
 }
 
+/** A lease of `name` (holder app=<app or name>) in `phase` on `accelerator`. */
 function lease(
   name: string,
-  phase: string,
+  phase: NonNullable<AcceleratorLeaseStatus['phase']>,
   accelerator: string | undefined,
   opts: { ns?: string; app?: string; claim?: boolean; deleting?: boolean } = {},
 ): AcceleratorLease {
-  return {
-    apiVersion: 'accel.dmabuf.io/v1alpha1',
-    kind: 'AcceleratorLease',
-    metadata: {
-      name,
-      namespace: opts.ns ?? 'team-a',
-      uid: `uid-${name}`,
-      ...(opts.claim && {
-        ownerReferences: [{ apiVersion: 'resource.k8s.io/v1', kind: 'ResourceClaim', uid: 'c' }],
-      }),
-      ...(opts.deleting && { deletionTimestamp: '2026-12-01T14:00:00Z' }),
-    },
-    spec: {
-      accelerator: accelerator ?? 'node-a-hl0',
-      holder: { podSelector: { matchLabels: { app: opts.app ?? name } } },
-      priority: 0,
-      revocation: { gracePeriodSeconds: 30, maxEvictions: 5 },
-    },
-    status: { phase: phase as never, ...(accelerator && { accelerator }) },
-  };
+  const l = fixtureLease(opts.ns ?? 'team-a', name, {
+    ...(accelerator && { accelerator }),
+    status: { phase, ...(accelerator && { accelerator }) },
+    ...(opts.deleting && { deleting: true }),
+  });
+  l.spec.holder.podSelector = { matchLabels: { app: opts.app ?? name } };
+  if (opts.claim)
+    l.metadata.ownerReferences = [
+      { apiVersion: 'resource.k8s.io/v1', kind: 'ResourceClaim', name, uid: 'c' },
+    ];
+  return l;
 }
 
 const nodeOf = (a: string) => ({ 'node-a-hl0': 'node-a', 'node-b-hl0': 'node-b' })[a];
@@ -67,7 +60,7 @@ describe('holder gates', () => {
 
   it('keep it gated until Granted, and for leases that do not select it', () => {
     const p = pod({ app: 'train' });
-    for (const phase of ['Pending', 'Releasing', 'Released', 'Expired', 'Failed'])
+    for (const phase of ['Pending', 'Releasing', 'Released', 'Expired', 'Failed'] as const)
       expect(decide(p, [lease('train', phase, 'node-a-hl0')])).toEqual([]);
     expect(decide(p, [lease('other', 'Granted', 'node-a-hl0')])).toEqual([]);
     expect(decide(p, [lease('train', 'Granted', 'node-a-hl0', { ns: 'team-b' })])).toEqual([]);
