@@ -4,6 +4,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { AcceleratorLease, EvictionRecord } from '../src/crds/index.ts';
 import { testNamespace } from './harness/index.ts';
+import { agentIdentity, identityOf, installChart, refusal } from './stack/chart.ts';
 import {
   allocatedAccelerator,
   claimCondition,
@@ -224,5 +225,67 @@ describe('DRA mode', () => {
     await ready(again);
     await new Promise((r) => setTimeout(r, 3000));
     expect(await claimCondition(s.b, 'train', COMPLETE)).toEqual(done);
+  });
+
+  it("runs on the chart's DRA rights: its node's slice, our driver's device status, nothing more", async () => {
+    // The DeviceClass is the suite's (cluster-scoped, one name): the release does not own it.
+    const release = await installChart({ set: ['dra.enabled=true', 'dra.deviceClass=false'] });
+    const node = await testNode('dra-rbac');
+    deleteSliceAfter(node);
+    const b = await testNamespace('rbac-b');
+    const agentId = await agentIdentity(release, node);
+    await startAgent({ node, profile: 'dynamic', kubeconfig: agentId.file, extraArgs: ['--dra'] });
+    const ctlId = await identityOf(release.namespace, `${release.name}-accel-lease-controller`);
+    await ready(await startController({ kubeconfig: ctlId.file, extraArgs: ['--dra'] }));
+
+    await createClaim(b, 'train');
+    await createClaimPod(b, 'train-0', 'train');
+    await waitFor('train-0 bound', async () => (await podNode(b, 'train-0')) === node, 60_000);
+    expect((await claimCondition(b, 'train', COMPLETE))?.status).toBe('True');
+
+    // Device status is authorized per driver (resourceclaims/driver, named by driver): ours only.
+    const may = async (name: string) =>
+      (
+        await ctlId.client.request<{ status: { allowed: boolean } }>({
+          method: 'POST',
+          path: '/apis/authorization.k8s.io/v1/selfsubjectaccessreviews',
+          body: {
+            apiVersion: 'authorization.k8s.io/v1',
+            kind: 'SelfSubjectAccessReview',
+            spec: {
+              resourceAttributes: {
+                group: 'resource.k8s.io',
+                resource: 'resourceclaims',
+                subresource: 'driver',
+                verb: 'arbitrary-node:patch',
+                name,
+                namespace: b,
+              },
+            },
+          },
+        })
+      ).status.allowed;
+    expect(await may('accel.dmabuf.io')).toBe(true);
+    expect(await may('gpu.example.com')).toBe(false);
+    // The agent's token is bound to its node: a slice of another node is refused by the policy.
+    const elsewhere = await refusal(
+      agentId.client.request({
+        method: 'POST',
+        path: '/apis/resource.k8s.io/v1/resourceslices',
+        body: {
+          apiVersion: 'resource.k8s.io/v1',
+          kind: 'ResourceSlice',
+          metadata: { name: `node-a-${release.name}.accel.dmabuf.io`, labels: release.guardLabel },
+          spec: {
+            driver: 'accel.dmabuf.io',
+            nodeName: 'node-a',
+            pool: { name: 'node-a', generation: 1, resourceSliceCount: 1 },
+            devices: [],
+          },
+        },
+      }),
+    );
+    expect(elsewhere.code).toBe(403);
+    expect(elsewhere.message).toContain('written only by the accel-lease agent of its node');
   });
 });
