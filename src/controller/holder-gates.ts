@@ -2,7 +2,7 @@
 // accel.dmabuf.io/lease is released, pinned to the device's node, once a Granted lease of its
 // namespace selects it. Nothing else about a pod is ever changed, and no pod is gated again.
 import type { V1NodeSelectorTerm, V1Pod } from '@kubernetes/client-node';
-import { LEASE_GATE, matchesSelector, type AcceleratorLease } from '../crds/index.ts';
+import { isClaimLease, LEASE_GATE, matchesSelector, type AcceleratorLease } from '../crds/index.ts';
 import type { Action } from './arbiter.ts';
 
 /** A write a holder gate decides: release the pod onto `node`, or an Event. */
@@ -11,12 +11,6 @@ export type GateAction =
 
 export const isGated = (pod: V1Pod): boolean =>
   (pod.spec?.schedulingGates ?? []).some((g) => g.name === LEASE_GATE);
-
-/** A lease made from a ResourceClaim gates its pods through DRA binding conditions instead. */
-export const isClaimLease = (l: AcceleratorLease): boolean =>
-  ((l.metadata.ownerReferences ?? []) as { kind?: string; apiVersion?: string }[]).some(
-    (o) => o.kind === 'ResourceClaim' && (o.apiVersion ?? '').startsWith('resource.k8s.io/'),
-  );
 
 export interface GateInput {
   readonly pod: V1Pod;

@@ -2,6 +2,7 @@
 // informers and the simulation's caches alike.
 import type { V1Pod } from '@kubernetes/client-node';
 import {
+  isClaimLease,
   LEASE_GATE,
   podKey,
   targetOf,
@@ -10,7 +11,6 @@ import {
   type DmaBufExport,
 } from '../crds/index.ts';
 import { allocatedDevices, type ResourceClaim } from './claims.ts';
-import { isClaimLease } from './holder-gates.ts';
 import type { ResourceSlice } from './view.ts';
 
 /** One key per accelerator, one for placement, one for namespace limits. */

@@ -4,7 +4,7 @@
 import { z } from 'zod';
 import type { ResourceType } from '../kube/index.ts';
 import { Duration } from './common.ts';
-import { Revocation } from './lease.ts';
+import { Revocation, type AcceleratorLease } from './lease.ts';
 
 /** The DRA driver name, the DeviceClass name, and every slice's spec.driver. */
 export const DRA_DRIVER = 'accel.dmabuf.io';
@@ -21,6 +21,15 @@ export const LEASE_GATE = 'accel.dmabuf.io/lease';
 
 /** The label a claim's lease selects holder pods by: nobody sets it, the claim gates its pods. */
 export const CLAIM_UID_LABEL = 'accel.dmabuf.io/claim-uid';
+
+/**
+ * Is the lease a ResourceClaim's (DRA mode)? Such a lease gates its pod through binding
+ * conditions, never through the scheduling gate, and is found from the claim by name.
+ */
+export const isClaimLease = (lease: AcceleratorLease): boolean =>
+  ((lease.metadata.ownerReferences ?? []) as { kind?: string; apiVersion?: string }[]).some(
+    (o) => o.kind === 'ResourceClaim' && (o.apiVersion ?? '').startsWith('resource.k8s.io/'),
+  );
 
 export const RESOURCE_CLAIMS: ResourceType = {
   group: 'resource.k8s.io',
