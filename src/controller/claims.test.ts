@@ -128,7 +128,7 @@ describe('a claim allocated one of our devices', () => {
       );
       const complete = c?.find((x) => x.type === 'accel.dmabuf.io/handoff-complete');
       expect(complete?.status).toBe('False');
-      expect(complete?.message).toContain('queue position 1');
+      expect(complete?.message).toBe(`lease train is ${phase}: queue position 1 for node-a-hl0`);
     }
   });
 

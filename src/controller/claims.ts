@@ -184,13 +184,19 @@ export function claimConditions(
 
 function pendingMessage(lease: AcceleratorLease, accelerator: string): string {
   const st = lease.status;
-  const why = [
-    findCondition(st?.conditions, 'Blocked'),
-    findCondition(st?.conditions, 'Reaping'),
-    findCondition(st?.conditions, 'Granted'),
-  ].find((c) => c?.status === 'True' || (c?.type === 'Granted' && c.message));
-  const position = st?.queuePosition !== undefined ? `, queue position ${st.queuePosition}` : '';
-  return `lease ${lease.metadata.name} on ${accelerator} is ${st?.phase ?? 'Pending'}${position}${why?.message ? `: ${why.message}` : ''}`;
+  const phase = st?.phase ?? 'Pending';
+  // The lease's own condition says why in its words (queue, pins, reaping); else the position.
+  const why = ['Blocked', 'Reaping', 'Granted']
+    .map((t) => findCondition(st?.conditions, t))
+    .find(
+      (c) => c !== undefined && c.message !== '' && (c.status === 'True' || c.type === 'Granted'),
+    );
+  const detail = why
+    ? why.message
+    : st?.queuePosition !== undefined
+      ? `queue position ${st.queuePosition} for ${accelerator}`
+      : `waiting for ${accelerator}`;
+  return `lease ${lease.metadata.name} is ${phase}: ${detail}`;
 }
 
 /** The same conditions, whatever the key order or time format the server answers with. */
