@@ -8,11 +8,9 @@ import { renderedDashboard, renderedRules } from './monitoring/chart.ts';
 import { familyOf, metricNames } from './monitoring/promql.ts';
 import {
   api,
-  createActiveExport,
-  createImportGrant,
   createLease,
-  createPod,
   GROUP,
+  loaderPinsTenantA,
   phaseIs,
   ready,
   startAgent,
@@ -60,18 +58,7 @@ describe('/metrics of the controller and the agent', () => {
     const agent = await startAgent({ node, profile: 'dynamic' });
     const controller = await startController({ electionNamespace: system });
     await ready(controller);
-    await createLease(a, 'tenant-a', { accelerator: accel });
-    await phaseIs(a, 'tenant-a', 'Granted');
-    await createPod(a, 'trainer-0', node, { app: 'tenant-a' });
-    await createPod(io, 'loader-0', node);
-    await createImportGrant(io, [a]);
-    await createActiveExport(a, 'weights', {
-      accelerator: accel,
-      lease: 'tenant-a',
-      exporter: { pod: 'trainer-0' },
-      sizeBytes: 1 << 30,
-      importers: [{ name: 'nic0', kind: 'rdma-mr', pod: { namespace: io, name: 'loader-0' } }],
-    });
+    await loaderPinsTenantA(node, accel, a, io);
     await createLease(b, 'tenant-b', {
       accelerator: accel,
       revocation: { gracePeriodSeconds: 3, maxEvictions: 5 },

@@ -7,15 +7,21 @@ import { describe, expect, it, onTestFinished } from 'vitest';
 import type { Accelerator, AcceleratorLease, DmaBufExport, Pin } from '../src/crds/index.ts';
 import type { KubeClient } from '../src/kube/index.ts';
 import { TEST_NAMESPACE_LABEL, testNamespace } from './harness/index.ts';
-import { identityOf, installChart, patch, refusal, tenantIn, type Release } from './stack/chart.ts';
 import {
-  adminClient,
+  agentIdentity,
+  identityOf,
+  installChart,
+  patch,
+  refusal,
+  tenantIn,
+  type Release,
+} from './stack/chart.ts';
+import {
   api,
   createImportGrant,
   createPod,
   getLease,
   GROUP,
-  nodeBoundPod,
   phaseIs,
   podExists,
   podManifest,
@@ -28,21 +34,9 @@ import {
 
 const MERGE = 'application/merge-patch+json';
 
-/** The chart's agent identity for `node`: a token bound to a stand-in pod of its DaemonSet there. */
-async function agentFor(release: Release, node: string) {
-  const sa = `${release.name}-accel-lease-agent`;
-  const pod = await nodeBoundPod(adminClient(), {
-    namespace: release.agentNamespace,
-    serviceAccount: sa,
-    node,
-    name: `agent-${node}`,
-  });
-  return identityOf(release.agentNamespace, sa, pod);
-}
-
 /** Runs the real agent for `node` as the chart's node-bound identity; guards its device. */
 async function agentOn(release: Release, node: string, profile: 'static' | 'dynamic') {
-  const identity = await agentFor(release, node);
+  const identity = await agentIdentity(release, node);
   await startAgent({ node, profile, kubeconfig: identity.file });
   const accel = `${node}-hl0`;
   await waitFor(`${accel} published`, () =>
@@ -308,7 +302,7 @@ describe('tenancy', () => {
   it("the reaper does not believe a node's pin naming a pod on another node: Unresolvable, no eviction", async () => {
     const release = await installChart();
     const [nodeA, nodeB] = [await testNode('ten-ra'), await testNode('ten-rb')];
-    const rogue = (await agentFor(release, nodeA)).client;
+    const rogue = (await agentIdentity(release, nodeA)).client;
     const accel = `${nodeA}-hl0`;
     const path = `${GROUP}/accelerators/${accel}`;
     // A compromised agent of node A plays its part of the protocol by hand.

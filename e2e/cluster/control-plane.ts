@@ -58,6 +58,10 @@ async function kwokctl(bins: BinaryPaths, args: string[]): Promise<string> {
 /**
  * kwokctl reads its defaults from $KWOK_WORKDIR/kwok.yaml: every binary is a local path, so it
  * never downloads anything, and admission plus RBAC are on, because those are what we test.
+ * No feature gate is set: what DRA mode needs is on by default in 1.36 (resource.k8s.io/v1, the
+ * scheduler's DynamicResources plugin, the controller-manager's resourceclaim controller,
+ * DRADeviceBindingConditions, DRAResourceClaimDeviceStatus, DRADeviceTaints, and
+ * MutatingAdmissionPolicy), so every suite runs on the default gates.
  */
 function writeKwokctlConfig(bins: BinaryPaths): void {
   mkdirSync(kwokWorkdir(), { recursive: true });

@@ -16,7 +16,7 @@ import {
   TEST_NAMESPACE_LABEL,
   testNamespace,
 } from '../harness/index.ts';
-import { serviceAccountKubeconfig } from './identity.ts';
+import { nodeBoundPod, serviceAccountKubeconfig } from './identity.ts';
 import { adminClient, api } from './index.ts';
 
 export const CHART = join(import.meta.dirname, '..', '..', 'charts', 'accel-lease');
@@ -49,6 +49,8 @@ export interface InstallOptions {
   policies?: Record<string, Record<string, unknown>>;
   /** The default policy's spec; the chart's own default unless given. */
   defaultPolicy?: Record<string, unknown>;
+  /** More values, as `--set key=value` takes them (dra.enabled=true, say). */
+  set?: readonly string[];
 }
 
 /**
@@ -98,6 +100,7 @@ export async function installChart(opts: InstallOptions = {}): Promise<Release> 
     `leasePolicy.policies=${JSON.stringify({ default: null, ...policies })}`,
     '--set',
     `leasePolicy.defaultPolicy=${defaultPolicy}`,
+    ...(opts.set ?? []).flatMap((v) => ['--set', v]),
   ]);
   expect(install.code, install.stderr).toBe(0);
   expect(install.stdout).toContain('kubectl get accel');
@@ -143,6 +146,18 @@ export async function identityOf(
   });
   expect(review.status.userInfo.username).toBe(`system:serviceaccount:${namespace}:${sa}`);
   return { file, client };
+}
+
+/** The chart's agent identity for `node`: a token bound to a stand-in pod of its DaemonSet there. */
+export async function agentIdentity(release: Release, node: string) {
+  const sa = `${release.name}-accel-lease-agent`;
+  const pod = await nodeBoundPod(adminClient(), {
+    namespace: release.agentNamespace,
+    serviceAccount: sa,
+    node,
+    name: `agent-${node}`,
+  });
+  return identityOf(release.agentNamespace, sa, pod);
 }
 
 /** A tenant: a ServiceAccount in `namespace` bound to the built-in edit role there, nothing else. */

@@ -142,6 +142,7 @@ export interface AgentOptions {
   heartbeat?: string;
   /** Run as this identity instead of the cluster admin (a node-bound agent token, say). */
   kubeconfig?: string;
+  extraArgs?: string[];
 }
 
 export async function startAgent(
@@ -166,6 +167,7 @@ export async function startAgent(
     '--heartbeat',
     opts.heartbeat ?? '5s',
     ...(opts.kubeconfig !== undefined ? ['--kubeconfig', opts.kubeconfig] : []),
+    ...(opts.extraArgs ?? []),
   ]);
   await ready(c);
   return Object.assign(c, { stateFile, adminPort });
@@ -332,5 +334,25 @@ export async function createActiveExport(
       `${GROUP}/namespaces/${ns}/dmabufexports/${name}`,
     );
     return e.status?.phase === 'Active';
+  });
+}
+
+/**
+ * The seed story up to the handoff: tenant-a in `a` holds `accel` (waited for until Granted), its
+ * trainer-0 exports 1 GiB, and loader-0 in `io` (with `io`'s grant) registers it as the RDMA MR
+ * nic0. Releasing tenant-a then leaves the device pinned by the loader.
+ */
+export async function loaderPinsTenantA(node: string, accel: string, a: string, io: string) {
+  await createLease(a, 'tenant-a', { accelerator: accel });
+  await phaseIs(a, 'tenant-a', 'Granted');
+  await createPod(a, 'trainer-0', node, { app: 'tenant-a' });
+  await createPod(io, 'loader-0', node);
+  await createImportGrant(io, [a]);
+  await createActiveExport(a, 'weights', {
+    accelerator: accel,
+    lease: 'tenant-a',
+    exporter: { pod: 'trainer-0' },
+    sizeBytes: 1 << 30,
+    importers: [{ name: 'nic0', kind: 'rdma-mr', pod: { namespace: io, name: 'loader-0' } }],
   });
 }

@@ -1,7 +1,7 @@
 // This node's Accelerators as the agent publishes them: name, labels and spec, applied with
 // server-side apply at start and again whenever the cache shows them changed or gone.
 import type { Logger } from 'pino';
-import { ACCELERATORS, API_VERSION } from '../crds/index.ts';
+import { ACCELERATORS, API_VERSION, type ExporterProfile } from '../crds/index.ts';
 import { ResourceClient, isNotFound, type Informer, type KubeClient } from '../kube/index.ts';
 import { AgentStartError, rootMessage } from './errors.ts';
 import type { DeviceSetup } from './state.ts';
@@ -83,6 +83,19 @@ export class AcceleratorSpecs {
   /** The Accelerator was deleted: recreate it on the next sync. */
   forget(name: string): void {
     this.applied.delete(name);
+  }
+
+  /** Each device as this agent publishes it (the DRA slice shows the same). */
+  devices(): {
+    accelerator: string;
+    model: string;
+    memoryBytes: number;
+    profile: ExporterProfile;
+  }[] {
+    return this.store.deviceNames().map((name) => {
+      const { model, memoryBytes, exporterProfile } = this.desired(name);
+      return { accelerator: name, model, memoryBytes, profile: exporterProfile };
+    });
   }
 
   private desired(name: string) {

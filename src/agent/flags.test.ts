@@ -31,6 +31,7 @@ describe('agent flags', () => {
       linuxDevices: [],
       root: '/',
       rdma: false,
+      dra: false,
     });
   });
 
@@ -70,6 +71,7 @@ describe('agent flags', () => {
       linuxDevices: [],
       root: '/',
       rdma: false,
+      dra: false,
     });
   });
 
@@ -98,6 +100,12 @@ describe('agent flags', () => {
     expect(refusal(['--node', 'a', '--device', '/dev/accel/accel0'])).toMatch(
       /belong to --backend linux/,
     );
+  });
+
+  it('publishes a ResourceSlice only with --dra', () => {
+    expect(parseAgentFlags(['--node', 'a']).dra).toBe(false);
+    expect(parseAgentFlags(['--node', 'a', '--dra']).dra).toBe(true);
+    expect(refusal(['--node', 'a', '--dra=yes'])).not.toContain('\n');
   });
 
   it('refuses, in one line naming the flag', () => {

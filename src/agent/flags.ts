@@ -134,6 +134,9 @@ export const AGENT_FLAGS = {
   exporter: flag.list("linux: exp_name of each device's buffers, one for all or one per --device"),
   root: flag.string("linux: where the host's proc and sys are found", '/'),
   rdma: flag.boolean('linux: read the RDMA MR table with iproute2 rdma'),
+  dra: flag.boolean(
+    "publish this node's devices as a ResourceSlice of DRA driver accel.dmabuf.io (Kubernetes 1.34+)",
+  ),
 };
 
 /** The linux backend's view of one accelerator (device node and exporter, by index). */
@@ -159,6 +162,8 @@ export interface AgentFlags {
   readonly linuxDevices: readonly LinuxDeviceFlags[];
   readonly root: string;
   readonly rdma: boolean;
+  /** Publish a ResourceSlice (DRA driver accel.dmabuf.io). */
+  readonly dra: boolean;
 }
 
 function linuxDevices(
@@ -202,5 +207,6 @@ export function parseAgentFlags(argv: readonly string[]): AgentFlags {
     linuxDevices: linuxDevices(f.backend, f.device, f.exporter),
     root: f.root,
     rdma: f.rdma,
+    dra: f.dra,
   };
 }

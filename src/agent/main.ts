@@ -37,6 +37,7 @@ try {
     adminAddr: flags.adminAddr,
     httpAddr: flags.httpAddr,
     heartbeatMs: flags.heartbeatMs,
+    dra: flags.dra,
     ...(flags.kubeconfig !== undefined && { kubeconfig: flags.kubeconfig }),
     ...(flags.backend === 'linux' && {
       backend: linuxBackend({

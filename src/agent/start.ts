@@ -19,6 +19,7 @@ import { StatusWriter } from './status-writes.ts';
 import { SyncLoop } from './sync-loop.ts';
 import { syncPass } from './sync-pass.ts';
 import { AgentWatches } from './watches.ts';
+import { SlicePublisher } from './resource-slice.ts';
 
 export interface AgentOptions {
   readonly node: string;
@@ -48,6 +49,8 @@ export interface AgentOptions {
    * Default: exit the process with code 137 at once. In-process tests pass a no-op.
    */
   readonly onCrash?: () => void;
+  /** Publish this node's devices as a ResourceSlice of DRA driver accel.dmabuf.io. */
+  readonly dra?: boolean;
 }
 
 export interface AgentHandle {
@@ -131,7 +134,16 @@ export async function startAgent(options: AgentOptions): Promise<AgentHandle> {
   const statuses = new StatusWriter(client, store, watches, backend, metrics, log);
   const observer = new NodeObserver(client, watches, backend, store, log);
   const loop: SyncLoop = new SyncLoop(
-    syncPass({ watches, specs, observer, store, notes, statuses, wakeAt: (at) => loop.wakeAt(at) }),
+    syncPass({
+      watches,
+      specs,
+      observer,
+      store,
+      notes,
+      statuses,
+      ...(options.dra && { slices: new SlicePublisher(client, node, log) }),
+      wakeAt: (at) => loop.wakeAt(at),
+    }),
     metrics,
     log,
   );

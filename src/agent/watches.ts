@@ -10,7 +10,10 @@ import { AgentStartError, rootMessage, withTimeout } from './errors.ts';
 
 /** Objects as the informers hold them: unvalidated until parsed with the CRD schemas. */
 interface RawObject<Status> extends ObjectLike {
-  metadata?: ObjectLike['metadata'] & { labels?: Record<string, string> };
+  metadata?: ObjectLike['metadata'] & {
+    labels?: Record<string, string>;
+    annotations?: Record<string, string>;
+  };
   spec?: Record<string, unknown>;
   status?: Status;
 }

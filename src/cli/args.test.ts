@@ -16,6 +16,26 @@ function misuse(argv: string[]): string {
 }
 
 describe('parseCommand', () => {
+  it('reads why pod/NAME and resourceclaim/NAME as where to start, and a namespace/name as a lease', () => {
+    expect(parseCommand(['why', 'pod/train-0', '-n', 'team-b'])).toMatchObject({
+      kind: 'why',
+      namespace: 'team-b',
+      name: 'train-0',
+      via: 'pod',
+    });
+    expect(parseCommand(['why', 'resourceclaim/train'])).toMatchObject({
+      name: 'train',
+      via: 'resourceclaim',
+    });
+    expect(parseCommand(['why', 'alease/tenant-b'])).not.toHaveProperty('via');
+    expect(parseCommand(['why', 'team-b/tenant-b'])).toMatchObject({
+      namespace: 'team-b',
+      name: 'tenant-b',
+    });
+    expect(parseCommand(['why', 'team-b/tenant-b'])).not.toHaveProperty('via');
+    expect(() => parseCommand(['why', 'pod/a/b'])).toThrow('want pod/NAME, got "pod/a/b"');
+  });
+
   it('reads status and why with kubectl-style flags in any order', () => {
     expect(parseCommand(['status', '--node', 'node-a', '-o', 'json'])).toEqual({
       kind: 'status',

@@ -1,4 +1,4 @@
-// The plugin's command line: `status` and `why LEASE`, kubectl's flag habits (-n, -o, --context),
+// The plugin's command line: `status` and `why LEASE|pod/NAME|resourceclaim/NAME`, kubectl's flag habits (-n, -o, --context),
 // and the help text that documents the exit codes scripts rely on.
 import { parseArgs } from 'node:util';
 import { parseDuration, rephraseParseArgs } from '../kube/index.ts';
@@ -20,8 +20,26 @@ export type Command =
       /** From -n or NAMESPACE/NAME; undefined: the kubeconfig context's namespace, else default. */
       namespace: string | undefined;
       name: string;
+      /** why pod/NAME or resourceclaim/NAME: follow it to its lease first. Absent: NAME is a lease. */
+      via?: WhyVia;
       connection: Connection;
     };
+
+/** What `why` may start from besides a lease: a pod (its claim's lease, or the lease that selects it) or a claim. */
+export type WhyVia = 'pod' | 'resourceclaim';
+
+/** kubectl's names for the kinds `why` takes as TYPE/NAME. */
+const WHY_TYPES: Record<string, WhyVia | 'lease'> = {
+  pod: 'pod',
+  pods: 'pod',
+  po: 'pod',
+  resourceclaim: 'resourceclaim',
+  resourceclaims: 'resourceclaim',
+  claim: 'resourceclaim',
+  acceleratorlease: 'lease',
+  acceleratorleases: 'lease',
+  alease: 'lease',
+};
 
 const PROGRAM = 'kubectl dmabuf';
 
@@ -68,11 +86,13 @@ Flags:
 ${CONNECTION_FLAGS}
 
 ${EXIT_CODES}`,
-  why: `Usage: ${PROGRAM} why LEASE [-n NAMESPACE] [-o text|json]
+  why: `Usage: ${PROGRAM} why LEASE|pod/NAME|resourceclaim/NAME [-n NAMESPACE] [-o text|json]
 
 Follows an AcceleratorLease to its accelerator (phase, epoch, owner), then every pin of an
 earlier epoch: export -> importer (kind, revocable or not) -> pod and pid -> the reaper's
-eviction record, and ends with the next step. LEASE may be NAMESPACE/NAME.
+eviction record, and ends with the next step. LEASE may be NAMESPACE/NAME. A ResourceClaim
+(resourceclaim/NAME, DRA mode) is followed to the lease of its name; a pod (pod/NAME) to the
+lease of a claim it uses, else to the lease whose holder selector picks it.
 
 Flags:
   -n, --namespace NS      the lease's namespace (default: the context's namespace, else default)
@@ -159,7 +179,13 @@ export function parseCommand(argv: readonly string[]): Command {
   let namespace = values.namespace;
   let name = lease;
   const slash = lease.indexOf('/');
-  if (slash >= 0) {
+  const typed = slash >= 0 ? WHY_TYPES[lease.slice(0, slash).toLowerCase()] : undefined;
+  if (typed !== undefined) {
+    name = lease.slice(slash + 1);
+    if (name === '' || name.includes('/')) {
+      throw new UsageError(`want ${lease.slice(0, slash)}/NAME, got ${JSON.stringify(lease)}`);
+    }
+  } else if (slash >= 0) {
     const [ns, n] = [lease.slice(0, slash), lease.slice(slash + 1)];
     if (ns === '' || n === '' || n.includes('/')) {
       throw new UsageError(`LEASE must be NAME or NAMESPACE/NAME, got ${JSON.stringify(lease)}`);
@@ -176,6 +202,7 @@ export function parseCommand(argv: readonly string[]): Command {
       values.output === undefined ? 'text' : oneOf('--output', values.output, ['text', 'json']),
     namespace,
     name,
+    ...(typed !== undefined && typed !== 'lease' && { via: typed }),
     connection,
   };
 }

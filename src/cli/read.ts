@@ -9,9 +9,12 @@ import {
   DmaBufExport,
   parseObject,
 } from '../crds/index.ts';
+import type { V1Pod } from '@kubernetes/client-node';
 import { KubeApiError, ResourceClient, type KubeClient } from '../kube/index.ts';
+import type { WhyVia } from './args.ts';
+import { leaseOfPod, type ClaimRef } from './holders.ts';
 import { NotFoundError } from './errors.ts';
-import { targetOf } from '../crds/index.ts';
+import { RESOURCE_CLAIMS, targetOf } from '../crds/index.ts';
 import type { StatusModel } from './status.ts';
 import type { WhyInput } from './why.ts';
 
@@ -26,8 +29,18 @@ export class ClusterReader {
   private readonly accelerators: ResourceClient<Accelerator>;
   private readonly leases: ResourceClient<AcceleratorLease>;
   private readonly exports: ResourceClient<DmaBufExport>;
+  private readonly pods: ResourceClient<V1Pod>;
+  private readonly claims: ResourceClient<ClaimRef>;
 
   constructor(client: KubeClient) {
+    this.pods = new ResourceClient(client, {
+      group: '',
+      version: 'v1',
+      plural: 'pods',
+      kind: 'Pod',
+      namespaced: true,
+    });
+    this.claims = new ResourceClient(client, RESOURCE_CLAIMS);
     this.accelerators = new ResourceClient(client, ACCELERATORS, (o) =>
       parseObject(Accelerator, o),
     );
@@ -48,6 +61,37 @@ export class ClusterReader {
       throw new NotFoundError(`no Accelerator on node ${node} (kubectl get accel)`);
     }
     return { accelerators: mine, leases: leases.items, now };
+  }
+
+  /**
+   * The lease a pod or claim leads to, and the steps there in words: a claim's lease has its
+   * name; a pod's is its claims' (in spec order), else a lease of its namespace that selects it.
+   */
+  async leaseOf(
+    via: WhyVia,
+    namespace: string,
+    name: string,
+  ): Promise<{ lease: string; via: string[] }> {
+    const missing = (what: string) => (err: unknown) => {
+      if (objectMissing(err)) throw new NotFoundError(`${what} ${namespace}/${name} not found`);
+      throw err;
+    };
+    if (via === 'resourceclaim') {
+      await this.claims.get(name, namespace).catch(missing('ResourceClaim'));
+      return {
+        lease: name,
+        via: [`ResourceClaim ${namespace}/${name} -> lease ${namespace}/${name}`],
+      };
+    }
+    const pod = await this.pods.get(name, namespace).catch(missing('pod'));
+    const leases = (await this.leases.list({ namespace })).items;
+    const found = leaseOfPod(pod, leases);
+    if (!found) {
+      throw new NotFoundError(
+        `pod ${namespace}/${name} uses no ResourceClaim with a lease, and no lease of ${namespace} selects it`,
+      );
+    }
+    return found;
   }
 
   /** The lease, its device, every lease (for the queue) and, when pins remain, the device's exports. */

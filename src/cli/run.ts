@@ -60,9 +60,15 @@ export async function run(argv: readonly string[], io: Io): Promise<ExitCode> {
       return EXIT.ok;
     }
 
-    const input = await cluster.reader.whyInput(cmd.namespace ?? cluster.namespace, cmd.name, now);
+    const namespace = cmd.namespace ?? cluster.namespace;
+    const start = cmd.via && (await cluster.reader.leaseOf(cmd.via, namespace, cmd.name));
+    const input = await cluster.reader.whyInput(namespace, start ? start.lease : cmd.name, now);
     const chain = why(input);
-    io.stdout(cmd.output === 'json' ? json(chain) : `${renderWhy(chain, now)}\n`);
+    if (cmd.output === 'json') io.stdout(json(start ? { via: start.via, ...chain } : chain));
+    else
+      io.stdout(
+        `${start ? start.via.map((l) => `${l}\n`).join('') : ''}${renderWhy(chain, now)}\n`,
+      );
     return whyExitCode(chain);
   } catch (err) {
     const { code, message } = failure(err, server);

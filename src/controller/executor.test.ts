@@ -42,6 +42,10 @@ function recorder(fail?: string) {
     annotate: (a) => op('annotate', a),
     setIdleEvictions: (a) => op('idle evictions', a),
     setOwner: (a) => op('owner', a),
+    createLease: (l) => op(`create ${l.metadata.name}`, l),
+    deleteLease: (l) => op(`delete ${l.metadata.name}`, undefined),
+    setClaimDeviceConditions: (c) => op(`claim ${c.metadata?.name}`, c),
+    ungatePod: (p, node) => op(`ungate ${p.metadata?.name} ${node}`, undefined),
   };
   const events: EventSink = {
     event: (_r, _t, reason) => log.push(`event ${reason}`),

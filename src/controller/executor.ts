@@ -14,6 +14,11 @@ import {
 import { isNotFound } from '../kube/index.ts';
 import { recordOutcome, type CallOutcome, type ReaperEffect } from '../reaper/index.ts';
 import { FINALIZER, type Action } from './arbiter.ts';
+import type { ClaimAction } from './claims.ts';
+import type { GateAction } from './holder-gates.ts';
+
+/** Every write a reconcile may decide: the arbiter's, DRA mode's, the holder gates'. */
+export type PlanAction = Action | ClaimAction | GateAction;
 import type { EventSink, PodCall, PodCalls, Reads, Writes } from './writes.ts';
 
 /**
@@ -24,7 +29,7 @@ import type { EventSink, PodCall, PodCalls, Reads, Writes } from './writes.ts';
  * Events are recorded once every write succeeded; they are never waited for.
  */
 export async function runActions(
-  actions: readonly Action[],
+  actions: readonly PlanAction[],
   writes: Writes,
   events: EventSink,
   /** This reconcile's time (ISO 8601 with milliseconds): the last-handoff annotation of an owner change. */
@@ -34,7 +39,7 @@ export async function runActions(
   const fresh = (l: AcceleratorLease) => latest.get(l.metadata.uid ?? '') ?? l;
   const remember = (l: AcceleratorLease) => latest.set(l.metadata.uid ?? '', l);
 
-  const write = async (action: Exclude<Action, { type: 'wait' | 'event' }>): Promise<void> => {
+  const write = async (action: Exclude<PlanAction, { type: 'wait' | 'event' }>): Promise<void> => {
     switch (action.type) {
       case 'addFinalizer': {
         const l = fresh(action.lease);
@@ -59,6 +64,18 @@ export async function runActions(
       case 'setOwner':
         await writes.setOwner(action.accelerator, action.owner, handoffAt);
         break;
+      case 'createLease':
+        await writes.createLease(action.lease);
+        break;
+      case 'deleteLease':
+        await writes.deleteLease(action.lease);
+        break;
+      case 'claimDeviceStatus':
+        await writes.setClaimDeviceConditions(action.claim, action.device, action.conditions);
+        break;
+      case 'ungatePod':
+        await writes.ungatePod(action.pod, action.node);
+        break;
     }
   };
 
@@ -70,17 +87,17 @@ export async function runActions(
     const failed = results.find((r) => r.status === 'rejected');
     if (failed) throw failed.reason;
   };
-  const notes: Extract<Action, { type: 'event' }>[] = [];
+  const notes: Extract<PlanAction, { type: 'event' }>[] = [];
   for (const action of actions) {
+    const key = chainKey(action);
     if (action.type === 'wait') {
       await settle();
       continue;
     }
-    if (action.type === 'event') {
-      notes.push(action);
+    if (action.type === 'event' || key === undefined) {
+      if (action.type === 'event') notes.push(action);
       continue;
     }
-    const key = action.type === 'setOwner' ? 'accelerator' : (action.lease.metadata.uid ?? '');
     chains.set(
       key,
       (chains.get(key) ?? Promise.resolve()).then(() => write(action)),
@@ -91,10 +108,32 @@ export async function runActions(
   return latest;
 }
 
+/** The object an action writes: writes to one object run in order; undefined for the rest. */
+function chainKey(action: PlanAction): string | undefined {
+  switch (action.type) {
+    case 'wait':
+    case 'event':
+      return undefined;
+    case 'setOwner':
+      return 'accelerator';
+    case 'createLease':
+    case 'deleteLease':
+      return `lease:${action.lease.metadata.namespace ?? ''}/${action.lease.metadata.name ?? ''}`;
+    case 'claimDeviceStatus':
+      return `claim:${action.claim.metadata?.uid ?? ''}`;
+    case 'ungatePod':
+      return `pod:${action.pod.metadata?.uid ?? ''}`;
+    case 'addFinalizer':
+    case 'removeFinalizer':
+    case 'leaseStatus':
+      return action.lease.metadata.uid ?? '';
+  }
+}
+
 /** Everything one reconcile decided, in the order it is carried out. */
 export interface Plan {
   /** Writes, in order, with `wait` barriers: the arbiter's, with the reaper's status merged in. */
-  readonly actions: readonly Action[];
+  readonly actions: readonly PlanAction[];
   /** The accelerator the plan is about; absent for the placement and namespace-limit passes. */
   readonly accelerator?: Accelerator;
   /** The lease whose status holds the reaper's records; absent: the records are the idle reap's. */

@@ -46,5 +46,11 @@ export const CONTROLLER_FLAGS = {
     'AcceleratorLeasePolicy whose maxLeasesPerNamespace applies to namespaces without the accel.dmabuf.io/lease-policy label',
     DEFAULT_LEASE_POLICY,
   ),
+  dra: flag.boolean(
+    'DRA mode: a ResourceClaim allocated a device of driver accel.dmabuf.io becomes a lease, and its device conditions gate the pod',
+  ),
+  holderGates: flag.boolean(
+    'release pods gated with accel.dmabuf.io/lease onto the device node once a Granted lease selects them',
+  ),
   logFormat: flag.oneOf('log format', ['json', 'pretty'] as const, 'json'),
 };

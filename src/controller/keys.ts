@@ -2,18 +2,37 @@
 // informers and the simulation's caches alike.
 import type { V1Pod } from '@kubernetes/client-node';
 import {
+  isClaimLease,
+  LEASE_GATE,
   podKey,
   targetOf,
   type Accelerator,
   type AcceleratorLease,
   type DmaBufExport,
 } from '../crds/index.ts';
+import { allocatedDevices, type ResourceClaim } from './claims.ts';
+import type { ResourceSlice } from './view.ts';
 
 /** One key per accelerator, one for placement, one for namespace limits. */
 export const PLACEMENT_KEY = 'placement';
 export const LIMITS_KEY = 'namespace-limits';
 const ACCEL_PREFIX = 'accelerator/';
 export const acceleratorKey = (name: string): string => ACCEL_PREFIX + name;
+
+const CLAIM_PREFIX = 'claim/';
+const GATE_PREFIX = 'gate/';
+const nsName = (o: { metadata?: { namespace?: string; name?: string } }) =>
+  `${o.metadata?.namespace ?? ''}/${o.metadata?.name ?? ''}`;
+/** --dra: one key per ResourceClaim (namespace/name). */
+export const claimKey = (claim: { metadata?: { namespace?: string; name?: string } }): string =>
+  CLAIM_PREFIX + nsName(claim);
+/** --holder-gates: one key per gated pod (namespace/name). */
+export const gateKey = (pod: V1Pod): string => GATE_PREFIX + nsName(pod);
+/** The namespace/name a claim or gate key names; undefined for other keys. */
+export const claimOfKey = (key: string): string | undefined =>
+  key.startsWith(CLAIM_PREFIX) ? key.slice(CLAIM_PREFIX.length) : undefined;
+export const gateOfKey = (key: string): string | undefined =>
+  key.startsWith(GATE_PREFIX) ? key.slice(GATE_PREFIX.length) : undefined;
 
 /** The accelerator a key names; undefined for placement and limits. */
 export const acceleratorOfKey = (key: string): string | undefined =>
@@ -43,13 +62,63 @@ export type Change =
     }
   | { readonly resource: 'exports'; readonly type: WatchEventType; readonly obj: DmaBufExport }
   | { readonly resource: 'pods'; readonly type: WatchEventType; readonly obj: V1Pod }
+  | { readonly resource: 'claims'; readonly type: WatchEventType; readonly obj: ResourceClaim }
+  | { readonly resource: 'slices'; readonly type: WatchEventType; readonly obj: ResourceSlice }
   | { readonly resource: 'namespaces' | 'leasePolicies'; readonly type: WatchEventType };
+
+/** What the optional modes read to wake their keys; absent: the mode is off. */
+export interface ModeSources {
+  /** --dra: every ResourceClaim in the cache. */
+  readonly claims?: () => readonly ResourceClaim[];
+  /** --holder-gates: the pods of a namespace that carry our scheduling gate. */
+  readonly gatedPods?: (namespace: string) => readonly V1Pod[];
+}
 
 /**
  * The keys whose decision `change` may change. `accelerators` is the cache after the change:
  * a pod going away wakes the stuck devices whose pins name it.
  */
-export function wakeKeys(change: Change, accelerators: () => readonly Accelerator[]): string[] {
+export function wakeKeys(
+  change: Change,
+  accelerators: () => readonly Accelerator[],
+  modes: ModeSources = {},
+): string[] {
+  return [...handoffKeys(change, accelerators), ...modeKeys(change, modes)];
+}
+
+/** The keys of DRA claims and holder gates that `change` may wake. */
+function modeKeys(change: Change, modes: ModeSources): string[] {
+  const { claims, gatedPods } = modes;
+  switch (change.resource) {
+    case 'claims':
+      return [claimKey(change.obj)];
+    case 'slices': {
+      // A taint on a device (the cordon) may let a claim fail over.
+      const pool = change.obj.spec.pool.name;
+      return (claims?.() ?? [])
+        .filter((c) => allocatedDevices(c).some((d) => d.pool === pool))
+        .map(claimKey);
+    }
+    case 'leases': {
+      const keys: string[] = [];
+      if (claims && isClaimLease(change.obj)) keys.push(claimKey(change.obj));
+      if (gatedPods && change.type !== 'resync')
+        keys.push(...gatedPods(change.obj.metadata.namespace ?? '').map(gateKey));
+      return keys;
+    }
+    case 'pods': {
+      const gated = (change.obj.spec?.schedulingGates ?? []).some((g) => g.name === LEASE_GATE);
+      return gatedPods && gated && change.type !== 'delete' ? [gateKey(change.obj)] : [];
+    }
+    case 'accelerators':
+    case 'exports':
+    case 'namespaces':
+    case 'leasePolicies':
+      return [];
+  }
+}
+
+function handoffKeys(change: Change, accelerators: () => readonly Accelerator[]): string[] {
   switch (change.resource) {
     case 'accelerators': {
       const keys = [acceleratorKey(change.obj.metadata.name ?? ''), PLACEMENT_KEY];
@@ -86,6 +155,9 @@ export function wakeKeys(change: Change, accelerators: () => readonly Accelerato
     case 'namespaces':
     case 'leasePolicies':
       return [LIMITS_KEY];
+    case 'claims':
+    case 'slices':
+      return [];
   }
 }
 

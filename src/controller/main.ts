@@ -43,9 +43,10 @@ try {
     userAgent: `${PROGRAM} (${flags.identity})`,
   });
   await client.request({ method: HttpMethod.GET, path: '/apis/accel.dmabuf.io/v1alpha1' });
+  if (flags.dra) await client.request({ method: HttpMethod.GET, path: '/apis/resource.k8s.io/v1' });
 } catch (err) {
   fail(
-    `cannot reach the accel.dmabuf.io/v1alpha1 API (is the API server up and are the CRDs installed?): ${(err as Error).message}`,
+    `cannot reach the accel.dmabuf.io/v1alpha1 API${flags.dra ? ' or resource.k8s.io/v1 (--dra needs Kubernetes 1.34+)' : ''} (is the API server up and are the CRDs installed?): ${(err as Error).message}`,
   );
 }
 
@@ -66,6 +67,8 @@ const controller = new LeaseController({
   events: recorderSink(recorder),
   workers: flags.workers,
   defaultLeasePolicy: flags.defaultLeasePolicy,
+  dra: flags.dra,
+  holderGates: flags.holderGates,
   policy: {
     ...DEFAULT_REAPER_POLICY,
     excludedNamespaces: [

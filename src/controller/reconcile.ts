@@ -15,7 +15,9 @@ import { decideMissing, type Action } from './arbiter.ts';
 import { execute, type ExecutorPorts, type Plan } from './executor.ts';
 import { decideHandoff, type HandoffDecision } from './handoff.ts';
 import type { ReconcileObserver } from './metrics.ts';
-import { acceleratorOfKey, LIMITS_KEY, PLACEMENT_KEY } from './keys.ts';
+import { decideClaim, type ClaimAction } from './claims.ts';
+import { decideGate, type GateAction } from './holder-gates.ts';
+import { acceleratorOfKey, claimOfKey, gateOfKey, LIMITS_KEY, PLACEMENT_KEY } from './keys.ts';
 import { overLimitActions } from './namespace-limit.ts';
 import { place } from './placement.ts';
 import type { ControllerView } from './view.ts';
@@ -43,6 +45,16 @@ export async function reconcile(
   }
   if (key === PLACEMENT_KEY) {
     await execute({ actions: placementActions(ctx.view, now), effects: [] }, ports, at);
+    return;
+  }
+  const claim = claimOfKey(key);
+  if (claim !== undefined) {
+    await execute({ actions: claimActions(ctx.view, claim, now), effects: [] }, ports, at);
+    return;
+  }
+  const gated = gateOfKey(key);
+  if (gated !== undefined) {
+    await execute({ actions: gateActions(ctx.view, gated), effects: [] }, ports, at);
     return;
   }
   const name = acceleratorOfKey(key);
@@ -90,6 +102,30 @@ function planOf(
     ...(d.idleEvictions && { idleEvictions: d.idleEvictions }),
     effects: d.effects,
   };
+}
+
+/** DRA: the claim's lease and device conditions (nothing once the claim is gone: its lease is garbage). */
+function claimActions(view: ControllerView, key: string, now: number): ClaimAction[] {
+  const claim = view.claim(key);
+  if (!claim) return [];
+  const lease = view.lease(key);
+  return decideClaim({
+    claim,
+    ...(lease && { lease }),
+    tainted: (d) => view.deviceTainted(d),
+    now: kubeTime(now),
+  });
+}
+
+/** Holder gates: release the pod once a Granted lease of its namespace selects it. */
+function gateActions(view: ControllerView, key: string): GateAction[] {
+  const pod = view.pod(key);
+  if (!pod) return [];
+  return decideGate({
+    pod,
+    leases: view.leases(),
+    nodeOf: (name) => view.accelerator(name)?.spec.node,
+  });
 }
 
 /** Place the selector leases that have no device yet on free ones: lease status writes. */

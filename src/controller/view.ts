@@ -1,12 +1,13 @@
 // What a reconcile reads: the caches, with this process's own newer writes in place of what the
 // watches have not delivered yet, the lease and export indexes, the leases each namespace's
 // policy admits, pods as the reaper sees them, and eviction counts from the records.
-import type { V1Namespace, V1Pod } from '@kubernetes/client-node';
+import type { V1Namespace, V1Pod, V1ResourceSlice } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import {
   Accelerator,
   AcceleratorLease,
   AcceleratorLeasePolicy,
+  CORDON_TAINT,
   DEFAULT_LEASE_POLICY,
   idleEvictionsOf,
   parseObject,
@@ -16,6 +17,7 @@ import {
   type EvictionRecord,
 } from '../crds/index.ts';
 import { MutationCache } from '../kube/index.ts';
+import type { ClaimDevice, ResourceClaim } from './claims.ts';
 import { podsBeingEvicted, requestsAfter, type PodLookup } from '../reaper/index.ts';
 import { overNamespaceLimit, type NamespaceLimit, type OverLimit } from './namespace-limit.ts';
 import type { Change } from './keys.ts';
@@ -35,7 +37,12 @@ export interface Caches {
   readonly pods: Store<V1Pod>;
   readonly namespaces: Store<V1Namespace>;
   readonly leasePolicies: Store<AcceleratorLeasePolicy>;
+  /** --dra only: ResourceClaims, and the ResourceSlices of driver accel.dmabuf.io. */
+  readonly claims?: Store<ResourceClaim>;
+  readonly slices?: Store<ResourceSlice>;
 }
+
+export type ResourceSlice = V1ResourceSlice;
 
 /** The leases admitted by their namespace's policy, and the ones left out. */
 export interface Admitted {
@@ -47,6 +54,8 @@ export interface Admitted {
 interface LeaseIndex {
   readonly leases: AcceleratorLease[];
   readonly byTarget: Map<string, AcceleratorLease[]>;
+  /** By namespace/name, built on first use. */
+  byName?: Map<string, AcceleratorLease>;
 }
 
 const push = <T>(m: Map<string, T[]>, k: string, v: T) => {
@@ -84,6 +93,7 @@ export class ControllerView {
   private readonly opts: ViewOptions;
   private readonly writtenLeases = new MutationCache<AcceleratorLease>();
   private readonly writtenAccels = new MutationCache<Accelerator>();
+  private readonly writtenClaims = new MutationCache<ResourceClaim>();
   /** Each lease parsed once per resourceVersion (undefined: it breaks the schema), by uid. */
   private readonly parsed = new Map<string, { rv?: string; lease?: AcceleratorLease }>();
   /** Leases changed since the index was brought up to date: uid -> namespace/name. */
@@ -119,7 +129,11 @@ export class ControllerView {
       case 'leasePolicies':
         this.limitChanges++;
         break;
+      case 'claims':
+        if (change.type === 'delete') this.writtenClaims.forget(change.obj);
+        break;
       case 'pods':
+      case 'slices':
         break;
     }
   }
@@ -161,6 +175,22 @@ export class ControllerView {
       annotate: (a, an) => accel(w.annotate(a, an)),
       setIdleEvictions: (a, r) => accel(w.setIdleEvictions(a, r)),
       setOwner: (a, o, at) => accel(w.setOwner(a, o, at)),
+      createLease: async (l) => {
+        const out = await w.createLease(l);
+        if (out) {
+          this.writtenLeases.record(out);
+          this.leaseChanged(out);
+        }
+        return out;
+      },
+      // A deleted lease keeps its finalizer until the device lets it go: the watch says when.
+      deleteLease: (l) => w.deleteLease(l),
+      setClaimDeviceConditions: async (c, d, cs) => {
+        const out = await w.setClaimDeviceConditions(c, d, cs);
+        this.writtenClaims.record(out);
+        return out;
+      },
+      ungatePod: (p, n) => w.ungatePod(p, n),
     };
   }
 
@@ -184,6 +214,55 @@ export class ControllerView {
   /** Leases by the accelerator they target, all of them (the queue-length gauge). */
   leasesByTarget(): ReadonlyMap<string, readonly AcceleratorLease[]> {
     return this.currentLeases().byTarget;
+  }
+
+  /** The lease named namespace/name, if it matches the schema. */
+  lease(key: string): AcceleratorLease | undefined {
+    const index = this.currentLeases();
+    index.byName ??= new Map(
+      index.leases.map((l) => [`${l.metadata.namespace ?? ''}/${l.metadata.name ?? ''}`, l]),
+    );
+    return index.byName.get(key);
+  }
+
+  /** --dra: the claim namespace/name, with our newer status write applied. */
+  claim(key: string): ResourceClaim | undefined {
+    const cached = this.caches.claims?.get(key);
+    return cached && this.writtenClaims.resolve(cached);
+  }
+
+  claims(): ResourceClaim[] {
+    return this.caches.claims?.list() ?? [];
+  }
+
+  /** --dra: is the slice device of `d` tainted as cordoned (NoSchedule)? */
+  deviceTainted(d: ClaimDevice): boolean {
+    return (this.caches.slices?.list() ?? []).some(
+      (s) =>
+        s.spec.driver === d.driver &&
+        s.spec.pool.name === d.pool &&
+        (s.spec.devices ?? []).some(
+          (dev) =>
+            dev.name === d.device &&
+            (dev.taints ?? []).some((t) => t.key === CORDON_TAINT && t.effect === 'NoSchedule'),
+        ),
+    );
+  }
+
+  /** Pods that carry a scheduling gate named `gate`, in `namespace`. */
+  gatedPods(namespace: string, gate: string): V1Pod[] {
+    return this.caches.pods
+      .list()
+      .filter(
+        (p) =>
+          p.metadata?.namespace === namespace &&
+          (p.spec?.schedulingGates ?? []).some((g) => g.name === gate),
+      );
+  }
+
+  /** The pod namespace/name as the cache has it. */
+  pod(key: string): V1Pod | undefined {
+    return this.caches.pods.get(key);
   }
 
   exportsOf(accelerator: string): readonly DmaBufExport[] {

@@ -10,21 +10,37 @@ import {
   type AcceleratorLease,
   type AcceleratorLeasePolicy,
   type DmaBufExport,
+  DRA_DRIVER,
+  LEASE_GATE,
+  RESOURCE_CLAIMS,
+  RESOURCE_SLICES,
 } from '../crds/index.ts';
-import { Informer, type KubeClient, WorkQueue, type Clock, realClock } from '../kube/index.ts';
+import {
+  Informer,
+  resourcePath,
+  type KubeClient,
+  WorkQueue,
+  type Clock,
+  realClock,
+} from '../kube/index.ts';
+import type { ResourceClaim } from './claims.ts';
+import { isGated } from './holder-gates.ts';
 import { DEFAULT_REAPER_POLICY, type ReaperPolicy } from '../reaper/index.ts';
 import type { ExecutorPorts } from './executor.ts';
 import { ControllerMetrics } from './metrics.ts';
 import {
   acceleratorKey,
+  claimKey,
+  gateKey,
   leaseKeyOf,
+  type ModeSources,
   LIMITS_KEY,
   PLACEMENT_KEY,
   wakeKeys,
   type Change,
 } from './keys.ts';
 import { reconcile, type ReconcileContext } from './reconcile.ts';
-import { ControllerView } from './view.ts';
+import { ControllerView, type ResourceSlice } from './view.ts';
 import { clusterPods, fenced, clusterReads, clusterWrites, type EventSink } from './writes.ts';
 
 export interface LeaseControllerOptions {
@@ -39,6 +55,10 @@ export interface LeaseControllerOptions {
   policy?: ReaperPolicy;
   /** The AcceleratorLeasePolicy of namespaces without the lease-policy label. */
   defaultLeasePolicy?: string;
+  /** DRA mode: watch ResourceClaims and our ResourceSlices; claims become leases. */
+  dra?: boolean;
+  /** Release pods gated with accel.dmabuf.io/lease once their lease is Granted. */
+  holderGates?: boolean;
 }
 
 const API = '/apis/accel.dmabuf.io/v1alpha1';
@@ -50,6 +70,9 @@ export class LeaseController {
   readonly pods: Informer<V1Pod>;
   readonly namespaces: Informer<V1Namespace>;
   readonly leasePolicies: Informer<AcceleratorLeasePolicy>;
+  /** --dra only. */
+  readonly claims?: Informer<ResourceClaim>;
+  readonly slices?: Informer<ResourceSlice>;
   readonly queue: WorkQueue;
   readonly view: ControllerView;
   private readonly opts: LeaseControllerOptions;
@@ -76,6 +99,16 @@ export class LeaseController {
     this.pods = informer('/api/v1/pods', 'pods');
     this.namespaces = informer('/api/v1/namespaces', 'namespaces');
     this.leasePolicies = informer(`${API}/acceleratorleasepolicies`, 'acceleratorleasepolicies');
+    if (opts.dra) {
+      this.claims = informer(resourcePath(RESOURCE_CLAIMS), 'resourceclaims');
+      this.slices = new Informer<ResourceSlice>(opts.kc, {
+        path: resourcePath(RESOURCE_SLICES),
+        fieldSelector: `spec.driver=${DRA_DRIVER}`,
+        resyncPeriodMs: opts.resyncPeriodMs ?? 5 * 60_000,
+        logger: opts.log,
+        name: 'resourceslices',
+      });
+    }
     this.queue = new WorkQueue({
       name: 'acceleratorlease',
       controllerKind: 'AcceleratorLease',
@@ -83,7 +116,17 @@ export class LeaseController {
       logger: opts.log,
       clock: this.clock,
     });
-    this.view = new ControllerView(this, {
+    const caches = {
+      accelerators: this.accelerators,
+      leases: this.leases,
+      exports: this.exports,
+      pods: this.pods,
+      namespaces: this.namespaces,
+      leasePolicies: this.leasePolicies,
+      ...(this.claims && { claims: this.claims }),
+      ...(this.slices && { slices: this.slices }),
+    };
+    this.view = new ControllerView(caches, {
       log: opts.log,
       ...(opts.defaultLeasePolicy !== undefined && {
         defaultLeasePolicy: opts.defaultLeasePolicy,
@@ -106,9 +149,15 @@ export class LeaseController {
   /** Every watch event: tell the view, and wake the keys whose decision it may change. */
   private watch(): void {
     const accelerators = () => this.accelerators.list();
+    const modes: ModeSources = {
+      ...(this.claims && { claims: () => this.view.claims() }),
+      ...(this.opts.holderGates && {
+        gatedPods: (ns: string) => this.view.gatedPods(ns, LEASE_GATE),
+      }),
+    };
     const on = (change: Change) => {
       this.view.notice(change);
-      for (const key of wakeKeys(change, accelerators)) this.queue.add(key);
+      for (const key of wakeKeys(change, accelerators, modes)) this.queue.add(key);
     };
     for (const type of ['add', 'update', 'delete', 'resync'] as const) {
       this.accelerators.on(type, (obj: Accelerator, old?: Accelerator) =>
@@ -121,6 +170,8 @@ export class LeaseController {
       this.pods.on(type, (obj: V1Pod) => on({ resource: 'pods', type, obj }));
       this.namespaces.on(type, () => on({ resource: 'namespaces', type }));
       this.leasePolicies.on(type, () => on({ resource: 'leasePolicies', type }));
+      this.claims?.on(type, (obj: ResourceClaim) => on({ resource: 'claims', type, obj }));
+      this.slices?.on(type, (obj: ResourceSlice) => on({ resource: 'slices', type, obj }));
     }
   }
 
@@ -132,6 +183,8 @@ export class LeaseController {
       this.pods,
       this.namespaces,
       this.leasePolicies,
+      ...(this.claims ? [this.claims] : []),
+      ...(this.slices ? [this.slices] : []),
     ];
   }
 
@@ -172,6 +225,9 @@ export class LeaseController {
       signal.aborted ? undefined : reconcile(key, this.clock.now(), this.ctx, ports),
     ));
     for (const a of this.accelerators.list()) this.queue.add(acceleratorKey(a.metadata.name ?? ''));
+    for (const c of this.view.claims()) this.queue.add(claimKey(c));
+    if (this.opts.holderGates)
+      for (const p of this.pods.list()) if (isGated(p)) this.queue.add(gateKey(p));
     this.queue.add(PLACEMENT_KEY);
     this.queue.add(LIMITS_KEY);
     const stop = () => void this.queue.shutDown();

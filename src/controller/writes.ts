@@ -1,8 +1,11 @@
 // The ports through which the controller changes the cluster (writes, pod calls, Events), and
 // their implementations on the real API server. The executor talks only to these, so the same
 // code runs against the API server and against the simulation's in-memory API.
+import type { V1Pod } from '@kubernetes/client-node';
 import {
   ACCELERATOR_LEASES,
+  RESOURCE_CLAIMS,
+  type Condition,
   ACCELERATORS,
   idleEvictionsPatch,
   LAST_HANDOFF_ANNOTATION,
@@ -13,14 +16,20 @@ import {
   type AcceleratorOwner,
 } from '../crds/index.ts';
 import {
+  isAlreadyExists,
+  isConflict,
   ResourceClient,
   type EventRecorder,
   type KubeClient,
   type ObjectReference,
 } from '../kube/index.ts';
 import { callPod, objectReference, type CallOutcome, type ReaperEffect } from '../reaper/index.ts';
+import type { ClaimDevice, ResourceClaim } from './claims.ts';
+import { ungatePatch } from './holder-gates.ts';
 
 export const FIELD_MANAGER = 'accel-lease-controller';
+
+const POD = { group: '', version: 'v1', plural: 'pods', kind: 'Pod', namespaced: true };
 
 /** The writes the controller makes; each is optimistic (carries the resourceVersion it read). */
 export interface Writes {
@@ -50,6 +59,21 @@ export interface Writes {
     owner: AcceleratorOwner,
     handoffAt: string,
   ): Promise<Accelerator>;
+  /** DRA: create the lease a claim's allocation asks for; an existing one of that name is kept. */
+  createLease(lease: AcceleratorLease): Promise<AcceleratorLease | undefined>;
+  /** DRA: delete the claim's lease (uid precondition); its finalizer then releases the device. */
+  deleteLease(lease: AcceleratorLease): Promise<void>;
+  /** DRA: server-side apply our conditions to the claim's status.devices[] entry of `device`. */
+  setClaimDeviceConditions(
+    claim: ResourceClaim,
+    device: ClaimDevice,
+    conditions: readonly Condition[],
+  ): Promise<ResourceClaim>;
+  /**
+   * Holder gates: remove our scheduling gate and require `node` (merge patch with
+   * resourceVersion). A pod changed since it was read is left: its update wakes the decision.
+   */
+  ungatePod(pod: V1Pod, node: string): Promise<void>;
 }
 
 /** An evict or delete the reaper decided. */
@@ -88,8 +112,41 @@ export interface EventSink {
 export function clusterWrites(client: KubeClient, signal?: AbortSignal): Writes {
   const leases = new ResourceClient<AcceleratorLease>(client, ACCELERATOR_LEASES);
   const accels = new ResourceClient<Accelerator>(client, ACCELERATORS);
+  const claims = new ResourceClient<ResourceClaim>(client, RESOURCE_CLAIMS);
+  const pods = new ResourceClient<V1Pod>(client, POD);
   const opts = { fieldManager: FIELD_MANAGER, ...(signal && { signal }) };
   return {
+    createLease: (lease) =>
+      leases.create(lease, opts).catch((err: unknown) => {
+        if (isAlreadyExists(err)) return undefined; // the cache will show it
+        throw err;
+      }),
+    deleteLease: async (lease) => {
+      await leases.delete(lease.metadata.name ?? '', lease.metadata.namespace, {
+        preconditions: { uid: lease.metadata.uid ?? '' },
+        ...(signal && { signal }),
+      });
+    },
+    setClaimDeviceConditions: (claim, device, conditions) =>
+      claims.applyStatus(
+        {
+          apiVersion: 'resource.k8s.io/v1',
+          kind: 'ResourceClaim',
+          metadata: {
+            name: claim.metadata?.name ?? '',
+            namespace: claim.metadata?.namespace ?? '',
+          },
+          status: { devices: [{ ...device, conditions }] },
+        },
+        { fieldManager: FIELD_MANAGER, force: true, ...(signal && { signal }) },
+      ),
+    ungatePod: async (pod, node) => {
+      await pods
+        .mergePatch(pod.metadata?.name ?? '', pod.metadata?.namespace, ungatePatch(pod, node), opts)
+        .catch((err: unknown) => {
+          if (!isConflict(err)) throw err;
+        });
+    },
     setLeaseFinalizers: (lease, finalizers) =>
       leases.mergePatch(
         lease.metadata.name ?? '',

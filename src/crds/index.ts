@@ -31,3 +31,4 @@ export {
   targetOf,
   type DeviceQueue,
 } from './queue.ts';
+export * from './dra.ts';
