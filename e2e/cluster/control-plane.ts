@@ -15,6 +15,8 @@ const run = promisify(execFile);
 export const CLUSTER_NAME = 'accel-lease';
 /** The simulated nodes every local cluster has; tests bind pods to them by name. */
 export const NODES = ['node-a', 'node-b'] as const;
+/** The annotation that hands a node to kwok; a node without it is left to its own kubelet. */
+export const KWOK_NODE_SELECTOR = 'kwok.x-k8s.io/node=fake';
 
 const repoRoot = resolve(import.meta.dirname, '..', '..');
 
@@ -74,11 +76,19 @@ function writeKwokctlConfig(bins: BinaryPaths): void {
     securePort: true,
     bindAddress: '127.0.0.1',
   };
+  // kwokctl's binary runtime has kwok manage every node; a real node (`npm run cluster:node`)
+  // must stay its kubelet's, so kwok takes only the nodes annotated as fake, as ensureNodes makes
+  // them (kwokctl's kind runtime selects the same way).
   const yaml = [
     'kind: KwokctlConfiguration',
     'apiVersion: config.kwok.x-k8s.io/v1alpha1',
     'options:',
     ...Object.entries(options).map(([k, v]) => `  ${k}: ${JSON.stringify(v)}`),
+    'componentsPatches:',
+    '  - name: kwok-controller',
+    '    extraArgs:',
+    '      - { key: manage-all-nodes, value: "false", override: true }',
+    `      - { key: manage-nodes-with-annotation-selector, value: "${KWOK_NODE_SELECTOR}" }`,
     '',
   ].join('\n');
   writeFileSync(join(kwokWorkdir(), 'kwok.yaml'), yaml);
@@ -130,7 +140,10 @@ async function ensureNodes(kc: KubeConfig): Promise<void> {
           'kubernetes.io/arch': 'amd64',
           type: 'kwok',
         },
-        annotations: { 'kwok.x-k8s.io/node': 'fake', 'node.alpha.kubernetes.io/ttl': '0' },
+        annotations: {
+          [KWOK_NODE_SELECTOR.split('=')[0]!]: KWOK_NODE_SELECTOR.split('=')[1]!,
+          'node.alpha.kubernetes.io/ttl': '0',
+        },
       },
       spec: {},
     };
@@ -218,6 +231,23 @@ export async function up(log: Log = defaultLog): Promise<UpResult> {
   }
   log(`cluster ready in ${elapsedSince(started)}: nodes ${NODES.join(', ')} Ready`);
   return { kubeconfigPath: kubeconfigPath(), started: fresh, bins };
+}
+
+/**
+ * True when the running cluster's kwok leaves alone the nodes not annotated as fake. A cluster
+ * created before kwok was told so manages every node, a real one included.
+ */
+export function kwokSparesRealNodes(): boolean {
+  const config = join(clusterDir(), 'kwok.yaml');
+  return existsSync(config) && readFileSync(config, 'utf8').includes('--manage-all-nodes=false');
+}
+
+/** The cluster's CA (to sign a kubelet's client certificate) and the API server's address. */
+export function clusterPki(): { caCert: string; caKey: string } {
+  return {
+    caCert: join(clusterDir(), 'pki', 'ca.crt'),
+    caKey: join(clusterDir(), 'pki', 'ca.key'),
+  };
 }
 
 /** The pids kwokctl recorded for the components it forked, by component binary name. */
