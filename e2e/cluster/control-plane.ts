@@ -75,7 +75,17 @@ function writeKwokctlConfig(bins: BinaryPaths): void {
     kubeAdmission: true,
     securePort: true,
     bindAddress: '127.0.0.1',
+    // Pods of a real node reach the API server as kubernetes.default.svc at the Service's
+    // ClusterIP (the first of the default 10.0.0.0/24): its certificate must name both.
+    kubeApiserverCertSANs: [
+      '10.0.0.1',
+      'kubernetes',
+      'kubernetes.default',
+      'kubernetes.default.svc',
+      'kubernetes.default.svc.cluster.local',
+    ],
   };
+  const pki = join(clusterDir(), 'pki');
   // kwokctl's binary runtime has kwok manage every node; a real node (`npm run cluster:node`)
   // must stay its kubelet's, so kwok takes only the nodes annotated as fake, as ensureNodes makes
   // them (kwokctl's kind runtime selects the same way).
@@ -89,6 +99,13 @@ function writeKwokctlConfig(bins: BinaryPaths): void {
     '    extraArgs:',
     '      - { key: manage-all-nodes, value: "false", override: true }',
     `      - { key: manage-nodes-with-annotation-selector, value: "${KWOK_NODE_SELECTOR}" }`,
+    // For logs, exec and port-forward on a real node: the API server dials its kubelet at the
+    // node's InternalIP (its name resolves nowhere) and authenticates with the admin certificate.
+    '  - name: kube-apiserver',
+    '    extraArgs:',
+    '      - { key: kubelet-preferred-address-types, value: "InternalIP,Hostname" }',
+    `      - { key: kubelet-client-certificate, value: "${join(pki, 'admin.crt')}" }`,
+    `      - { key: kubelet-client-key, value: "${join(pki, 'admin.key')}" }`,
     '',
   ].join('\n');
   writeFileSync(join(kwokWorkdir(), 'kwok.yaml'), yaml);
@@ -234,12 +251,19 @@ export async function up(log: Log = defaultLog): Promise<UpResult> {
 }
 
 /**
- * True when the running cluster's kwok leaves alone the nodes not annotated as fake. A cluster
- * created before kwok was told so manages every node, a real one included.
+ * True when the running cluster was set up for a real node: its kwok leaves alone the nodes not
+ * annotated as fake, and its API server reaches kubelets by address. A cluster created before
+ * either has kwok take real-0 over, or cannot show its pods' logs.
  */
-export function kwokSparesRealNodes(): boolean {
+export function readyForRealNodes(): boolean {
   const config = join(clusterDir(), 'kwok.yaml');
-  return existsSync(config) && readFileSync(config, 'utf8').includes('--manage-all-nodes=false');
+  if (!existsSync(config)) return false;
+  const text = readFileSync(config, 'utf8');
+  return (
+    text.includes('--manage-all-nodes=false') &&
+    text.includes('--kubelet-preferred-address-types=') &&
+    text.includes('kubernetes.default.svc')
+  );
 }
 
 /** The cluster's CA (to sign a kubelet's client certificate) and the API server's address. */

@@ -16,7 +16,7 @@ export {
   isRunning,
   killRecordedProcesses,
   KWOK_NODE_SELECTOR,
-  kwokSparesRealNodes,
+  readyForRealNodes,
   kubeconfigPath,
   loadKubeConfig,
   NODES,

@@ -21,7 +21,7 @@ import {
   ensureNodeBinaries,
   isRunning,
   kubeconfigPath,
-  kwokSparesRealNodes,
+  readyForRealNodes,
   loadKubeConfig,
   nodeBinaryPaths,
   rawRequest,
@@ -329,10 +329,11 @@ export async function startNode(log: Log = defaultLog): Promise<NodeStarted> {
   if (!(await isRunning())) {
     throw new Error('the local control plane is not running: start it first (npm run cluster:up)');
   }
-  if (!kwokSparesRealNodes()) {
+  if (!readyForRealNodes()) {
     throw new Error(
-      'the running cluster was created when kwok managed every node, and would take real-0 over: ' +
-        'recreate it (npm run cluster:down && npm run cluster:up)',
+      'the running cluster was created before it could take a real node (kwok would manage ' +
+        'real-0, or its API server could not reach a kubelet): recreate it ' +
+        '(npm run cluster:down && npm run cluster:up)',
     );
   }
   const bins = await ensureNodeBinaries();
