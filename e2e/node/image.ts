@@ -338,6 +338,11 @@ export async function ensureAppImage(log: Log = defaultLog): Promise<string> {
     );
     await saveArchive(image, partial);
     rmSync(`${partial}.npmrc`, { force: true });
+    // Each change to src/ makes a new image of a few hundred MB: keep only the newest.
+    for (const old of readdirSync(imagesDir())) {
+      if (/^accel-lease-.*\.tar$/.test(old)) rmSync(join(imagesDir(), old), { force: true });
+    }
+    await buildah(['rmi', '--prune']).catch(() => undefined);
   });
 }
 
