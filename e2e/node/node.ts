@@ -345,6 +345,13 @@ export async function startNode(log: Log = defaultLog): Promise<NodeStarted> {
   }
   // A node half up (a process died, or an earlier start failed) is torn down and started anew.
   if (existsSync(nodeDir())) await stopNode(log);
+  // The bridge, kubelet's port and the cgroup root are the machine's: one real node per machine.
+  if (shQuiet('ip', ['link', 'show', NETWORK.bridge])) {
+    throw new Error(
+      `another real node runs on this machine (the bridge ${NETWORK.bridge} exists, and not ` +
+        `for ${nodeDir()}): stop it with npm run cluster:down in the checkout that started it`,
+    );
+  }
   const kc = loadKubeConfig();
   for (const dir of [paths.cniConf(), paths.cniIpam(), paths.podLogs(), paths.kubeletRoot()]) {
     mkdirSync(dir, { recursive: true });
