@@ -199,6 +199,10 @@ describe.skipIf(skipped)('the chart on a real node', () => {
       120_000,
     );
     for (const pod of controllers) expect(pod.spec.nodeName).toBe(NODE_NAME);
+    // No probe restarted a replica that was still starting.
+    for (const pod of controllers) {
+      expect(pod.status.containerStatuses?.[0]?.restartCount, pod.metadata.name).toBe(0);
+    }
     const agents = await waitFor(
       'the agent Ready on real-0',
       async () => {
@@ -208,6 +212,21 @@ describe.skipIf(skipped)('the chart on a real node', () => {
       120_000,
     );
     expect(agents.map((p) => p.spec.nodeName)).toEqual([NODE_NAME]);
+    expect(agents[0]!.status.containerStatuses?.[0]?.restartCount).toBe(0);
+    // real-0 is its kubelet's, not kwok's: the kubelet reports it Ready and holds its Lease.
+    const realNode = await api<{
+      status: {
+        conditions: { type: string; reason: string }[];
+        nodeInfo: { kubeletVersion: string };
+      };
+    }>('GET', `/api/v1/nodes/${NODE_NAME}`);
+    expect(realNode.status.conditions.find((c) => c.type === 'Ready')?.reason).toBe('KubeletReady');
+    expect(realNode.status.nodeInfo.kubeletVersion).toBe('v1.36.3');
+    const nodeLease = await api<{ spec: { holderIdentity: string } }>(
+      'GET',
+      `/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/${NODE_NAME}`,
+    );
+    expect(nodeLease.spec.holderIdentity).toBe(NODE_NAME);
 
     // Exactly one replica leads.
     const lease = await waitFor(
