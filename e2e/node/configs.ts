@@ -148,6 +148,8 @@ export function kubeletArgs(p: { config: string; kubeconfig: string; rootDir: st
     `--config=${p.config}`,
     `--kubeconfig=${p.kubeconfig}`,
     `--root-dir=${p.rootDir}`,
+    // Its serving certificate, which would go to /var/lib/kubelet/pki whatever --root-dir says.
+    `--cert-dir=${p.rootDir}/pki`,
     `--hostname-override=${NODE_NAME}`,
     `--node-ip=${NETWORK.gateway}`,
     `--node-labels=${Object.entries(REAL_NODE_LABELS)

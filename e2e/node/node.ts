@@ -70,11 +70,24 @@ interface HostBefore {
   ipForward: string;
   /** KUBE-* chains that existed before the node started (per iptables command and table). */
   kubeChains: string[];
-  /** containerd's shims put their sockets in /run/containerd/s, whatever its state dir is. */
-  runContainerd: boolean;
+  /** Which of HOST_PATHS existed before the node started: those are left alone. */
+  existed: string[];
 }
 
-const SHIM_SOCKETS = '/run/containerd';
+/**
+ * Paths outside .cluster/node that the node's programs use whatever they are told: containerd's
+ * shims put their sockets in /run/containerd/s, CRI its network namespaces in /run/netns, libcni
+ * its cache in /var/lib/cni, kubelet its device-plugin and pod-resources sockets in
+ * /var/lib/kubelet and its log symlinks in /var/log/containers. The first two must be empty once
+ * the pods are gone; the others hold only what the node put there.
+ */
+const HOST_PATHS = {
+  '/run/containerd': 'empty',
+  '/run/netns': 'empty',
+  '/var/lib/cni': 'ours',
+  '/var/lib/kubelet': 'ours',
+  '/var/log/containers': 'ours',
+} as const;
 
 /** Both backends, both families: kubelet probes with each, and leaves chains in each. */
 const IPTABLES = ['iptables', 'ip6tables', 'iptables-legacy', 'ip6tables-legacy'];
@@ -131,7 +144,7 @@ function prepareHost(): void {
     const before: HostBefore = {
       ipForward: readFileSync('/proc/sys/net/ipv4/ip_forward', 'utf8').trim(),
       kubeChains: kubeChains(),
-      runContainerd: existsSync(SHIM_SOCKETS),
+      existed: Object.keys(HOST_PATHS).filter((p) => existsSync(p)),
     };
     writeFileSync(paths.hostBefore(), JSON.stringify(before));
   }
@@ -522,7 +535,11 @@ export async function stopNode(log: Log = defaultLog): Promise<void> {
     const before = JSON.parse(readFileSync(paths.hostBefore(), 'utf8')) as HostBefore;
     writeFileSync('/proc/sys/net/ipv4/ip_forward', before.ipForward);
     removeKubeChains(before.kubeChains);
-    if (!before.runContainerd) rmEmptyTree(SHIM_SOCKETS, log);
+    for (const [path, kind] of Object.entries(HOST_PATHS)) {
+      if (before.existed.includes(path)) continue;
+      if (kind === 'empty') rmEmptyTree(path, log);
+      else rmSync(path, { recursive: true, force: true });
+    }
   }
   // Processes in the node's cgroups take a moment to leave them after SIGKILL.
   await waitFor('the node cgroups to empty', () => cgroupsEmpty(), 10_000).catch(() => undefined);
