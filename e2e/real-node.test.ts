@@ -72,7 +72,12 @@ if (skipped) process.stderr.write(`[real-node] chart on a real kubelet skipped: 
 
 interface PodList {
   items: {
-    metadata: { name: string; deletionTimestamp?: string; labels?: Record<string, string> };
+    metadata: {
+      name: string;
+      deletionTimestamp?: string;
+      deletionGracePeriodSeconds?: number;
+      labels?: Record<string, string>;
+    };
     spec: { nodeName?: string };
     status: {
       phase?: string;
@@ -418,20 +423,20 @@ describe.skipIf(skipped)('the chart on a real node', () => {
             // Gone between two polls: it stopped within 100 ms.
             if (await gone(path)) return Date.now();
             const p = await api<PodList['items'][number]>('GET', path);
-            return p.metadata.deletionTimestamp
-              ? Date.parse(p.metadata.deletionTimestamp)
-              : undefined;
+            const { deletionTimestamp: until, deletionGracePeriodSeconds: grace } = p.metadata;
+            // The API server sets deletionTimestamp to the end of the grace period.
+            return until ? Date.parse(until) - (grace ?? 0) * 1000 : undefined;
           },
           120_000,
           100,
         );
         await waitFor(`${name} gone`, () => gone(path), 30_000, 100);
-        // From the API server's deletionTimestamp (whole seconds) to gone.
+        // From the deletion (deletionTimestamp has whole seconds) to gone.
         return (Date.now() - deleted) / 1000;
       }),
     );
     process.stderr.write(
-      `[real-node] old controller replicas stopped in ${stopSeconds.join(' s, ')} s\n`,
+      `[real-node] old controller replicas stopped in ${stopSeconds.map((s) => s.toFixed(1)).join(' s, ')} s\n`,
     );
     for (const s of stopSeconds) expect(s).toBeLessThan(15);
     const status = await kubectl([
