@@ -150,7 +150,11 @@ function prepareHost(): void {
   }
   writeFileSync('/proc/sys/net/ipv4/ip_forward', '1');
   if (!shQuiet('ip', ['link', 'show', NETWORK.bridge])) {
-    spawnSync('ip', ['link', 'add', NETWORK.bridge, 'type', 'bridge'], { stdio: 'inherit' });
+    const add = spawnSync('ip', ['link', 'add', NETWORK.bridge, 'type', 'bridge'], {
+      encoding: 'utf8',
+    });
+    if (add.status !== 0)
+      throw new Error(`creating the bridge ${NETWORK.bridge}: ${add.stderr.trim()}`);
   }
   // The bridge carries the node's address from the start: kubelet serves on it.
   spawnSync('ip', [
@@ -453,7 +457,6 @@ export async function importImage(tarball: string, log: Log = defaultLog): Promi
     'k8s.io',
     'images',
     'import',
-    '--no-unpack=false',
     tarball,
   ]);
   log(`imported ${tarball.split('/').pop()}`);
@@ -501,6 +504,20 @@ export async function stopNode(log: Log = defaultLog): Promise<void> {
     );
   }
   await stopDaemon('kubelet');
+  // After a crash containerd may be gone with its pods' sandboxes still set up (network
+  // namespaces, CNI addresses, shims): start it again, so CRI can take them down properly.
+  if (
+    daemonPid('containerd') === undefined &&
+    existsSync(paths.containerdConfig()) &&
+    existsSync(bins.containerd)
+  ) {
+    log('containerd is not running; starting it to remove the pod sandboxes');
+    const env = { ...process.env, PATH: `${dirname(bins.containerd)}:${process.env.PATH ?? ''}` };
+    startDaemon('containerd', bins.containerd, ['--config', paths.containerdConfig()], env);
+    await waitForDaemon('containerd', 'containerd to answer', () =>
+      shQuiet(bins.ctr, ['--address', paths.containerdSocket(), 'version']),
+    ).catch((err: Error) => log(err.message));
+  }
   if (daemonPid('containerd') !== undefined && existsSync(bins.crictl)) {
     const endpoint = `unix://${paths.containerdSocket()}`;
     const crictl = (args: string[]) =>
