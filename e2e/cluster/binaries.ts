@@ -155,7 +155,9 @@ const NODE_MODULES: ToolModule[] = [
       },
       { name: 'ctr', pkg: 'github.com/containerd/containerd/v2/cmd/ctr' },
     ],
-    tags: ['no_btrfs', 'no_devmapper', 'no_zfs', 'urfave_cli_no_docs'],
+    // Nor the tracing exporters or NRI's WebAssembly plugin host: the node uses neither (NRI is
+    // off in its config), and they are packages a cold build would compile for nothing.
+    tags: ['no_btrfs', 'no_devmapper', 'no_zfs', 'no_tracing', 'nri_no_wasm', 'urfave_cli_no_docs'],
     noCgo: true,
     ldflags: (v) => [
       `-X github.com/containerd/containerd/v2/version.Version=${v}`,
