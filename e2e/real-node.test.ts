@@ -266,6 +266,18 @@ describe.skipIf(skipped)('the chart on a real node', () => {
   });
 
   it("plays the seed's story with the agent pod on real-0", async () => {
+    // Each wait of the story, timed from its start, printed as its timeline.
+    const started = Date.now();
+    const timeline: string[] = [];
+    const step = async <T>(
+      what: string,
+      check: () => Promise<T | undefined | false>,
+      timeoutMs: number,
+    ): Promise<T> => {
+      const value = await waitFor(what, check, timeoutMs);
+      timeline.push(`+${((Date.now() - started) / 1000).toFixed(1)}s ${what}`);
+      return value;
+    };
     const [teamA, teamIo, teamB] = [
       await testNamespace('real-team-a'),
       await testNamespace('real-team-io'),
@@ -292,7 +304,7 @@ describe.skipIf(skipped)('the chart on a real node', () => {
     });
     await podOnRealNode(teamIo, 'loader-0', { app: 'loader' });
     await podOnRealNode(teamIo, 'bystander-0');
-    await waitFor(
+    await step(
       'lease A granted',
       async () => {
         return (await getLease(teamA, 'tenant-a')).status?.phase === 'Granted';
@@ -323,7 +335,7 @@ describe.skipIf(skipped)('the chart on a real node', () => {
         revocation: { gracePeriodSeconds: 10, maxEvictions: 5 },
       },
     });
-    await waitFor(
+    await step(
       'the export Active',
       async () => {
         const x = await api<{ status?: { phase?: string } }>(
@@ -339,7 +351,7 @@ describe.skipIf(skipped)('the chart on a real node', () => {
       [teamIo, 'loader-0'],
       [teamIo, 'bystander-0'],
     ] as const) {
-      await waitFor(
+      await step(
         `${ns}/${name} Running on real-0`,
         async () => {
           const p = await api<PodList['items'][number]>(
@@ -355,7 +367,7 @@ describe.skipIf(skipped)('the chart on a real node', () => {
     // A lets go; the loader's RDMA MR pins the device until the reaper evicts the loader, and
     // the kubelet on real-0 really stops it.
     await api('DELETE', leasePath(teamA, 'tenant-a'));
-    await waitFor(
+    await step(
       'the device Stuck, pinned by the loader',
       async () => {
         const a = await api<Accelerator>('GET', `${GROUP}/accelerators/${ACCEL}`);
@@ -363,7 +375,7 @@ describe.skipIf(skipped)('the chart on a real node', () => {
       },
       60_000,
     );
-    const granted = await waitFor(
+    const granted = await step(
       'lease B granted',
       async () => {
         const l = await getLease(teamB, 'tenant-b');
@@ -372,7 +384,7 @@ describe.skipIf(skipped)('the chart on a real node', () => {
       120_000,
     );
     expect(granted.status).toMatchObject({ accelerator: ACCEL, epoch: 2 });
-    await waitFor(
+    await step(
       'loader-0 evicted and gone',
       () => gone(`/api/v1/namespaces/${teamIo}/pods/loader-0`),
       60_000,
@@ -398,7 +410,8 @@ describe.skipIf(skipped)('the chart on a real node', () => {
     expect(device.status?.owner?.lease?.namespace).toBe(teamB);
 
     await api('DELETE', leasePath(teamB, 'tenant-b'));
-    await waitFor('lease B released and gone', () => gone(leasePath(teamB, 'tenant-b')), 60_000);
+    await step('lease B released and gone', () => gone(leasePath(teamB, 'tenant-b')), 60_000);
+    process.stderr.write(`[real-node] the seed's story:\n  ${timeline.join('\n  ')}\n`);
   });
 
   it('rolls the controller Deployment: both old replicas stop promptly on SIGTERM', async () => {
