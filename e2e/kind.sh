@@ -2,6 +2,9 @@
 # The same e2e suite on kind: a cluster with two workers labelled as accelerator nodes, the image
 # built and loaded, the chart installed and smoke-tested with its own pods (helm test, a handoff),
 # then `npm test` against that cluster. Where no Docker engine answers it says so and exits 0.
+# For users with Docker. Untested on this project's machines, which have no Docker engine: there
+# the chart's pods run on real-0, a real kubelet beside the local control plane
+# (`npm run cluster:node`, `npm run test:node`; README, "A real node").
 #
 #   e2e/kind.sh                       # create, test, delete the cluster
 #   KEEP_CLUSTER=1 e2e/kind.sh        # leave it running (kind delete cluster --name accel-lease)

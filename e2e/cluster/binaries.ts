@@ -23,15 +23,21 @@ export type BinaryName =
   | 'helm'
   | 'promtool';
 
+/** What the real node runs (`npm run cluster:node`); built only when a node is asked for. */
+export type NodeBinaryName =
+  'kubelet' | 'kube-proxy' | 'containerd' | 'containerd-shim-runc-v2' | 'ctr' | 'crictl';
+
 /** One Go module under tools/: the upstream module it pins and the commands built from it. */
 interface ToolModule {
   dir: string;
   /** The upstream module whose `require` line in tools/<dir>/go.mod is the pinned version. */
   upstream: string;
-  commands: { name: BinaryName; pkg: string }[];
+  commands: { name: BinaryName | NodeBinaryName; pkg: string }[];
   ldflags(version: string): string[];
   /** Go build tags; part of the cache key. */
   tags?: string[];
+  /** Build without cgo (static binaries that need no C headers); part of the cache key. */
+  noCgo?: boolean;
 }
 
 function kubeVersionFlags(version: string): string[] {
@@ -122,6 +128,54 @@ const MODULES: ToolModule[] = [
   },
 ];
 
+/**
+ * The real node's binaries. kubelet and kube-proxy come from the control plane's k8s.io/kubernetes release, in
+ * a module of its own (tools/kubelet) so that its extra dependencies never change the control
+ * plane's cache key. containerd is built static without cgo, so none of the snapshotters
+ * that need C headers (btrfs, devmapper, zfs) is in it: the node uses overlayfs.
+ */
+const NODE_MODULES: ToolModule[] = [
+  {
+    dir: 'kubelet',
+    upstream: 'k8s.io/kubernetes',
+    commands: [
+      { name: 'kubelet', pkg: 'k8s.io/kubernetes/cmd/kubelet' },
+      { name: 'kube-proxy', pkg: 'k8s.io/kubernetes/cmd/kube-proxy' },
+    ],
+    ldflags: kubeVersionFlags,
+  },
+  {
+    dir: 'containerd',
+    upstream: 'github.com/containerd/containerd/v2',
+    commands: [
+      { name: 'containerd', pkg: 'github.com/containerd/containerd/v2/cmd/containerd' },
+      {
+        name: 'containerd-shim-runc-v2',
+        pkg: 'github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2',
+      },
+      { name: 'ctr', pkg: 'github.com/containerd/containerd/v2/cmd/ctr' },
+    ],
+    // Nor the tracing exporters or NRI's WebAssembly plugin host: the node uses neither (NRI is
+    // off in its config), and they are packages a cold build would compile for nothing.
+    tags: ['no_btrfs', 'no_devmapper', 'no_zfs', 'no_tracing', 'nri_no_wasm', 'urfave_cli_no_docs'],
+    noCgo: true,
+    ldflags: (v) => [
+      `-X github.com/containerd/containerd/v2/version.Version=${v}`,
+      `-X github.com/containerd/containerd/v2/version.Revision=${v}`,
+      '-X github.com/containerd/containerd/v2/version.Package=github.com/containerd/containerd/v2',
+    ],
+  },
+  {
+    // crictl talks CRI to containerd: the node's teardown removes every pod sandbox with it, so
+    // CNI releases each pod's network before containerd stops.
+    dir: 'cri-tools',
+    upstream: 'sigs.k8s.io/cri-tools',
+    commands: [{ name: 'crictl', pkg: 'sigs.k8s.io/cri-tools/cmd/crictl' }],
+    noCgo: true,
+    ldflags: (v) => [`-X sigs.k8s.io/cri-tools/pkg/version.Version=${v}`],
+  },
+];
+
 function pinnedRequire(dir: string, modulePath: string): string {
   const gomod = readFileSync(join(toolsDir, dir, 'go.mod'), 'utf8');
   const escaped = modulePath.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
@@ -150,19 +204,30 @@ function moduleBinDir(mod: ToolModule): string {
   for (const file of ['go.mod', 'go.sum']) hash.update(readFileSync(join(toolsDir, mod.dir, file)));
   hash.update(mod.ldflags(pinnedVersion(mod)).join(' '));
   if (mod.tags) hash.update(`\ntags ${mod.tags.join(',')}`);
+  if (mod.noCgo) hash.update('\ncgo off');
   const key = hash.digest('hex').slice(0, 12);
   return join(cacheRoot(), 'bin', `${mod.dir}-${pinnedVersion(mod)}-${key}`);
 }
 
 export type BinaryPaths = Record<BinaryName, string>;
+export type NodeBinaryPaths = Record<NodeBinaryName, string>;
+
+function pathsOf<T>(modules: ToolModule[]): T {
+  const paths: Record<string, string> = {};
+  for (const mod of modules) {
+    for (const cmd of mod.commands) paths[cmd.name] = join(moduleBinDir(mod), cmd.name);
+  }
+  return paths as T;
+}
 
 /** Where each binary lives in the cache (whether or not it has been built yet). */
 export function binaryPaths(): BinaryPaths {
-  const paths = {} as BinaryPaths;
-  for (const mod of MODULES) {
-    for (const cmd of mod.commands) paths[cmd.name] = join(moduleBinDir(mod), cmd.name);
-  }
-  return paths;
+  return pathsOf<BinaryPaths>(MODULES);
+}
+
+/** Where each of the real node's binaries lives in the cache (built or not). */
+export function nodeBinaryPaths(): NodeBinaryPaths {
+  return pathsOf<NodeBinaryPaths>(NODE_MODULES);
 }
 
 /** The pinned upstream versions, for logs and the README. */
@@ -212,7 +277,12 @@ function goBuild(go: string, mod: ToolModule, pkg: string, out: string, log: Log
     pkg,
   ];
   // GOWORK=off: a go.work above the checkout must not change what the pins select.
-  const env = { ...process.env, GOWORK: 'off', GOFLAGS: '-mod=readonly -buildvcs=false' };
+  const env = {
+    ...process.env,
+    GOWORK: 'off',
+    GOFLAGS: '-mod=readonly -buildvcs=false',
+    ...(mod.noCgo ? { CGO_ENABLED: '0' } : {}),
+  };
   return new Promise((resolve, reject) => {
     const child = spawn(go, args, { cwd: join(toolsDir, mod.dir), env, stdio: 'pipe' });
     let output = '';
@@ -245,18 +315,29 @@ function goBuild(go: string, mod: ToolModule, pkg: string, out: string, log: Log
  * built one after another: on a 2-core machine parallel builds only contend for the same cores.
  */
 export async function ensureBinaries(log: Log = defaultLog): Promise<BinaryPaths> {
+  await ensureModules(MODULES, log);
+  return binaryPaths();
+}
+
+/** The same for the real node's binaries (kubelet, containerd and its runc shim, ctr). */
+export async function ensureNodeBinaries(log: Log = defaultLog): Promise<NodeBinaryPaths> {
+  await ensureModules(NODE_MODULES, log);
+  return nodeBinaryPaths();
+}
+
+async function ensureModules(modules: ToolModule[], log: Log): Promise<void> {
   const isMissing = (mod: ToolModule) => !existsSync(join(moduleBinDir(mod), '.complete'));
-  if (!MODULES.some(isMissing)) return binaryPaths();
+  if (!modules.some(isMissing)) return;
   const go = findGo();
   mkdirSync(join(cacheRoot(), 'bin'), { recursive: true });
   // One build at a time per cache, even from several checkouts: the others wait, then reuse it.
-  return withLock(join(cacheRoot(), 'bin', '.lock'), 'another build of the binaries', log, () =>
-    buildMissing(go, MODULES.filter(isMissing), log),
+  await withLock(join(cacheRoot(), 'bin', '.lock'), 'another build of the binaries', log, () =>
+    buildMissing(go, modules.filter(isMissing), log),
   );
 }
 
-async function buildMissing(go: string, missing: ToolModule[], log: Log): Promise<BinaryPaths> {
-  if (missing.length === 0) return binaryPaths();
+async function buildMissing(go: string, missing: ToolModule[], log: Log): Promise<void> {
+  if (missing.length === 0) return;
   const total = Date.now();
   log(`building ${missing.map((m) => `${m.upstream}@${pinnedVersion(m)}`).join(', ')}`);
   log(`into ${join(cacheRoot(), 'bin')} (first build takes a while; later runs reuse it)`);
@@ -276,5 +357,4 @@ async function buildMissing(go: string, missing: ToolModule[], log: Log): Promis
     renameSync(staging, dir);
   }
   log(`all binaries ready in ${elapsed(total)}`);
-  return binaryPaths();
 }

@@ -15,6 +15,8 @@ const run = promisify(execFile);
 export const CLUSTER_NAME = 'accel-lease';
 /** The simulated nodes every local cluster has; tests bind pods to them by name. */
 export const NODES = ['node-a', 'node-b'] as const;
+/** The annotation that hands a node to kwok; a node without it is left to its own kubelet. */
+export const KWOK_NODE_SELECTOR = 'kwok.x-k8s.io/node=fake';
 
 const repoRoot = resolve(import.meta.dirname, '..', '..');
 
@@ -77,12 +79,37 @@ function writeKwokctlConfig(bins: BinaryPaths): void {
     kubeAdmission: true,
     securePort: true,
     bindAddress: '127.0.0.1',
+    // Pods of a real node reach the API server as kubernetes.default.svc at the Service's
+    // ClusterIP (the first of the default 10.0.0.0/24): its certificate must name both.
+    kubeApiserverCertSANs: [
+      '10.0.0.1',
+      'kubernetes',
+      'kubernetes.default',
+      'kubernetes.default.svc',
+      'kubernetes.default.svc.cluster.local',
+    ],
   };
+  const pki = join(clusterDir(), 'pki');
+  // kwokctl's binary runtime has kwok manage every node; a real node (`npm run cluster:node`)
+  // must stay its kubelet's, so kwok takes only the nodes annotated as fake, as ensureNodes makes
+  // them (kwokctl's kind runtime selects the same way).
   const yaml = [
     'kind: KwokctlConfiguration',
     'apiVersion: config.kwok.x-k8s.io/v1alpha1',
     'options:',
     ...Object.entries(options).map(([k, v]) => `  ${k}: ${JSON.stringify(v)}`),
+    'componentsPatches:',
+    '  - name: kwok-controller',
+    '    extraArgs:',
+    '      - { key: manage-all-nodes, value: "false", override: true }',
+    `      - { key: manage-nodes-with-annotation-selector, value: "${KWOK_NODE_SELECTOR}" }`,
+    // For logs, exec and port-forward on a real node: the API server dials its kubelet at the
+    // node's InternalIP (its name resolves nowhere) and authenticates with the admin certificate.
+    '  - name: kube-apiserver',
+    '    extraArgs:',
+    '      - { key: kubelet-preferred-address-types, value: "InternalIP,Hostname" }',
+    `      - { key: kubelet-client-certificate, value: "${join(pki, 'admin.crt')}" }`,
+    `      - { key: kubelet-client-key, value: "${join(pki, 'admin.key')}" }`,
     '',
   ].join('\n');
   writeFileSync(join(kwokWorkdir(), 'kwok.yaml'), yaml);
@@ -134,7 +161,10 @@ async function ensureNodes(kc: KubeConfig): Promise<void> {
           'kubernetes.io/arch': 'amd64',
           type: 'kwok',
         },
-        annotations: { 'kwok.x-k8s.io/node': 'fake', 'node.alpha.kubernetes.io/ttl': '0' },
+        annotations: {
+          [KWOK_NODE_SELECTOR.split('=')[0]!]: KWOK_NODE_SELECTOR.split('=')[1]!,
+          'node.alpha.kubernetes.io/ttl': '0',
+        },
       },
       spec: {},
     };
@@ -222,6 +252,30 @@ export async function up(log: Log = defaultLog): Promise<UpResult> {
   }
   log(`cluster ready in ${elapsedSince(started)}: nodes ${NODES.join(', ')} Ready`);
   return { kubeconfigPath: kubeconfigPath(), started: fresh, bins };
+}
+
+/**
+ * True when the running cluster was set up for a real node: its kwok leaves alone the nodes not
+ * annotated as fake, and its API server reaches kubelets by address. A cluster created before
+ * either has kwok take real-0 over, or cannot show its pods' logs.
+ */
+export function readyForRealNodes(): boolean {
+  const config = join(clusterDir(), 'kwok.yaml');
+  if (!existsSync(config)) return false;
+  const text = readFileSync(config, 'utf8');
+  return (
+    text.includes('--manage-all-nodes=false') &&
+    text.includes('--kubelet-preferred-address-types=') &&
+    text.includes('kubernetes.default.svc')
+  );
+}
+
+/** The cluster's CA (to sign a kubelet's client certificate) and the API server's address. */
+export function clusterPki(): { caCert: string; caKey: string } {
+  return {
+    caCert: join(clusterDir(), 'pki', 'ca.crt'),
+    caKey: join(clusterDir(), 'pki', 'ca.key'),
+  };
 }
 
 /** The pids kwokctl recorded for the components it forked, by component binary name. */

@@ -3,15 +3,20 @@ export {
   binaryPaths,
   cacheRoot,
   ensureBinaries,
+  ensureNodeBinaries,
   GoToolchainMissingError,
+  nodeBinaryPaths,
   pinnedVersions,
 } from './binaries.ts';
-export type { BinaryName, BinaryPaths, Log } from './binaries.ts';
+export type { BinaryName, BinaryPaths, Log, NodeBinaryName, NodeBinaryPaths } from './binaries.ts';
 export {
   CLUSTER_NAME,
+  clusterPki,
   down,
   isRunning,
   killRecordedProcesses,
+  KWOK_NODE_SELECTOR,
+  readyForRealNodes,
   kubeconfigPath,
   loadKubeConfig,
   NODES,
