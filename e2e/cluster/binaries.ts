@@ -245,7 +245,8 @@ export class GoToolchainMissingError extends Error {
   }
 }
 
-function findGo(): string {
+/** The go command to build with; throws GoToolchainMissingError when there is none. */
+export function findGo(): string {
   const candidates = ['go', process.env.GOROOT && join(process.env.GOROOT, 'bin', 'go')];
   candidates.push('/usr/local/go/bin/go', join(homedir(), 'go', 'bin', 'go'));
   for (const candidate of candidates) {

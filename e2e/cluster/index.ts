@@ -4,6 +4,7 @@ export {
   cacheRoot,
   ensureBinaries,
   ensureNodeBinaries,
+  findGo,
   GoToolchainMissingError,
   nodeBinaryPaths,
   pinnedVersions,

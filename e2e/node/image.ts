@@ -17,7 +17,7 @@ import {
 } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import { promisify } from 'node:util';
-import { cacheRoot } from '../cluster/index.ts';
+import { cacheRoot, findGo } from '../cluster/index.ts';
 import type { Log } from '../cluster/index.ts';
 import { withLock } from '../cluster/lock.ts';
 import { PAUSE_IMAGE } from './configs.ts';
@@ -158,9 +158,8 @@ export async function ensurePauseImage(log: Log = defaultLog): Promise<string> {
     const work = mkdtempSync(join(imagesDir(), 'pause-'));
     try {
       const env = { ...process.env, CGO_ENABLED: '0', GOWORK: 'off', GOFLAGS: '-buildvcs=false' };
-      const go = existsSync('/usr/local/go/bin/go') ? '/usr/local/go/bin/go' : 'go';
-      await promisify(execFile)(
-        go,
+      await run(
+        findGo(),
         ['build', '-trimpath', '-ldflags', '-s -w', '-o', join(work, 'pause'), '.'],
         { cwd: source, env },
       );
