@@ -445,15 +445,27 @@ describe('helm chart', () => {
   });
 
   it('passes the controller and the agent only flags they accept', async () => {
-    const rendered = await helm(['template', RELEASE, CHART, '--kube-version', KUBE_VERSION]);
-    expect(rendered.code, rendered.stderr).toBe(0);
-    const manifest = parseManifest(rendered.stdout);
-    for (const kind of ['Deployment', 'DaemonSet'] as const) {
-      const args = chartArgs(manifest, kind).map((a) => a.replaceAll('$(NODE_NAME)', 'node-x'));
-      // Every flag parses; the program then stops at the missing kubeconfig (1), not at a flag (2).
-      const run = await runToExit([...args, '--kubeconfig=/nonexistent/kubeconfig']);
-      expect(run.stderr, `${kind} args: ${args.join(' ')}`).toContain('/nonexistent/kubeconfig');
-      expect(run.code).toBe(1);
+    // The defaults, and DRA mode with holder gates (their flags appear only then).
+    const modes = [[], ['--set', 'dra.enabled=true', '--set', 'holderGates.enabled=true']];
+    for (const values of modes) {
+      const rendered = await helm([
+        'template',
+        RELEASE,
+        CHART,
+        '--kube-version',
+        KUBE_VERSION,
+        ...values,
+      ]);
+      expect(rendered.code, rendered.stderr).toBe(0);
+      const manifest = parseManifest(rendered.stdout);
+      for (const kind of ['Deployment', 'DaemonSet'] as const) {
+        const args = chartArgs(manifest, kind).map((a) => a.replaceAll('$(NODE_NAME)', 'node-x'));
+        if (values.length > 0) expect(args).toContain('--dra');
+        // Every flag parses; the program then stops at the missing kubeconfig (1), not at a flag (2).
+        const run = await runToExit([...args, '--kubeconfig=/nonexistent/kubeconfig']);
+        expect(run.stderr, `${kind} args: ${args.join(' ')}`).toContain('/nonexistent/kubeconfig');
+        expect(run.code).toBe(1);
+      }
     }
   });
 });

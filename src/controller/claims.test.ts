@@ -245,9 +245,14 @@ describe('a claim whose allocation changed', () => {
     expect(actions.map((a) => a.type)).toEqual(['event']);
   });
 
-  it('leaves a deleted claim to the garbage collector once its lease is on its way out', () => {
-    const mine = lease({ phase: 'Granted', accelerator: 'node-a-hl0' });
-    mine.metadata.deletionTimestamp = NOW;
-    expect(decide(claim({ deleting: true }), mine)).toEqual([]);
+  it('keeps the lease of a claim being deleted while it is allocated (its pod may still run)', () => {
+    const mine = lease({ phase: 'Granted', accelerator: 'node-a-hl0', epoch: 1 });
+    const actions = decide(claim({ deleting: true }), mine);
+    expect(actions.map((a) => a.type)).toEqual(['claimDeviceStatus']);
+    expect(decide(claim({ deleting: true, devices: [] }), mine)).toEqual([
+      { type: 'deleteLease', lease: mine },
+    ]);
+    // ...and creates none for it.
+    expect(decide(claim({ deleting: true }))).toEqual([]);
   });
 });

@@ -243,10 +243,12 @@ export function decideClaim(input: ClaimInput): ClaimAction[] {
       },
     ];
   }
-  if (!device || claim.metadata?.deletionTimestamp) {
-    // Deallocated (failover, or the claim is going): the lease's device is not the claim's now.
+  if (!device) {
+    // Deallocated (failover, or its pods are gone): the lease's device is not the claim's now.
+    // A claim being deleted keeps its lease while it is allocated: its pod may still run.
     return mine && !mine.metadata.deletionTimestamp ? [{ type: 'deleteLease', lease: mine }] : [];
   }
+  if (claim.metadata?.deletionTimestamp && !mine) return [];
   const accelerator = acceleratorOfDevice(device.pool, device.device);
   if (!mine) {
     const created = leaseForClaim(claim, device);

@@ -4,6 +4,7 @@ import type { Accelerator, AcceleratorLease } from '../crds/index.ts';
 import type { Action } from './arbiter.ts';
 import { runActions } from './executor.ts';
 import type { EventSink, Writes } from './writes.ts';
+import { KubeApiError } from '../kube/index.ts';
 
 const lease = (name: string, rv = '1'): AcceleratorLease => ({
   apiVersion: 'accel.dmabuf.io/v1alpha1',
@@ -97,5 +98,41 @@ describe('runActions', () => {
     await outcome;
     expect(r.log).toContain('end status b@2');
     expect(r.log.some((l) => l.includes('owner') || l.startsWith('event'))).toBe(false);
+  });
+
+  it('tells a claim why the API server refused its lease, and still fails the reconcile', async () => {
+    const r = recorder();
+    const refused: string[] = [];
+    const claimLease = {
+      ...lease('train'),
+      metadata: {
+        ...lease('train').metadata,
+        ownerReferences: [{ kind: 'ResourceClaim', name: 'train', uid: 'claim-uid' }],
+      },
+    };
+    const writes: Writes = {
+      ...r.writes,
+      createLease: () =>
+        Promise.reject(
+          new KubeApiError(
+            'POST',
+            '/apis/accel.dmabuf.io/v1alpha1/namespaces/b/acceleratorleases',
+            422,
+            {
+              message: 'spec.revocation.gracePeriodSeconds: below 10',
+            },
+          ),
+        ),
+    };
+    const events: EventSink = {
+      event: () => undefined,
+      eventRef: (ref, type, reason, _action, note) =>
+        refused.push(`${ref.kind} ${ref.name} ${ref.uid} ${type} ${reason}: ${note}`),
+    };
+    await expect(
+      runActions([{ type: 'createLease', lease: claimLease }], writes, events, 'now'),
+    ).rejects.toThrow('below 10');
+    expect(refused).toHaveLength(1);
+    expect(refused[0]).toMatch(/^ResourceClaim train claim-uid Warning LeaseRefused: .*below 10/);
   });
 });

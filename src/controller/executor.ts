@@ -11,7 +11,7 @@ import {
   type AcceleratorLease,
   type EvictionRecord,
 } from '../crds/index.ts';
-import { isNotFound } from '../kube/index.ts';
+import { isNotFound, statusCode } from '../kube/index.ts';
 import { recordOutcome, type CallOutcome, type ReaperEffect } from '../reaper/index.ts';
 import { FINALIZER, type Action } from './arbiter.ts';
 import type { ClaimAction } from './claims.ts';
@@ -65,7 +65,12 @@ export async function runActions(
         await writes.setOwner(action.accelerator, action.owner, handoffAt);
         break;
       case 'createLease':
-        await writes.createLease(action.lease);
+        await writes.createLease(action.lease).catch((err: unknown) => {
+          // Refused (a lease policy bound, say): the claim's owner must learn why its pod waits.
+          const code = statusCode(err);
+          if (code === 403 || code === 422) noteRefusedClaimLease(action.lease, err, events);
+          throw err;
+        });
         break;
       case 'deleteLease':
         await writes.deleteLease(action.lease);
@@ -234,6 +239,25 @@ async function stillBlocking(
   const live = await ports.reads.accelerator(accel.metadata.name ?? '', ports.signal);
   if (!live) return new Set();
   return new Set(stalePins(parseObject(Accelerator, live)).flatMap((p) => p.podUID ?? []));
+}
+
+/** A Warning Event on the claim a refused lease was made for, with the API server's reason. */
+function noteRefusedClaimLease(lease: AcceleratorLease, err: unknown, events: EventSink): void {
+  const { namespace, name } = lease.metadata;
+  const owner = (lease.metadata.ownerReferences ?? []) as { name?: string; uid?: string }[];
+  events.eventRef(
+    {
+      apiVersion: 'resource.k8s.io/v1',
+      kind: 'ResourceClaim',
+      ...(namespace !== undefined && { namespace }),
+      name: owner[0]?.name ?? name,
+      uid: owner[0]?.uid,
+    },
+    'Warning',
+    'LeaseRefused',
+    'CreateLease',
+    `the API server refused lease ${namespace ?? ''}/${name ?? ''} for this claim, so its pod does not bind: ${(err as Error).message}`,
+  );
 }
 
 function noteEffect(e: ReaperEffect, events: EventSink): void {
