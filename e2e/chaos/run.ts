@@ -97,7 +97,7 @@ export async function runSchedule(schedule: Schedule, env: ChaosEnv): Promise<Ch
     b: await testNamespace('chaos-b'),
     c: await testNamespace('chaos-c'),
   };
-  const replicaKubeconfig = kubeconfigFile(env.replica.kubeConfig, env.replica.port);
+  const replicaKubeconfig = kubeconfigFile(env.replica.port);
   const devices: Device[] = [];
   for (const story of schedule.devices) {
     const node = await testNode(`chaos${story.node}`);

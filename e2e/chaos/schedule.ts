@@ -1,6 +1,7 @@
 // A chaos schedule, drawn from a seed: the devices and their stories (pins per exporter profile,
 // a PDB that refuses for a while, a hidden holder, queued leases) and the faults injected while
 // the handoffs run. Pure, so a seed names one schedule on every machine.
+import { mulberry32 as random, pick } from '../../test/simulation/random.ts';
 
 export const FAULT_KINDS = [
   'kill-leader',
@@ -43,20 +44,6 @@ export interface Schedule {
   readonly devices: readonly DeviceStory[];
   readonly faults: readonly Fault[];
 }
-
-/** mulberry32: small, fast, and the same on every platform. */
-export function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-const pick = <T>(r: () => number, xs: readonly T[]): T => xs[Math.floor(r() * xs.length)]!;
 
 /** Two devices on two nodes, and three faults within the first ten seconds of the handoffs. */
 export function scheduleOf(seed: number): Schedule {

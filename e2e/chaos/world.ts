@@ -4,7 +4,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { KubeConfig } from '@kubernetes/client-node';
+import { kubeConfigFor } from '../cluster/index.ts';
 import type { ApiServerReplica } from '../harness/index.ts';
 import { api, sleep, startAgent, startController, type Component } from '../stack/index.ts';
 import { startFaultProxy, type FaultProxy } from './proxy.ts';
@@ -16,16 +16,8 @@ const ELECTION_LEASE = 'accel-lease-controller';
  * A kubeconfig file with the admin's credentials for the server at 127.0.0.1:`port`, in a
  * directory only this user can read; removeKubeconfig deletes it.
  */
-export function kubeconfigFile(base: KubeConfig, port: number): string {
-  const current = base.getCurrentCluster();
-  if (!current) throw new Error('the replica kubeconfig has no current cluster');
-  const kc = new KubeConfig();
-  kc.loadFromOptions({
-    clusters: [{ ...current, server: `https://127.0.0.1:${port}` }],
-    users: base.getUsers(),
-    contexts: base.getContexts(),
-    currentContext: base.getCurrentContext(),
-  });
+export function kubeconfigFile(port: number): string {
+  const kc = kubeConfigFor(port);
   const file = join(mkdtempSync(join(tmpdir(), 'accel-chaos-kc-')), 'kubeconfig');
   writeFileSync(file, kc.exportConfig(), { mode: 0o600 });
   return file;
@@ -57,12 +49,7 @@ export class ControllerSlot {
 
   static async start(name: string, ns: string, replica: ApiServerReplica): Promise<ControllerSlot> {
     const proxy = await startFaultProxy(() => replica.port);
-    const slot = new ControllerSlot(
-      name,
-      ns,
-      proxy,
-      kubeconfigFile(replica.kubeConfig, proxy.port),
-    );
+    const slot = new ControllerSlot(name, ns, proxy, kubeconfigFile(proxy.port));
     await slot.spawn();
     return slot;
   }

@@ -71,7 +71,8 @@ function freePort(): Promise<number> {
   });
 }
 
-function kubeConfigFor(port: number): KubeConfig {
+/** The admin's credentials for a server on 127.0.0.1:`port`. */
+export function kubeConfigFor(port: number): KubeConfig {
   const base = loadKubeConfig(kubeconfigPath());
   const current = base.getCurrentCluster();
   if (!current) throw new Error(`${kubeconfigPath()} has no current cluster`);

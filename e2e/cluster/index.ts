@@ -27,7 +27,7 @@ export {
 export type { UpResult } from './control-plane.ts';
 export { acquireForTestRun, downByHand, upByHand } from './sharing.ts';
 export type { TestRunLease } from './sharing.ts';
-export { startApiServerReplica } from './apiserver-replica.ts';
+export { kubeConfigFor, startApiServerReplica } from './apiserver-replica.ts';
 export type { ApiServerReplica, ReplicaOptions } from './apiserver-replica.ts';
 export { isReady, rawRequest } from './raw-api.ts';
 export type { RawResponse } from './raw-api.ts';
