@@ -54,11 +54,16 @@ const registry = new Registry();
 collectDefaultMetrics({ register: registry });
 exposeRequestMetrics(client.kc, registry);
 const readiness = new ReadinessChecks();
-const recorder = new EventRecorder(client, {
-  reportingController: 'accel.dmabuf.io/controller',
-  reportingInstance: flags.identity.slice(0, 128),
-  logger: log,
-});
+let elector: LeaderElector | undefined;
+// Events are sent in batches, after the write that caused them: the client asks the fence too.
+const recorder = new EventRecorder(
+  client.withFence(() => !flags.leaderElect || (elector?.fence() ?? false)),
+  {
+    reportingController: 'accel.dmabuf.io/controller',
+    reportingInstance: flags.identity.slice(0, 128),
+    logger: log,
+  },
+);
 const controller = new LeaseController({
   kc: client.kc,
   client,
@@ -101,7 +106,6 @@ const http = await startHttpServer({
 // retrying its election. Leadership (or, without election, `unelected`) is aborted first, so
 // writes in flight stop and the workers finish the reconcile at hand and skip the rest.
 let stopping = false;
-let elector: LeaderElector | undefined;
 const unelected = new AbortController();
 /** Set once this replica reconciles; resolves when its workers have drained. */
 let reconciling: Promise<void> | undefined;

@@ -203,10 +203,13 @@ export class LeaseController {
    */
   async run(signal: AbortSignal, fence: () => boolean = () => !signal.aborted): Promise<void> {
     // Every write carries the leadership signal: losing the lease aborts requests in flight.
+    // The fence is asked twice: before a write is begun, and again by the client just before its
+    // first byte goes out, after any wait for credentials or a connection.
+    const client = this.opts.client.withFence(fence);
     const { writes, pods, events } = fenced(
       {
-        writes: clusterWrites(this.opts.client, signal),
-        pods: clusterPods(this.opts.client),
+        writes: clusterWrites(client, signal),
+        pods: clusterPods(client),
         events: this.opts.events,
       },
       fence,

@@ -8,6 +8,7 @@ import {
   RequestContext,
 } from '@kubernetes/client-node';
 import { Counter, type Registry } from 'prom-client';
+import { getGlobalDispatcher, type Dispatcher } from 'undici';
 import { KubeApiError, type ApiStatus } from './errors.ts';
 
 export interface LoadKubeConfigOptions {
@@ -148,9 +149,47 @@ export interface RequestOptions {
 export interface KubeClientOptions {
   requestTimeoutMs?: number;
   userAgent?: string;
+  /**
+   * Asked at the last moment before a request's first byte is written to the socket (after
+   * credentials, connection set-up and any wait for a free connection); a no aborts the request
+   * unsent with FencedError. Leader election's fence: a request that waited while the process was
+   * paused is not sent once the lease may belong to someone else.
+   */
+  fence?: () => boolean;
 }
 
-type Dispatcher = NonNullable<ReturnType<RequestContext['getDispatcher']>>;
+/** A request its client's fence stopped before any of it reached the API server. */
+export class FencedError extends Error {
+  constructor() {
+    super('not sent: this replica may no longer lead');
+    this.name = 'FencedError';
+  }
+}
+
+/**
+ * `base` with `fence` asked in onRequestStart, which undici calls on the connection just before
+ * it writes the request: an abort there sends nothing.
+ */
+function fencedDispatcher(base: Dispatcher, fence: () => boolean): Dispatcher {
+  return base.compose(
+    (dispatch) => (opts, handler) =>
+      dispatch(
+        opts,
+        new Proxy(handler, {
+          get(target, prop) {
+            if (prop === 'onRequestStart') {
+              return (controller: Dispatcher.DispatchController, context: object) => {
+                if (!fence()) return controller.abort(new FencedError());
+                return target.onRequestStart?.(controller, context);
+              };
+            }
+            const value: unknown = Reflect.get(target, prop, target);
+            return typeof value === 'function' ? (value.bind(target) as unknown) : value;
+          },
+        }),
+      ),
+  );
+}
 
 /** How long one connection pool serves a KubeConfig before it is rebuilt (rotated certificates). */
 const POOL_LIFETIME_MS = 60 * 60_000;
@@ -190,11 +229,24 @@ export class KubeClient {
   private readonly timeoutMs: number;
   /** Sent with every request; informers built beside this client reuse it. */
   readonly userAgent: string;
+  private readonly fence: (() => boolean) | undefined;
+  /** The last pool this client fenced, and its fenced form (rebuilt when the pool is). */
+  private fencedPool: { base: Dispatcher; fenced: Dispatcher } | undefined;
 
   constructor(kc: KubeConfig, opts: KubeClientOptions = {}) {
     this.kc = kc;
     this.timeoutMs = opts.requestTimeoutMs ?? 30_000;
     this.userAgent = opts.userAgent ?? 'accel-lease';
+    this.fence = opts.fence;
+  }
+
+  /** The same client (kubeconfig, connections, counters), with `fence` asked before each send. */
+  withFence(fence: () => boolean): KubeClient {
+    return new KubeClient(this.kc, {
+      requestTimeoutMs: this.timeoutMs,
+      userAgent: this.userAgent,
+      fence,
+    });
   }
 
   /** Requests sent through kc so far (shared with informers on the same KubeConfig). */
@@ -236,6 +288,13 @@ export class KubeClient {
     return url.toString();
   }
 
+  private fenced(base: Dispatcher): Dispatcher {
+    if (this.fencedPool?.base !== base && this.fence) {
+      this.fencedPool = { base, fenced: fencedDispatcher(base, this.fence) };
+    }
+    return this.fencedPool?.fenced ?? base;
+  }
+
   private async send(opts: RequestOptions) {
     const verb = opts.verb ?? defaultVerb[opts.method] ?? 'get';
     const ctx = new RequestContext(this.url(opts.path, opts.query), opts.method);
@@ -248,10 +307,13 @@ export class KubeClient {
     if (opts.signal) ctx.setSignal(opts.signal);
     await this.kc.applySecurityAuthentication(ctx);
     sharedConnections(this.kc, ctx);
+    if (this.fence) ctx.setDispatcher(this.fenced(ctx.getDispatcher() ?? getGlobalDispatcher()));
     let res;
     try {
       res = await this.http.send(ctx).toPromise();
     } catch (err) {
+      const fenced = err instanceof FencedError ? err : (err as { cause?: unknown }).cause;
+      if (fenced instanceof FencedError) throw fenced; // nothing was sent
       this.requests.record(verb, 0, resourceOf(opts.path));
       throw new KubeApiError(opts.method, opts.path, 0, undefined, err);
     }
