@@ -4,7 +4,13 @@ import { flag } from '../src/kube/index.ts';
 export const BENCH_FLAGS = {
   handoffs: flag.int('handoffs timed against their floor', 200, 1),
   holders: flag.int('holder pods the reaper and kubectl drain each clear', 100, 1),
-  rounds: flag.int('rounds of the reaper against drain', 3, 1),
+  rounds: flag.int('rounds of the reaper against its floor and drain', 3, 1),
+  drainQps: flag.int(
+    "requests per second (and burst) of the drain with kubectl's rate raised",
+    1000,
+    1,
+  ),
+  pdbSize: flag.int('holder pods under each PodDisruptionBudget in the PDB round', 3, 1),
   scaleAccelerators: flag.int('accelerators in the scale fleet', 1000, 1),
   scaleLeases: flag.string('leases in the scale fleet (default 5 per accelerator)'),
   scaleExports: flag.string('exports in the scale fleet (default 20 per accelerator)'),
