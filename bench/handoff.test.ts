@@ -52,4 +52,13 @@ describe('summarizeHandoffs', () => {
     expect(q?.meanByVerb).toEqual({ 'patch accelerators': 1, 'create events': 1.5 });
     expect(r.requestsPerHandoff).toBeUndefined();
   });
+
+  it("averages the components' own timers over the handoffs that read them", () => {
+    const w = (ms: number) => ({ ...sample(1), work: { 'agent sync ms': ms, 'agent syncs': 2 } });
+    expect(summarizeHandoffs([w(10), w(20), sample(1)]).workPerHandoff).toEqual({
+      'agent sync ms': 15,
+      'agent syncs': 2,
+    });
+    expect(r.workPerHandoff).toBeUndefined();
+  });
 });

@@ -22,7 +22,7 @@ import {
   type StageRow,
 } from './stages.ts';
 import type { Bench } from './stack.ts';
-import { GROUP, sleep, startAgent, waitFor } from './stack.ts';
+import { counter, GROUP, requestsByVerb, sleep, startAgent, waitFor } from './stack.ts';
 
 interface Lease {
   metadata: { name?: string; namespace?: string };
@@ -64,6 +64,11 @@ export interface HandoffResult {
    * appended when it is not 2xx.
    */
   requestsPerHandoff?: Percentiles & { mean: number; meanByVerb: Record<string, number> };
+  /**
+   * Mean per handoff of the components' own timers over the same window as the requests (so the
+   * work after Granted, the finalizer and the Events, is in): WORK's names.
+   */
+  workPerHandoff?: Record<string, number>;
   samples: {
     handoffMs: number[];
     floorMs: number[];
@@ -78,6 +83,21 @@ export const HANDOFF_MARKS = ['DELETE sent', 'owner seen', 'Owned seen', 'Grante
 /** The four-hop floor's hops as the handoff's stages: the deletion and the owner write are one. */
 const FLOOR_GROUPS = [2, 1, 1];
 
+/** The components' own counters read around each handoff: name, process, metric. */
+const WORK = [
+  ['controller reconciles', 'controller', 'controller_runtime_reconcile_total', 1],
+  ['controller reconcile ms', 'controller', 'controller_runtime_reconcile_time_seconds_sum', 1000],
+  ['controller queue wait ms', 'controller', 'workqueue_queue_duration_seconds_sum', 1000],
+  ['agent syncs', 'agent', 'accel_agent_sync_duration_seconds_count', 1],
+  ['agent sync ms', 'agent', 'accel_agent_sync_duration_seconds_sum', 1000],
+] as const;
+
+function work(texts: { controller: string; agent: string }): Record<string, number> {
+  return Object.fromEntries(
+    WORK.map(([name, proc, metric, scale]) => [name, counter(texts[proc], metric) * scale]),
+  );
+}
+
 /** One handoff and the floors sampled right after it. */
 export interface HandoffSample {
   /** performance.now() of each of HANDOFF_MARKS. */
@@ -85,6 +105,8 @@ export interface HandoffSample {
   deleteAnsweredMs: number;
   /** Controller requests during the handoff, by "verb resource" (absent: not counted). */
   requests?: Record<string, number>;
+  /** The components' timers over the same window (WORK's names). */
+  work?: Record<string, number>;
   floor: FloorSample;
   twoRoundFloor: FloorSample;
   configMapFloor: FloorSample;
@@ -117,6 +139,7 @@ export function summarizeHandoffs(samples: readonly HandoffSample[]): HandoffRes
   const requests = counted.map((r) => Object.values(r).reduce((a, x) => a + x, 0));
   const byVerb: Record<string, number> = {};
   for (const r of counted) for (const [v, c] of Object.entries(r)) byVerb[v] = (byVerb[v] ?? 0) + c;
+  const works = samples.flatMap((s) => (s.work ? [s.work] : []));
   return {
     handoffs: samples.length,
     hopsPerHandoff: HOPS_PER_HANDOFF,
@@ -140,6 +163,14 @@ export function summarizeHandoffs(samples: readonly HandoffSample[]): HandoffRes
             .map(([v, c]) => [v, r2(c / requests.length)]),
         ),
       },
+    }),
+    ...(works.length > 0 && {
+      workPerHandoff: Object.fromEntries(
+        Object.keys(works[0] ?? {}).map((k) => [
+          k,
+          r2(works.reduce((a, w) => a + (w[k] ?? 0), 0) / works.length),
+        ]),
+      ),
     }),
     samples: {
       handoffMs: handoffMs.map(r2),
@@ -175,14 +206,19 @@ export async function benchHandoff(
   kubeconfig: string,
   n: number,
   log: (s: string) => void,
-  /** The controller's requests by verb (read between handoffs, never inside the timed window). */
-  requestCount?: () => Promise<Record<string, number>>,
+  /** The controller's /metrics (read between handoffs, never inside the timed window). */
+  controllerMetrics?: () => Promise<string>,
 ): Promise<HandoffResult> {
   const node = await b.node('bench-hand');
   const accel = `${node}-hl0`;
   const agent = await startAgent(kubeconfig, node, 'dynamic');
   const ns = await b.namespace(`bench-handoff-${randomBytes(2).toString('hex')}`);
   const floors: Floor[] = [];
+  const requestCount = controllerMetrics && (async () => requestsByVerb(await controllerMetrics()));
+  const readBoth = async () => ({
+    controller: controllerMetrics ? await controllerMetrics() : '',
+    agent: await agent.metrics(),
+  });
   try {
     await waitFor(`accelerator ${accel}`, () => b.request('GET', `${GROUP}/accelerators/${accel}`));
     const leases = await b.watch<Lease>(`${GROUP}/namespaces/${ns}/acceleratorleases`, 'leases');
@@ -213,6 +249,7 @@ export async function benchHandoff(
       await queued;
       // Let the previous handoff's trailing work (events, finalizer) finish before timing.
       const before = requestCount ? await settled(requestCount) : (await sleep(100), undefined);
+      const workBefore = controllerMetrics && work(await readBoth());
 
       const mine = (a: Accel) => a.metadata.name === accel;
       const owner = accels.next(
@@ -239,12 +276,14 @@ export async function benchHandoff(
       await gone;
       const requests =
         requestCount && before ? minus(await settled(requestCount), before) : undefined;
+      const workDone = workBefore && minus(work(await readBoth()), workBefore);
 
       // The floors, right after, on the same API server.
       samples.push({
         marks,
         deleteAnsweredMs: answered - t0,
         ...(requests && { requests }),
+        ...(workDone && { work: workDone }),
         floor: await floor.sample(),
         twoRoundFloor: await floor2.sample(),
         configMapFloor: await cmFloor.sample(),

@@ -92,6 +92,16 @@ function stageRows(title: string, floor: string, stages: readonly StageRow[]): s
   ];
 }
 
+/** The components' own timers per handoff, as one sentence under the stage table. */
+function workLine(w: Record<string, number> | undefined): string[] {
+  if (!w) return [];
+  const parts = Object.entries(w).map(([k, v]) => `${k} ${v}`);
+  return [
+    '',
+    `The components' own timers, mean per handoff over the same window as the requests (the work after Granted, the finalizer and the Events, included; a reconcile's time includes its waits on the API server): ${parts.join(', ')}.`,
+  ];
+}
+
 const NO_SCALE_ROWS = [
   '| Cold start, 1,000 accelerators / 5,000 leases / 20,000 exports | not measured | LIST of the same objects | - | - | not measured |',
   '| Steady-state RSS per object | not measured | JSON size of the objects | - | - | not measured |',
@@ -162,12 +172,13 @@ export function resultsSection(r: Results): string {
           `Handoff by stage, ${r.handoff.handoffs} handoffs (the floor's hops 1 and 2, the deletion and the owner write, are its first stage; DELETE answered after p50 ${r.handoff.deleteAnsweredMs.p50} ms):`,
           '',
           ...stageRows('Handoff stage', 'Floor', r.handoff.stages),
+          ...workLine(r.handoff.workPerHandoff),
         ]
       : []),
     ...(r.reaper
       ? [
           '',
-          `Stuck handoff by stage, median of ${r.reaper.rounds.length} rounds (the bare client has no Granted; "device cleared" is the Accelerator Owned by tenant B for the reaper, Free for the bare client):`,
+          `Stuck handoff by stage, median of ${r.reaper.rounds.length} rounds (the bare client has no Granted; "device cleared" is the Accelerator Owned by tenant B for the reaper, Free for the bare client; the reaper's eviction records were on the lease ${r.reaper.recordsWrittenMs} ms after Stuck was seen):`,
           '',
           ...stageRows('Clearing stage', 'Bare client', r.reaper.stages),
         ]

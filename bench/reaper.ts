@@ -64,6 +64,7 @@ export interface ReaperResult {
   /** Medians over the rounds; the ratios are median over median. */
   reaperMs: number;
   deleteToGrantedMs: number;
+  recordsWrittenMs: number;
   floorMs: number;
   overFloor: number;
   drainMs: number;
@@ -302,6 +303,7 @@ export function summarizeRounds(rounds: ReaperRound[]): ReaperResult {
     holders: first.holders,
     reaperMs,
     deleteToGrantedMs: median(rounds.map((r) => r.deleteToGrantedMs)),
+    recordsWrittenMs: median(rounds.map((r) => r.recordsWrittenMs)),
     floorMs,
     overFloor: r3(reaperMs / floorMs),
     drainMs,

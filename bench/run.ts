@@ -16,7 +16,7 @@ import { benchReaper, summarizeRounds, type ReaperRound } from './reaper.ts';
 import { benchScale } from './scale.ts';
 import { environment, RESULTS, writeResult, type Environment } from './report.ts';
 import { updateReadme } from './readme.ts';
-import { Bench, requestsByVerb, startController, stopAll } from './stack.ts';
+import { Bench, startController, stopAll } from './stack.ts';
 
 const ROOT = join(import.meta.dirname, '..');
 const started = Date.now();
@@ -77,9 +77,7 @@ async function main(): Promise<void> {
     if (runs('handoff')) {
       const n = args.handoffs;
       log(`handoff latency: ${n} handoffs, each followed by its floor`);
-      const handoff = await benchHandoff(b, up.kubeconfigPath, n, log, async () =>
-        requestsByVerb(await ctl.metrics()),
-      );
+      const handoff = await benchHandoff(b, up.kubeconfigPath, n, log, () => ctl.metrics());
       log(
         `handoff p50 ${handoff.handoffMs.p50} ms vs floor ${handoff.floorMs.p50} ms: ${handoff.overFloor.p50}x (two-round floor ${handoff.twoRoundFloorMs.p50} ms: ${handoff.overTwoRoundFloor.p50}x; ConfigMap hops ${handoff.configMapFloorMs.p50} ms: ${handoff.overConfigMapFloor.p50}x)`,
       );
