@@ -18,7 +18,7 @@ export function environment(kubernetesVersion: string): Environment {
   let commit = 'unknown';
   try {
     commit = execFileSync('git', ['rev-parse', 'HEAD'], { encoding: 'utf8' }).trim();
-    // The bench's own outputs do not make the tree dirty.
+    // The bench's own outputs do not make the tree dirty, nor a worktree's node_modules link.
     const dirty = execFileSync(
       'git',
       [
@@ -29,6 +29,7 @@ export function environment(kubernetesVersion: string): Environment {
         ':!bench/results',
         ':!bench/handoff.svg',
         ':!bench/README.md',
+        ':!node_modules',
       ],
       { encoding: 'utf8' },
     ).trim();
