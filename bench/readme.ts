@@ -181,6 +181,16 @@ export function resultsSection(r: Results): string {
           `Stuck handoff by stage, median of ${r.reaper.rounds.length} rounds (the bare client has no Granted; "device cleared" is the Accelerator Owned by tenant B for the reaper, Free for the bare client; the reaper's eviction records were on the lease ${r.reaper.recordsWrittenMs} ms after Stuck was seen):`,
           '',
           ...stageRows('Clearing stage', 'Bare client', r.reaper.stages),
+          ...(r.reaper.controllerRequests
+            ? [
+                '',
+                `The controller's requests in a clearing, mean over the rounds, from tenant A's release to 1 s after Granted: ${Object.entries(
+                  r.reaper.controllerRequests,
+                )
+                  .map(([k, v]) => `${k} ${v}`)
+                  .join(', ')}.`,
+              ]
+            : []),
         ]
       : []),
   ];

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { clearingStages, type ReaperRound, summarizeRounds } from './reaper.ts';
+import { clearingStages, countsSince, type ReaperRound, summarizeRounds } from './reaper.ts';
 
 const round = (
   reaperMs: number,
@@ -70,5 +70,30 @@ describe('summarizeRounds', () => {
 
   it('refuses to summarize no rounds', () => {
     expect(() => summarizeRounds([])).toThrow(/no reaper round/);
+  });
+});
+
+describe('countsSince', () => {
+  it('keeps only the kinds of request made between the reads', () => {
+    expect(
+      countsSince(
+        { 'create events': 10, 'get pods': 3 },
+        { 'create events': 112, 'get pods': 3, 'create pods/eviction': 100 },
+      ),
+    ).toEqual({ 'create events': 102, 'create pods/eviction': 100 });
+  });
+
+  it('is averaged over the rounds that counted', () => {
+    const counted = (n: number): ReaperRound => ({
+      ...round(2000, 1000, 20_000),
+      controllerRequests: { 'create pods/eviction': 100, 'create events': n },
+    });
+    expect(
+      summarizeRounds([counted(100), counted(103), round(2000, 1000, 20_000)]).controllerRequests,
+    ).toEqual({
+      'create pods/eviction': 100,
+      'create events': 101.5,
+    });
+    expect(summarizeRounds([round(2000, 1000, 20_000)]).controllerRequests).toBeUndefined();
   });
 });

@@ -7,10 +7,9 @@ import { performance } from 'node:perf_hooks';
 import { promisify } from 'node:util';
 import { type Mark, type Stage, stagesBetween, stageTable, type StageRow } from './stages.ts';
 import type { Bench } from './stack.ts';
-import { GROUP } from './stack.ts';
+import { GROUP, sleep } from './stack.ts';
 import {
   bareHolders,
-  type HolderPods,
   type Obj,
   type Pod,
   PodClock,
@@ -55,6 +54,11 @@ export interface ReaperRound {
   drainFast?: DrainRun & { qps: number; burst: number };
   overDrainFast?: number;
   evictions: number;
+  /**
+   * The controller's requests by "verb resource" (code appended unless 2xx) from just before
+   * tenant A's release to 1 s after Granted (its Events trail); absent when not counted.
+   */
+  controllerRequests?: Record<string, number>;
   stages: Stage[];
   floorStages: Stage[];
 }
@@ -74,6 +78,8 @@ export interface ReaperResult {
   drainCommand: string;
   drainFastCommand?: string;
   evictions: number;
+  /** Mean over the rounds that counted them. */
+  controllerRequests?: Record<string, number>;
   /** The reaper's stages beside the bare client's, medians over the rounds. */
   stages: StageRow[];
   rounds: ReaperRound[];
@@ -82,6 +88,18 @@ export interface ReaperResult {
 const r1 = (x: number) => Math.round(x * 10) / 10;
 const r3 = (x: number) => Math.round(x * 1000) / 1000;
 
+/** The requests made between two reads of the counters, leaving out the kinds not made. */
+export function countsSince(
+  before: Record<string, number>,
+  after: Record<string, number>,
+): Record<string, number> {
+  return Object.fromEntries(
+    Object.entries(after)
+      .map(([k, v]) => [k, v - (before[k] ?? 0)] as const)
+      .filter(([, d]) => d > 0),
+  );
+}
+
 const stuckOf = (s: StuckScenario) => (e: string, x: Obj) =>
   e !== 'delete' && x.metadata.name === s.accel && x.status?.phase === 'Stuck';
 
@@ -89,7 +107,12 @@ const stuckOf = (s: StuckScenario) => (e: string, x: Obj) =>
  * The reaper's clearing: tenant B waits (grace 0, maxEvictions = the holders), tenant A is
  * released, and the marks come from watches on the Accelerator, tenant B's lease and the holders.
  */
-export async function reaperClears(b: Bench, s: StuckScenario, log: (s: string) => void) {
+export async function reaperClears(
+  b: Bench,
+  s: StuckScenario,
+  log: (s: string) => void,
+  requests?: () => Promise<Record<string, number>>,
+) {
   const leases = await b.watch<Obj & { status?: { evictions?: unknown[] } }>(
     `${GROUP}/namespaces/${s.ns.b}/acceleratorleases`,
     'reap-b',
@@ -126,6 +149,7 @@ export async function reaperClears(b: Bench, s: StuckScenario, log: (s: string) 
     );
     const allGone = clock.allGone(s.holders);
     log(`  releasing tenant-a: ${s.holders.length} RDMA MRs keep the device pinned`);
+    const before = await requests?.();
     const t0 = performance.now();
     await b.request('DELETE', `${GROUP}/namespaces/${s.ns.a}/acceleratorleases/tenant-a`);
     const tStuck = await stuck;
@@ -133,6 +157,7 @@ export async function reaperClears(b: Bench, s: StuckScenario, log: (s: string) 
     const tGone = await allGone;
     const tCleared = await cleared;
     const tGranted = await granted;
+    const after = before && requests && (await sleep(1000), await requests());
     const lease = await b.request<{ status?: { evictions?: { result: string }[] } }>(
       'GET',
       `${GROUP}/namespaces/${s.ns.b}/acceleratorleases/tenant-b`,
@@ -144,6 +169,7 @@ export async function reaperClears(b: Bench, s: StuckScenario, log: (s: string) 
       evictions: (lease.status?.evictions ?? []).filter(
         (e) => e.result === 'Evicted' || e.result === 'Deleted',
       ).length,
+      ...(before && after && { controllerRequests: countsSince(before, after) }),
       clock,
     };
   } finally {
@@ -235,10 +261,12 @@ export async function benchReaper(
   tools: DrainTools,
   holders: number,
   log: (s: string) => void,
-  holderPods: HolderPods = bareHolders(holders),
+  /** The controller's requests by "verb resource", counted around the reaper's clearing. */
+  controllerRequests?: () => Promise<Record<string, number>>,
 ): Promise<ReaperRound> {
+  const holderPods = bareHolders(holders);
   const s1 = await stuckScenario(b, kubeconfig, holderPods, log);
-  const reaper = await reaperClears(b, s1, log).finally(() => s1.stop());
+  const reaper = await reaperClears(b, s1, log, controllerRequests).finally(() => s1.stop());
   log('  the same scenario again, cleared by a bare client');
   const s2 = await stuckScenario(b, kubeconfig, holderPods, log);
   const floor = await bareClientClears(b, s2).finally(() => s2.stop());
@@ -279,6 +307,7 @@ export async function benchReaper(
     overDrain: r3(reaperMs / drain.ms),
     ...(drainFast && { drainFast, overDrainFast: r3(reaperMs / drainFast.ms) }),
     evictions: reaper.evictions,
+    ...(reaper.controllerRequests && { controllerRequests: reaper.controllerRequests }),
     stages: stages.map((x) => ({ ...x, ms: r1(x.ms) })),
     floorStages: floorStages.map((x) => ({ ...x, ms: r1(x.ms) })),
   };
@@ -289,6 +318,16 @@ const median = (xs: number[]) => {
   const m = Math.floor(s.length / 2);
   return s.length % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
 };
+
+function meanCounts(counted: readonly Record<string, number>[]) {
+  if (counted.length === 0) return {};
+  const sum: Record<string, number> = {};
+  for (const c of counted) for (const [k, v] of Object.entries(c)) sum[k] = (sum[k] ?? 0) + v;
+  const mean = (v: number) => Math.round((v / counted.length) * 10) / 10;
+  return {
+    controllerRequests: Object.fromEntries(Object.entries(sum).map(([k, v]) => [k, mean(v)])),
+  };
+}
 
 /** Medians over the rounds; each ratio is the median reaper time over the median floor or drain. */
 export function summarizeRounds(rounds: ReaperRound[]): ReaperResult {
@@ -315,6 +354,7 @@ export function summarizeRounds(rounds: ReaperRound[]): ReaperResult {
     }),
     drainCommand: first.drain.command,
     evictions: Math.min(...rounds.map((r) => r.evictions)),
+    ...meanCounts(rounds.flatMap((r) => (r.controllerRequests ? [r.controllerRequests] : []))),
     stages: stageTable(
       rounds.map((r) => r.stages),
       rounds.map((r) => r.floorStages),

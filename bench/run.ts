@@ -16,7 +16,7 @@ import { benchReaper, summarizeRounds, type ReaperRound } from './reaper.ts';
 import { benchScale } from './scale.ts';
 import { environment, RESULTS, writeResult, type Environment } from './report.ts';
 import { updateReadme } from './readme.ts';
-import { Bench, startController, stopAll } from './stack.ts';
+import { Bench, requestsByVerb, startController, stopAll } from './stack.ts';
 
 const ROOT = join(import.meta.dirname, '..');
 const started = Date.now();
@@ -106,7 +106,9 @@ async function main(): Promise<void> {
       };
       const rounds: ReaperRound[] = [];
       for (let i = 1; i <= args.rounds; i++) {
-        const round = await benchReaper(b, up.kubeconfigPath, tools, holders, log);
+        const round = await benchReaper(b, up.kubeconfigPath, tools, holders, log, async () =>
+          requestsByVerb(await ctl.metrics()),
+        );
         rounds.push(round);
         log(
           `round ${i}: reaper ${round.reaperMs} ms vs bare client ${round.floorMs} ms: ${round.overFloor}x; drain ${round.drain.ms} ms, at ${args.drainQps}/s ${round.drainFast?.ms} ms`,
