@@ -9,7 +9,7 @@ if (process.argv.includes('--write')) {
   const stale = await drift();
   if (stale.length > 0) {
     process.stderr.write(
-      `bench:check: ${stale.join(', ')} differ from bench/results/*.json; run \`npm run bench:readme\` to regenerate them from the recorded results (never edit the results section by hand)\n`,
+      `bench:check: not what bench/results/*.json make: ${stale.join(', ')}; run \`npm run bench:readme\` to regenerate them from the recorded results (never edit the results section by hand)\n`,
     );
     process.exit(1);
   }
