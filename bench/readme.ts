@@ -1,10 +1,12 @@
 // Regenerates the results section of bench/README.md (between its markers) from one run.
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import type { DraTaintResult, StoryOutcome } from './dra-taint.ts';
+import { B_POD, PDB_POD } from './dra-taint.ts';
 import type { FailoverResult } from './failover.ts';
 import type { HandoffResult } from './handoff.ts';
 import type { ReaperResult } from './reaper.ts';
-import type { Environment } from './report.ts';
+import { median, type Environment } from './report.ts';
 import type { ScaleResult } from './scale.ts';
 
 export interface Summary {
@@ -20,6 +22,9 @@ export interface Summary {
 const README = join(import.meta.dirname, 'README.md');
 const BEGIN = '<!-- bench:results:begin (written by npm run bench) -->';
 const END = '<!-- bench:results:end -->';
+const DRA_BEGIN =
+  '<!-- bench:dra:begin (written by npm run bench, and by npm run bench -- --only dra) -->';
+const DRA_END = '<!-- bench:dra:end -->';
 
 const verdict = (value: number | null, target: number, lowerIsBetter = true): string => {
   if (value === null) return 'not measured';
@@ -130,15 +135,106 @@ export async function updateReadme(
   sc?: ScaleResult,
   f?: FailoverResult,
 ): Promise<void> {
+  await replaceSection(BEGIN, END, resultsSection(env, s, h, r, sc, f), 'Results');
+}
+
+/** Rewrites the DRA comparison's own section: `--only dra` updates it too. */
+export async function updateDraSection(env: Environment, d: DraTaintResult): Promise<void> {
+  await replaceSection(DRA_BEGIN, DRA_END, draSection(env, d), 'Against DRA: results');
+}
+
+/** Replaces the text between two markers (or appends it under `heading`) and runs prettier. */
+async function replaceSection(
+  begin: string,
+  end: string,
+  section: string,
+  heading: string,
+): Promise<void> {
   const text = readFileSync(README, 'utf8');
-  const section = resultsSection(env, s, h, r, sc, f);
-  const a = text.indexOf(BEGIN);
-  const b = text.indexOf(END);
+  const a = text.indexOf(begin);
+  const b = text.indexOf(end);
   const next =
     a >= 0 && b > a
-      ? text.slice(0, a) + section + text.slice(b + END.length)
-      : `${text.trimEnd()}\n\n## Results\n\n${section}\n`;
+      ? text.slice(0, a) + section + text.slice(b + end.length)
+      : `${text.trimEnd()}\n\n## ${heading}\n\n${section}\n`;
   const prettier = await import('prettier');
   const config = (await prettier.resolveConfig(README)) ?? {};
   writeFileSync(README, await prettier.format(next, { ...config, filepath: README }));
+}
+
+const ms = (x: number | undefined) => (x === undefined ? 'never' : `${(x / 1000).toFixed(2)} s`);
+
+/** One cell over the rounds: the value when every round agrees, else each round's. */
+function agreed(outcomes: StoryOutcome[], cell: (o: StoryOutcome) => string): string {
+  const values = outcomes.map(cell);
+  if (values.every((v) => v === values[0]))
+    return `${values[0]} (${values.length} of ${values.length})`;
+  return values.map((v, i) => `round ${i + 1}: ${v}`).join('; ');
+}
+
+/** A time over the rounds: median and every round's, or how many rounds never got there. */
+function timed(outcomes: StoryOutcome[], pick: (o: StoryOutcome) => number | undefined): string {
+  const xs = outcomes.map(pick);
+  const got = xs.filter((x): x is number => x !== undefined);
+  if (got.length === 0) return 'never';
+  const all = xs.map(ms).join(', ');
+  const missing = xs.length - got.length;
+  return `${ms(median(got))} (${all})${missing ? `; never in ${missing} of ${xs.length}` : ''}`;
+}
+
+/** "pod, pod: remover; pod: remover" in name order, whatever order the pods went in. */
+function removedBy(o: StoryOutcome): string {
+  const by = new Map<string, string[]>();
+  for (const r of o.removed) by.set(r.by, [...(by.get(r.by) ?? []), r.pod]);
+  if (by.size === 0) return 'none';
+  return [...by]
+    .map(([who, pods]) => `${pods.sort().join(', ')}: ${who}`)
+    .sort()
+    .join('; ');
+}
+
+/** The comparison table, one column per mechanism, from the recorded runs. */
+export function draRows(d: DraTaintResult): string[] {
+  const of = (m: StoryOutcome['mechanism']) => d.outcomes.filter((o) => o.mechanism === m);
+  const columns = [of('taint'), of('accel-lease')];
+  const window = `${d.windowMs / 1000} s`;
+  const row = (label: string, cell: (os: StoryOutcome[]) => string) =>
+    `| ${label} | ${columns.map(cell).join(' | ')} |`;
+  const pins = (o: StoryOutcome) =>
+    o.pinsSurvived.length === 0
+      ? 'no'
+      : `yes: ${o.pinsSurvived.map((p) => `${p.pod ?? 'a process in no pod'} ${p.kind} (epoch ${p.epoch})`).join(', ')}`;
+  return [
+    '| | DeviceTaintRule `NoExecute` (DRA) | accel-lease, `--dra` |',
+    '| --- | --- | --- |',
+    row('Pods removed, by whom', (os) => agreed(os, removedBy)),
+    row(`PDB on ${PDB_POD} (0 disruptions allowed) honoured`, (os) =>
+      agreed(os, (o) => (o.pdbHonoured ? 'yes' : 'no')),
+    ),
+    row("A pin of A's epoch survived", (os) => agreed(os, pins)),
+    row(`B's pod ${B_POD} ran`, (os) =>
+      agreed(os, (o) =>
+        o.bRan ? 'yes' : `no, not bound ${window} after the mechanism's last step`,
+      ),
+    ),
+    row("t = 0 to A's pods gone", (os) => timed(os, (o) => o.aPodsGoneMs)),
+    row('to the DeviceTaintRule saying `Completed`', (os) =>
+      os[0]?.mechanism === 'taint' ? timed(os, (o) => o.ruleCompletedMs) : 'no rule',
+    ),
+    row("to the device free of A's pins", (os) => timed(os, (o) => o.pinsClearedMs)),
+    row("to B's claim allocated the device", (os) => timed(os, (o) => o.bAllocatedMs)),
+    row('to `handoff-complete=True` on it', (os) => timed(os, (o) => o.handoffCompleteMs)),
+    row("to B's pod Running", (os) => timed(os, (o) => o.bRunningMs)),
+  ];
+}
+
+export function draSection(env: Environment, d: DraTaintResult): string {
+  return [
+    DRA_BEGIN,
+    `Last run: ${env.date}, commit \`${env.commit}\`, Kubernetes ${env.kubernetesVersion}, ${env.machine.cores} cores (${env.machine.cpuModel}), Node ${env.machine.node}; ${d.rounds} rounds, each mechanism on a fresh node. Times are from the trigger (t = 0) to the watch event, median (every round). Raw events: \`results/dra-taint.json\`.`,
+    '',
+    ...draRows(d),
+    '',
+    DRA_END,
+  ].join('\n');
 }

@@ -4,6 +4,7 @@ import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { promisify } from 'node:util';
+import { median } from './report.ts';
 import type { Bench } from './stack.ts';
 import { GROUP, startAgent, waitFor } from './stack.ts';
 
@@ -168,12 +169,6 @@ export async function benchReaper(
 export interface ReaperResult extends ReaperRound {
   rounds: ReaperRound[];
 }
-
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
-};
 
 export function summarizeRounds(rounds: ReaperRound[]): ReaperResult {
   const first = rounds[0];

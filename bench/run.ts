@@ -8,12 +8,13 @@ import { join } from 'node:path';
 import { loadKubeConfig, parseFlagsOrExit } from '../src/kube/index.ts';
 import { upByHand } from '../e2e/cluster/index.ts';
 import { BENCH_FLAGS } from './flags.ts';
+import { benchDraTaint, DRA_TAINT_CLUSTER } from './dra-taint.ts';
 import { benchFailover, type FailoverResult } from './failover.ts';
 import { benchHandoff, type HandoffResult } from './handoff.ts';
 import { benchReaper, summarizeRounds, type ReaperResult, type ReaperRound } from './reaper.ts';
 import { benchScale, type ScaleResult } from './scale.ts';
 import { cdfSvg, environment, RESULTS, writeResult, type Environment } from './report.ts';
-import { updateReadme, type Summary } from './readme.ts';
+import { updateDraSection, updateReadme, type Summary } from './readme.ts';
 import { Bench, requestsByVerb, startController, stopAll } from './stack.ts';
 
 const ROOT = join(import.meta.dirname, '..');
@@ -22,7 +23,7 @@ const log = (line: string) =>
   process.stdout.write(`[bench t+${((Date.now() - started) / 1000).toFixed(1)}s] ${line}\n`);
 
 const args = parseFlagsOrExit('npm run bench --', BENCH_FLAGS);
-const BENCHES = ['handoff', 'reaper', 'failover', 'scale', 'kernel'] as const;
+const BENCHES = ['handoff', 'reaper', 'dra', 'failover', 'scale', 'kernel'] as const;
 const only = new Set(args.only.split(',').map((x) => x.trim()));
 for (const name of only) {
   if (!(BENCHES as readonly string[]).includes(name)) {
@@ -47,7 +48,8 @@ function kernel(env: Environment): number {
 
 async function main(): Promise<void> {
   log('starting the local control plane');
-  const up = await upByHand((line) => log(`  ${line}`));
+  // The bench's cluster serves DeviceTaintRules (off by default), for the DRA comparison.
+  const up = await upByHand((line) => log(`  ${line}`), DRA_TAINT_CLUSTER);
   const kc = loadKubeConfig({ kubeconfig: up.kubeconfigPath });
   const b = new Bench(kc);
   execFileSync(
@@ -139,8 +141,22 @@ async function main(): Promise<void> {
       log(`reaper median ${reaper.reaperMs} ms vs drain ${reaper.drainMs} ms: ${reaper.ratio}x`);
     }
 
-    // The failover and scale benches start controllers of their own.
+    // The DRA, failover and scale benches start controllers of their own.
     await ctl.stop();
+    if (runs('dra')) {
+      log(
+        `DRA comparison: DeviceTaintRule NoExecute against the handoff, ${args.draRounds} rounds`,
+      );
+      const dra = await benchDraTaint(
+        b,
+        up.kubeconfigPath,
+        args.draRounds,
+        args.draWindow * 1000,
+        log,
+      );
+      writeResult('dra-taint', { ...env, ...dra });
+      await updateDraSection(env, dra);
+    }
     if (runs('failover')) {
       log(`failover: SIGKILL of the leader, ${args.failoverSamples} times per election timing`);
       failover = await benchFailover(b, up.kubeconfigPath, args.failoverSamples, log);
@@ -172,7 +188,7 @@ async function main(): Promise<void> {
   if (runs('kernel')) summary.kernelOpsPerSec = kernel(env);
   if (only.size < BENCHES.length) {
     log(
-      `--only ${args.only}: results/*.json written; bench/README.md left as the last full run wrote it`,
+      `--only ${args.only}: results/*.json written; bench/README.md left as the last full run wrote it${runs('dra') ? ', but for its DRA section' : ''}`,
     );
   } else {
     writeResult('summary', { ...env, ...summary });
