@@ -54,6 +54,8 @@ export interface Admitted {
 interface LeaseIndex {
   readonly leases: AcceleratorLease[];
   readonly byTarget: Map<string, AcceleratorLease[]>;
+  /** The few leases that carry eviction records: every reconcile counts them, not all leases. */
+  readonly withRecords: AcceleratorLease[];
   /** By namespace/name, built on first use. */
   byName?: Map<string, AcceleratorLease>;
 }
@@ -330,11 +332,12 @@ export class ControllerView {
   /** Every handoff's records: each lease's, and each accelerator's idle reap, but `except`'s. */
   private allRecords(except?: string): EvictionRecord[][] {
     const out: EvictionRecord[][] = [];
-    for (const l of this.leases()) {
+    for (const l of this.currentLeases().withRecords) {
       if (targetOf(l) !== except) out.push(l.status?.evictions ?? []);
     }
-    for (const a of this.accelerators()) {
-      if (a.metadata.name === except || !a.spec.owner?.idleEvictions?.length) continue;
+    for (const cached of this.caches.accelerators.list()) {
+      const a = this.writtenAccels.resolve(cached);
+      if (!a || a.metadata.name === except || !a.spec.owner?.idleEvictions?.length) continue;
       out.push(idleEvictionsOf(parseObject(Accelerator, a)));
     }
     return out;
@@ -351,7 +354,11 @@ export class ControllerView {
     }
     this.dirtyLeases.clear();
     const leases = present([...this.parsed.values()].map((e) => e.lease));
-    this.leaseIndex = { leases, byTarget: byTargetOf(leases) };
+    this.leaseIndex = {
+      leases,
+      byTarget: byTargetOf(leases),
+      withRecords: leases.filter((l) => (l.status?.evictions?.length ?? 0) > 0),
+    };
     return this.leaseIndex;
   }
 
