@@ -102,6 +102,9 @@ export class ControllerView {
   private readonly dirtyLeases = new Map<string, string>();
   private leaseIndex?: LeaseIndex;
   private exportChanges = 0;
+  private acceleratorChanges = 0;
+  /** The idle reaps' records, by accelerator; only the few accelerators that have any. */
+  private idleIndex?: { at: number; byAccelerator: Map<string, EvictionRecord[]> };
   private exportIndex?: { at: number; byAccelerator: Map<string, DmaBufExport[]> };
   private limitChanges = 0;
   private admittedView?: { from: LeaseIndex; at: number } & Admitted;
@@ -125,6 +128,7 @@ export class ControllerView {
         this.exportChanges++;
         break;
       case 'accelerators':
+        this.acceleratorChanges++;
         if (change.type === 'delete') this.writtenAccels.forget(change.obj);
         break;
       case 'namespaces':
@@ -161,6 +165,7 @@ export class ControllerView {
     const accel = async (p: Promise<Accelerator>) => {
       const a = await p;
       this.writtenAccels.record(a);
+      this.acceleratorChanges++;
       return a;
     };
     return {
@@ -335,12 +340,21 @@ export class ControllerView {
     for (const l of this.currentLeases().withRecords) {
       if (targetOf(l) !== except) out.push(l.status?.evictions ?? []);
     }
-    for (const cached of this.caches.accelerators.list()) {
-      const a = this.writtenAccels.resolve(cached);
-      if (!a || a.metadata.name === except || !a.spec.owner?.idleEvictions?.length) continue;
-      out.push(idleEvictionsOf(parseObject(Accelerator, a)));
-    }
+    for (const [name, records] of this.idleRecords()) if (name !== except) out.push(records);
     return out;
+  }
+
+  private idleRecords(): Map<string, EvictionRecord[]> {
+    if (this.idleIndex?.at !== this.acceleratorChanges) {
+      const byAccelerator = new Map<string, EvictionRecord[]>();
+      for (const cached of this.caches.accelerators.list()) {
+        const a = this.writtenAccels.resolve(cached);
+        if (!a?.spec.owner?.idleEvictions?.length) continue;
+        byAccelerator.set(a.metadata.name ?? '', idleEvictionsOf(parseObject(Accelerator, a)));
+      }
+      this.idleIndex = { at: this.acceleratorChanges, byAccelerator };
+    }
+    return this.idleIndex.byAccelerator;
   }
 
   private currentLeases(): LeaseIndex {
