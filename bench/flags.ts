@@ -16,9 +16,15 @@ export const BENCH_FLAGS = {
   scaleExports: flag.string('exports in the scale fleet (default 20 per accelerator)'),
   scaleColdStarts: flag.int('controller cold starts timed against a LIST', 3, 1),
   failoverSamples: flag.int('leader kills timed per election timing', 3, 1),
+  draRounds: flag.int(
+    'rounds of the DRA comparison, each a DeviceTaintRule run and a handoff run',
+    3,
+    1,
+  ),
+  draWindow: flag.int("seconds B's pod is given to run after the DeviceTaintRule is lifted", 30, 1),
   only: flag.string(
-    'comma-separated benchmarks to run (handoff, reaper, failover, scale, kernel); the rest are reported as not measured',
-    'handoff,reaper,failover,scale,kernel',
+    'comma-separated benchmarks to run (handoff, reaper, dra, failover, scale, kernel); the rest are reported as not measured',
+    'handoff,reaper,dra,failover,scale,kernel',
   ),
   scaleCpuProf: flag.string("directory for V8 CPU profiles of the scale bench's controllers (off)"),
 };

@@ -5,6 +5,7 @@
 import { execFile } from 'node:child_process';
 import { performance } from 'node:perf_hooks';
 import { promisify } from 'node:util';
+import { median } from './report.ts';
 import { type Mark, type Stage, stagesBetween, stageTable, type StageRow } from './stages.ts';
 import type { Bench } from './stack.ts';
 import { GROUP, sleep } from './stack.ts';
@@ -312,12 +313,6 @@ export async function benchReaper(
     floorStages: floorStages.map((x) => ({ ...x, ms: r1(x.ms) })),
   };
 }
-
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
-};
 
 function meanCounts(counted: readonly Record<string, number>[]) {
   if (counted.length === 0) return {};

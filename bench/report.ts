@@ -65,6 +65,13 @@ export function percentile(samples: readonly number[], p: number): number {
   return s[rank - 1] as number;
 }
 
+/** The median of samples (the mean of the middle two for an even count; not sorted in place). */
+export function median(samples: readonly number[]): number {
+  const s = [...samples].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
+}
+
 export interface Percentiles {
   p50: number;
   p95: number;

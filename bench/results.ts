@@ -3,6 +3,7 @@
 // file and the plot are all made from this, so none of them can say what the JSON does not.
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import type { DraTaintResult } from './dra-taint.ts';
 import type { FailoverResult } from './failover.ts';
 import type { HandoffResult } from './handoff.ts';
 import type { PdbRound } from './pdb.ts';
@@ -13,19 +14,23 @@ import type { ScaleResult } from './scale.ts';
 export interface Results {
   handoff?: Environment & HandoffResult;
   reaper?: Environment & ReaperResult & { pdb?: PdbRound };
+  dra?: Environment & DraTaintResult;
   failover?: Environment & FailoverResult;
   scale?: Environment & ScaleResult;
   kernel?: Environment & { kernelOpsPerSec: number };
 }
 
-export const PARTS = ['handoff', 'reaper', 'failover', 'scale', 'kernel'] as const;
+export const PARTS = ['handoff', 'reaper', 'dra', 'failover', 'scale', 'kernel'] as const;
 export type Part = (typeof PARTS)[number];
+
+/** A part's result file, where it is not named after the part. */
+const FILE: Partial<Record<Part, string>> = { dra: 'dra-taint' };
 
 /** Every part's result file that exists in `dir`. */
 export function loadResults(dir = RESULTS): Results {
   const out: Record<string, unknown> = {};
   for (const part of PARTS) {
-    const file = join(dir, `${part}.json`);
+    const file = join(dir, `${FILE[part] ?? part}.json`);
     if (existsSync(file)) out[part] = JSON.parse(readFileSync(file, 'utf8'));
   }
   return out;

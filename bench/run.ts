@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { loadKubeConfig, parseFlagsOrExit } from '../src/kube/index.ts';
 import { upByHand } from '../e2e/cluster/index.ts';
 import { BENCH_FLAGS } from './flags.ts';
+import { benchDraTaint, DRA_TAINT_CLUSTER } from './dra-taint.ts';
 import { benchFailover } from './failover.ts';
 import { benchHandoff } from './handoff.ts';
 import { ensureDrainBinary } from './drain/build.ts';
@@ -24,7 +25,7 @@ const log = (line: string) =>
   process.stdout.write(`[bench t+${((Date.now() - started) / 1000).toFixed(1)}s] ${line}\n`);
 
 const args = parseFlagsOrExit('npm run bench --', BENCH_FLAGS);
-const BENCHES = ['handoff', 'reaper', 'failover', 'scale', 'kernel'] as const;
+const BENCHES = ['handoff', 'reaper', 'dra', 'failover', 'scale', 'kernel'] as const;
 const only = new Set(args.only.split(',').map((x) => x.trim()));
 for (const name of only) {
   if (!(BENCHES as readonly string[]).includes(name)) {
@@ -49,7 +50,8 @@ function kernel(env: Environment): number {
 
 async function main(): Promise<void> {
   log('starting the local control plane');
-  const up = await upByHand((line) => log(`  ${line}`));
+  // The bench's cluster serves DeviceTaintRules (off by default), for the DRA comparison.
+  const up = await upByHand((line) => log(`  ${line}`), DRA_TAINT_CLUSTER);
   const kc = loadKubeConfig({ kubeconfig: up.kubeconfigPath });
   const b = new Bench(kc);
   execFileSync(
@@ -133,8 +135,21 @@ async function main(): Promise<void> {
       writeResult('reaper', { ...env, ...reaper, ...(pdb && { pdb }) });
     }
 
-    // The failover and scale benches start controllers of their own.
+    // The DRA, failover and scale benches start controllers of their own.
     await ctl.stop();
+    if (runs('dra')) {
+      log(
+        `DRA comparison: DeviceTaintRule NoExecute against the handoff, ${args.draRounds} rounds`,
+      );
+      const dra = await benchDraTaint(
+        b,
+        up.kubeconfigPath,
+        args.draRounds,
+        args.draWindow * 1000,
+        log,
+      );
+      writeResult('dra-taint', { ...env, ...dra });
+    }
     if (runs('failover')) {
       log(`failover: SIGKILL of the leader, ${args.failoverSamples} times per election timing`);
       const failover = await benchFailover(b, up.kubeconfigPath, args.failoverSamples, log);

@@ -136,6 +136,7 @@ export async function startAgent(
   node: string,
   profile: 'static' | 'dynamic' | 'revocable',
   devices = 1,
+  extraArgs: string[] = [],
 ): Promise<Proc> {
   const dir = mkdtempSync(join(tmpdir(), 'accel-bench-agent-state-'));
   const adminPort = await freePort();
@@ -153,6 +154,7 @@ export async function startAgent(
       join(dir, 'state.json'),
       '--admin-addr',
       `127.0.0.1:${adminPort}`,
+      ...extraArgs,
     ],
     kubeconfig,
     '--http-addr',

@@ -48,6 +48,10 @@ describe('Informer on a real API server', () => {
       await vi.waitFor(() => expect(informer.get(`${ns}/x`)).toBeUndefined(), WAIT);
 
       expect(events).toEqual(['add before', 'add x', 'update x 1->2', 'delete x']);
+      // The API server sends managedFields; the default transform drops them on the way in.
+      const raw = await cms.get('before', ns);
+      expect(raw.metadata?.managedFields?.length).toBeGreaterThan(0);
+      expect(informer.get(`${ns}/before`)?.metadata?.managedFields).toBeUndefined();
       expect(informer.get(`${ns}/unlabelled`)).toBeUndefined();
       expect(informer.stats()).toMatchObject({
         lists: 1,
@@ -55,6 +59,37 @@ describe('Informer on a real API server', () => {
         errors: 0,
         watchdogRestarts: 0,
       });
+    } finally {
+      informer.stop();
+    }
+  });
+
+  it('applies its transform to listed and watched objects, deletions included', async () => {
+    const ns = await testNamespace('kube-informer-transform');
+    const kc = kubeConfig();
+    const cms = new ResourceClient<V1ConfigMap>(new KubeClient(kc), CONFIGMAPS);
+    const labels = { app: 'kube-informer-e2e' };
+    await cms.create({
+      metadata: { name: 'a', namespace: ns, labels },
+      data: { v: '0', big: 'x' },
+    });
+    const informer = new Informer<V1ConfigMap>(kc, {
+      path: `/api/v1/namespaces/${ns}/configmaps`,
+      labelSelector: 'app=kube-informer-e2e',
+      transform: (cm) => ({ metadata: cm.metadata, data: { v: cm.data?.v ?? '' } }),
+    });
+    const seen: string[] = [];
+    const show = (o: V1ConfigMap) => JSON.stringify(o.data);
+    informer.on('add', (o) => seen.push(`add ${show(o)}`));
+    informer.on('update', (o, old) => seen.push(`update ${show(old)} ${show(o)}`));
+    informer.on('delete', (o) => seen.push(`delete ${show(o)}`));
+    try {
+      await informer.start();
+      await cms.mergePatch('a', ns, { data: { v: '1' } });
+      await vi.waitFor(() => expect(informer.get(`${ns}/a`)?.data?.v).toBe('1'), WAIT);
+      await cms.delete('a', ns);
+      await vi.waitFor(() => expect(informer.get(`${ns}/a`)).toBeUndefined(), WAIT);
+      expect(seen).toEqual(['add {"v":"0"}', 'update {"v":"0"} {"v":"1"}', 'delete {"v":"1"}']);
     } finally {
       informer.stop();
     }

@@ -87,6 +87,20 @@ export function writesAfter(events: readonly AuditEvent[], identity: string, sin
   return { accepted: sent.filter(ok), refused: sent.filter((e) => !ok(e)) };
 }
 
+/**
+ * Whether an accepted write of the controller could only land on the very version its sender
+ * read: a PUT (the controller always sends the resourceVersion it read), a patch of a lease (its
+ * finalizers, with resourceVersion), a pod eviction or deletion (UID precondition; I4 and I5
+ * judge those too). A patch of an Accelerator may be the cordon mark, which carries nothing, and
+ * counts as unconditional.
+ */
+export function isConditional(e: AuditEvent): boolean {
+  const resource = e.objectRef?.resource;
+  if (e.verb === 'update') return true;
+  if (e.verb === 'patch') return resource === 'acceleratorleases';
+  return resource === 'pods';
+}
+
 /** Full lists by controller replicas after `since` (ms): informers relisting. */
 export function controllerLists(events: readonly AuditEvent[], since: number): number {
   return events.filter(

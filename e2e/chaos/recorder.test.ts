@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import type { Accelerator, AcceleratorLease } from '../../src/crds/index.ts';
 import { accel, lease, owned, pin } from '../../test/fixtures/cli.ts';
 import type { AuditEvent } from './audit.ts';
-import { podCalls, writesAfter } from './audit.ts';
+import { isConditional, podCalls, writesAfter } from './audit.ts';
 import { Witness } from './recorder.ts';
 
 const DEV = 'node-a-hl0';
@@ -133,5 +133,19 @@ describe('audit log', () => {
     expect(after.accepted).toEqual([accepted]);
     expect(after.refused).toEqual([refused]);
     expect(writesAfter([refused, accepted], 'ctl-a-0', T + 5000).accepted).toEqual([]);
+  });
+
+  it('tells a stale write that could only land on the version read from one that could land anywhere', () => {
+    const write = (verb: string, resource: string, subresource?: string): AuditEvent => ({
+      ...eviction('team-io/loader-0', T),
+      verb,
+      objectRef: { resource, ...(subresource && { subresource }) },
+    });
+    expect(isConditional(write('update', 'acceleratorleases', 'status'))).toBe(true);
+    expect(isConditional(write('patch', 'acceleratorleases'))).toBe(true);
+    expect(isConditional(write('create', 'pods', 'eviction'))).toBe(true);
+    // The cordon mark is a merge patch without resourceVersion.
+    expect(isConditional(write('patch', 'accelerators'))).toBe(false);
+    expect(isConditional(write('create', 'acceleratorleases'))).toBe(false);
   });
 });

@@ -112,6 +112,8 @@ export class AgentSlot {
       node: this.node,
       profile: this.profile,
       kubeconfig: this.kubeconfig,
+      // A loaded machine starts a process in 8-30 s; a DaemonSet would wait longer still.
+      readyTimeoutMs: 90_000,
       ...(this.current && { stateFile: this.current.stateFile }),
     });
   }

@@ -5,6 +5,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { KubeConfig } from '@kubernetes/client-node';
+import { parse } from 'yaml';
 import { binaryPaths, ensureBinaries } from './binaries.ts';
 import type { BinaryPaths, Log } from './binaries.ts';
 import { pidAlive } from './lock.ts';
@@ -58,14 +59,26 @@ async function kwokctl(bins: BinaryPaths, args: string[]): Promise<string> {
 }
 
 /**
+ * Gates and APIs beyond Kubernetes' defaults. Every suite runs without any: what DRA mode needs is
+ * on by default in 1.36. The bench's DRA comparison needs DeviceTaintRules, a beta API that is off
+ * by default (`DRADeviceTaintRules=true`, `resource.k8s.io/v1beta2=true`).
+ */
+export interface ClusterOptions {
+  /** `--feature-gates` of kube-apiserver, kube-controller-manager and kube-scheduler. */
+  featureGates?: string;
+  /** `--runtime-config` of kube-apiserver. */
+  runtimeConfig?: string;
+}
+
+/**
  * kwokctl reads its defaults from $KWOK_WORKDIR/kwok.yaml: every binary is a local path, so it
  * never downloads anything, and admission plus RBAC are on, because those are what we test.
- * No feature gate is set: what DRA mode needs is on by default in 1.36 (resource.k8s.io/v1, the
- * scheduler's DynamicResources plugin, the controller-manager's resourceclaim controller,
- * DRADeviceBindingConditions, DRAResourceClaimDeviceStatus, DRADeviceTaints, and
- * MutatingAdmissionPolicy), so every suite runs on the default gates.
+ * No feature gate is set unless asked: what DRA mode needs is on by default in 1.36
+ * (resource.k8s.io/v1, the scheduler's DynamicResources plugin, the controller-manager's
+ * resourceclaim controller, DRADeviceBindingConditions, DRAResourceClaimDeviceStatus,
+ * DRADeviceTaints, and MutatingAdmissionPolicy), so every suite runs on the default gates.
  */
-function writeKwokctlConfig(bins: BinaryPaths): void {
+function writeKwokctlConfig(bins: BinaryPaths, extra: ClusterOptions): void {
   mkdirSync(kwokWorkdir(), { recursive: true });
   const options = {
     runtime: 'binary',
@@ -75,6 +88,9 @@ function writeKwokctlConfig(bins: BinaryPaths): void {
     kwokControllerBinary: bins.kwok,
     etcdBinary: bins.etcd,
     kubectlBinary: bins.kubectl,
+    // kwokctl passes these to the API server, the controller-manager and the scheduler alike.
+    ...(extra.featureGates && { kubeFeatureGates: extra.featureGates }),
+    ...(extra.runtimeConfig && { kubeRuntimeConfig: extra.runtimeConfig }),
     kubeAuthorization: true,
     kubeAdmission: true,
     securePort: true,
@@ -188,19 +204,58 @@ export async function isRunning(): Promise<boolean> {
   return isReady(loadKubeConfig());
 }
 
+/** The gates and APIs the existing cluster was created with, from the configuration kwokctl saved. */
+function savedOptions(): Required<ClusterOptions> | undefined {
+  const path = join(clusterDir(), 'kwok.yaml');
+  if (!existsSync(path)) return undefined;
+  for (const doc of readFileSync(path, 'utf8').split(/^---$/m)) {
+    const parsed = parse(doc) as {
+      kind?: string;
+      options?: { kubeFeatureGates?: string; kubeRuntimeConfig?: string };
+    } | null;
+    if (parsed?.kind !== 'KwokctlConfiguration') continue;
+    return {
+      featureGates: parsed.options?.kubeFeatureGates ?? '',
+      runtimeConfig: parsed.options?.kubeRuntimeConfig ?? '',
+    };
+  }
+  return undefined;
+}
+
+/** A cluster is reused only with the gates asked for: a suite on the bench's gates tests nothing. */
+function checkSameOptions(asked: ClusterOptions): void {
+  const saved = savedOptions();
+  if (!saved) return;
+  const want = { featureGates: asked.featureGates ?? '', runtimeConfig: asked.runtimeConfig ?? '' };
+  if (saved.featureGates === want.featureGates && saved.runtimeConfig === want.runtimeConfig)
+    return;
+  const say = (o: Required<ClusterOptions>) =>
+    [
+      o.featureGates ? `--feature-gates=${o.featureGates}` : 'the default feature gates',
+      o.runtimeConfig ? `--runtime-config=${o.runtimeConfig}` : 'the default APIs',
+    ].join(' and ');
+  throw new Error(
+    `the local cluster in ${stateDir()} was created with ${say(saved)}; ` +
+      `this needs ${say(want)}: stop it with npm run cluster:down and run again`,
+  );
+}
+
 /**
- * Brings the local control plane up, or reuses it when it already runs. Waits for /readyz and
- * for every simulated node to be Ready, and writes the admin kubeconfig to .cluster/kubeconfig.
+ * Brings the local control plane up, or reuses it when it already runs with the same `extra`
+ * gates. Waits for /readyz and for every simulated node to be Ready, and writes the admin
+ * kubeconfig to .cluster/kubeconfig.
  */
-export async function up(log: Log = defaultLog): Promise<UpResult> {
+export async function up(log: Log = defaultLog, extra: ClusterOptions = {}): Promise<UpResult> {
   const bins = await ensureBinaries();
   const started = Date.now();
   let fresh = false;
   if (await isRunning()) {
+    checkSameOptions(extra);
     log(`reusing the running cluster (${kubeconfigPath()})`);
   } else {
-    writeKwokctlConfig(bins);
+    writeKwokctlConfig(bins, extra);
     if (existsSync(join(clusterDir(), 'kwok.yaml'))) {
+      checkSameOptions(extra);
       // State from an earlier run whose processes are gone (reboot, killed): start it again.
       log('starting the stopped cluster');
       try {
@@ -208,7 +263,7 @@ export async function up(log: Log = defaultLog): Promise<UpResult> {
       } catch (err) {
         log(`restart failed, recreating: ${(err as Error).message.split('\n')[0]}`);
         await down(log);
-        writeKwokctlConfig(bins);
+        writeKwokctlConfig(bins, extra);
       }
     }
     if (!existsSync(join(clusterDir(), 'kwok.yaml'))) {

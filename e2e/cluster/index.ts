@@ -24,7 +24,7 @@ export {
   stateDir,
   up,
 } from './control-plane.ts';
-export type { UpResult } from './control-plane.ts';
+export type { ClusterOptions, UpResult } from './control-plane.ts';
 export { acquireForTestRun, downByHand, upByHand } from './sharing.ts';
 export type { TestRunLease } from './sharing.ts';
 export { kubeConfigFor, startApiServerReplica } from './apiserver-replica.ts';

@@ -5,7 +5,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync
 import { join } from 'node:path';
 import type { Log } from './binaries.ts';
 import { down, killRecordedProcesses, stateDir, up } from './control-plane.ts';
-import type { UpResult } from './control-plane.ts';
+import type { ClusterOptions, UpResult } from './control-plane.ts';
 import { pidAlive, withLock } from './lock.ts';
 
 type Owner = 'tests' | 'manual';
@@ -33,9 +33,9 @@ function locked<T>(log: Log, fn: () => Promise<T>): Promise<T> {
 }
 
 /** `cluster:up`: start or reuse the cluster, and keep it up until `cluster:down`. */
-export function upByHand(log: Log): Promise<UpResult> {
+export function upByHand(log: Log, extra: ClusterOptions = {}): Promise<UpResult> {
   return locked(log, async () => {
-    const result = await up(log);
+    const result = await up(log, extra);
     writeFileSync(ownerFile(), 'manual');
     return result;
   });

@@ -1,14 +1,10 @@
 // DRA for a cluster test: the DeviceClass, claims that ask for one device of driver
 // accel.dmabuf.io, pods that use them, and what the scheduler and the controller say on them.
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { onTestFinished } from 'vitest';
-import { parse } from 'yaml';
 import { isAlreadyExists } from '../../src/kube/index.ts';
+import { claimManifest, claimPodManifest, deviceClassManifest, RESOURCE } from './dra-manifests.ts';
 import { api } from './index.ts';
 import { waitFor } from './wait.ts';
-
-const RESOURCE = '/apis/resource.k8s.io/v1';
 
 export interface Claim {
   metadata: { name: string; namespace: string; uid: string };
@@ -31,12 +27,9 @@ export interface Claim {
 
 /** The chart's DeviceClass, as deploy/dra/deviceclass.yaml ships it (created once per cluster). */
 export async function ensureDeviceClass(): Promise<void> {
-  const file = join(import.meta.dirname, '..', '..', 'deploy', 'dra', 'deviceclass.yaml');
-  await api('POST', `${RESOURCE}/deviceclasses`, parse(readFileSync(file, 'utf8'))).catch(
-    (err: unknown) => {
-      if (!isAlreadyExists(err)) throw err;
-    },
-  );
+  await api('POST', `${RESOURCE}/deviceclasses`, deviceClassManifest()).catch((err: unknown) => {
+    if (!isAlreadyExists(err)) throw err;
+  });
 }
 
 /** The node's ResourceSlice goes with the test (the agent does not delete it when it stops). */
@@ -54,51 +47,16 @@ export function createClaim(
   name: string,
   params?: Record<string, unknown>,
 ): Promise<Claim> {
-  return api<Claim>('POST', `${RESOURCE}/namespaces/${ns}/resourceclaims`, {
-    apiVersion: 'resource.k8s.io/v1',
-    kind: 'ResourceClaim',
-    metadata: { name, namespace: ns },
-    spec: {
-      devices: {
-        requests: [{ name: 'accel', exactly: { deviceClassName: 'accel.dmabuf.io' } }],
-        ...(params && {
-          config: [
-            {
-              requests: ['accel'],
-              opaque: {
-                driver: 'accel.dmabuf.io',
-                parameters: {
-                  apiVersion: 'accel.dmabuf.io/v1alpha1',
-                  kind: 'LeaseParameters',
-                  ...params,
-                },
-              },
-            },
-          ],
-        }),
-      },
-    },
-  });
+  return api<Claim>(
+    'POST',
+    `${RESOURCE}/namespaces/${ns}/resourceclaims`,
+    claimManifest(ns, name, params),
+  );
 }
 
 /** A pod the scheduler places (no nodeName), using `claim`. */
 export function createClaimPod(ns: string, name: string, claim: string): Promise<unknown> {
-  return api('POST', `/api/v1/namespaces/${ns}/pods`, {
-    apiVersion: 'v1',
-    kind: 'Pod',
-    metadata: { name, namespace: ns },
-    spec: {
-      resourceClaims: [{ name: 'accel', resourceClaimName: claim }],
-      containers: [
-        {
-          name: 'train',
-          image: 'registry.example/workload:1',
-          resources: { claims: [{ name: 'accel' }] },
-        },
-      ],
-      tolerations: [{ operator: 'Exists' }],
-    },
-  });
+  return api('POST', `/api/v1/namespaces/${ns}/pods`, claimPodManifest(ns, name, claim));
 }
 
 export const getClaim = (ns: string, name: string) =>

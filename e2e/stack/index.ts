@@ -143,6 +143,8 @@ export interface AgentOptions {
   /** Run as this identity instead of the cluster admin (a node-bound agent token, say). */
   kubeconfig?: string;
   extraArgs?: string[];
+  /** How long to wait for /readyz (default 30 s). */
+  readyTimeoutMs?: number;
 }
 
 export async function startAgent(
@@ -169,7 +171,7 @@ export async function startAgent(
     ...(opts.kubeconfig !== undefined ? ['--kubeconfig', opts.kubeconfig] : []),
     ...(opts.extraArgs ?? []),
   ]);
-  await ready(c);
+  await ready(c, opts.readyTimeoutMs);
   return Object.assign(c, { stateFile, adminPort });
 }
 

@@ -4,6 +4,7 @@
 // executor (executor.ts) of what they decide, through the ports in writes.ts.
 export { LeaseController, type LeaseControllerOptions } from './wiring.ts';
 export { ControllerView, type Caches, type Store, type Admitted } from './view.ts';
+export { trimPod } from './pod-cache.ts';
 export { reconcile, type ReconcileContext, type ReconcileOutcome } from './reconcile.ts';
 export {
   acceleratorKey,

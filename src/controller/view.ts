@@ -54,6 +54,8 @@ export interface Admitted {
 interface LeaseIndex {
   readonly leases: AcceleratorLease[];
   readonly byTarget: Map<string, AcceleratorLease[]>;
+  /** The few leases that carry eviction records: every reconcile counts them, not all leases. */
+  readonly withRecords: AcceleratorLease[];
   /** By namespace/name, built on first use. */
   byName?: Map<string, AcceleratorLease>;
 }
@@ -100,6 +102,9 @@ export class ControllerView {
   private readonly dirtyLeases = new Map<string, string>();
   private leaseIndex?: LeaseIndex;
   private exportChanges = 0;
+  private acceleratorChanges = 0;
+  /** The idle reaps' records, by accelerator; only the few accelerators that have any. */
+  private idleIndex?: { at: number; byAccelerator: Map<string, EvictionRecord[]> };
   private exportIndex?: { at: number; byAccelerator: Map<string, DmaBufExport[]> };
   private limitChanges = 0;
   private admittedView?: { from: LeaseIndex; at: number } & Admitted;
@@ -123,6 +128,7 @@ export class ControllerView {
         this.exportChanges++;
         break;
       case 'accelerators':
+        this.acceleratorChanges++;
         if (change.type === 'delete') this.writtenAccels.forget(change.obj);
         break;
       case 'namespaces':
@@ -159,6 +165,7 @@ export class ControllerView {
     const accel = async (p: Promise<Accelerator>) => {
       const a = await p;
       this.writtenAccels.record(a);
+      this.acceleratorChanges++;
       return a;
     };
     return {
@@ -330,14 +337,24 @@ export class ControllerView {
   /** Every handoff's records: each lease's, and each accelerator's idle reap, but `except`'s. */
   private allRecords(except?: string): EvictionRecord[][] {
     const out: EvictionRecord[][] = [];
-    for (const l of this.leases()) {
+    for (const l of this.currentLeases().withRecords) {
       if (targetOf(l) !== except) out.push(l.status?.evictions ?? []);
     }
-    for (const a of this.accelerators()) {
-      if (a.metadata.name === except || !a.spec.owner?.idleEvictions?.length) continue;
-      out.push(idleEvictionsOf(parseObject(Accelerator, a)));
-    }
+    for (const [name, records] of this.idleRecords()) if (name !== except) out.push(records);
     return out;
+  }
+
+  private idleRecords(): Map<string, EvictionRecord[]> {
+    if (this.idleIndex?.at !== this.acceleratorChanges) {
+      const byAccelerator = new Map<string, EvictionRecord[]>();
+      for (const cached of this.caches.accelerators.list()) {
+        const a = this.writtenAccels.resolve(cached);
+        if (!a?.spec.owner?.idleEvictions?.length) continue;
+        byAccelerator.set(a.metadata.name ?? '', idleEvictionsOf(parseObject(Accelerator, a)));
+      }
+      this.idleIndex = { at: this.acceleratorChanges, byAccelerator };
+    }
+    return this.idleIndex.byAccelerator;
   }
 
   private currentLeases(): LeaseIndex {
@@ -351,7 +368,11 @@ export class ControllerView {
     }
     this.dirtyLeases.clear();
     const leases = present([...this.parsed.values()].map((e) => e.lease));
-    this.leaseIndex = { leases, byTarget: byTargetOf(leases) };
+    this.leaseIndex = {
+      leases,
+      byTarget: byTargetOf(leases),
+      withRecords: leases.filter((l) => (l.status?.evictions?.length ?? 0) > 0),
+    };
     return this.leaseIndex;
   }
 

@@ -17,6 +17,7 @@ import {
 } from '../crds/index.ts';
 import {
   Informer,
+  type InformerOptions,
   resourcePath,
   type KubeClient,
   WorkQueue,
@@ -41,6 +42,7 @@ import {
 } from './keys.ts';
 import { reconcile, type ReconcileContext } from './reconcile.ts';
 import { ControllerView, type ResourceSlice } from './view.ts';
+import { trimPod } from './pod-cache.ts';
 import { clusterPods, fenced, clusterReads, clusterWrites, type EventSink } from './writes.ts';
 
 export interface LeaseControllerOptions {
@@ -85,28 +87,29 @@ export class LeaseController {
   constructor(opts: LeaseControllerOptions) {
     this.opts = opts;
     this.clock = opts.clock ?? realClock;
-    const informer = <T extends object>(path: string, name: string) =>
+    const informer = <T extends object>(
+      path: string,
+      name: string,
+      more: Partial<InformerOptions<T>> = {},
+    ) =>
       new Informer<T>(opts.kc, {
         path,
         resyncPeriodMs: opts.resyncPeriodMs ?? 5 * 60_000,
         logger: opts.log,
         name,
         userAgent: opts.client.userAgent,
+        ...more,
       });
     this.accelerators = informer(`${API}/accelerators`, 'accelerators');
     this.leases = informer(`${API}/acceleratorleases`, 'acceleratorleases');
     this.exports = informer(`${API}/dmabufexports`, 'dmabufexports');
-    this.pods = informer('/api/v1/pods', 'pods');
+    this.pods = informer<V1Pod>('/api/v1/pods', 'pods', { transform: trimPod });
     this.namespaces = informer('/api/v1/namespaces', 'namespaces');
     this.leasePolicies = informer(`${API}/acceleratorleasepolicies`, 'acceleratorleasepolicies');
     if (opts.dra) {
       this.claims = informer(resourcePath(RESOURCE_CLAIMS), 'resourceclaims');
-      this.slices = new Informer<ResourceSlice>(opts.kc, {
-        path: resourcePath(RESOURCE_SLICES),
+      this.slices = informer<ResourceSlice>(resourcePath(RESOURCE_SLICES), 'resourceslices', {
         fieldSelector: `spec.driver=${DRA_DRIVER}`,
-        resyncPeriodMs: opts.resyncPeriodMs ?? 5 * 60_000,
-        logger: opts.log,
-        name: 'resourceslices',
       });
     }
     this.queue = new WorkQueue({

@@ -38,7 +38,7 @@ export type {
 export { retryOnConflict } from './conflict-retry.ts';
 export type { RetryOnConflictOptions } from './conflict-retry.ts';
 
-export { Informer } from './informer.ts';
+export { Informer, stripManagedFields } from './informer.ts';
 export type {
   InformerOptions,
   InformerEvent,

@@ -10,7 +10,7 @@ import { KubeClient } from './client.ts';
 import { KubeApiError, isGone, type ApiStatus } from './errors.ts';
 import { diffRelist, objectKey } from './relist-diff.ts';
 
-export interface InformerOptions {
+export interface InformerOptions<T extends ObjectLike = ObjectLike> {
   /** List path, e.g. /api/v1/namespaces/ns/configmaps or /apis/accel.dmabuf.io/v1alpha1/acceleratorleases. */
   path: string;
   labelSelector?: string;
@@ -32,6 +32,25 @@ export interface InformerOptions {
   /** Reconnect backoff after failures: doubles from initial to max, with jitter. */
   backoff?: { initialMs: number; maxMs: number };
   clock?: Clock;
+  /**
+   * Applied to every object the list or watch delivers, before it is cached or handed to a
+   * handler (client-go's SetTransform): keep only what readers need. It may change the freshly
+   * parsed object it is given and return it. Default: `stripManagedFields`.
+   */
+  transform?: (obj: T) => T;
+}
+
+/**
+ * Drops metadata.managedFields, which no reader of ours looks at and which is about half of a
+ * typical object's JSON (controller-runtime's TransformStripManagedFields). The metadata is
+ * rebuilt rather than the field deleted: V8 keeps a rebuilt object compact, a deleted-from one
+ * becomes a dictionary (measured: 1.4 against 1.7 KiB of heap for a lease).
+ */
+export function stripManagedFields<T extends ObjectLike>(obj: T): T {
+  const metadata = obj.metadata as { managedFields?: unknown } | undefined;
+  if (metadata?.managedFields === undefined) return obj;
+  const rest = Object.fromEntries(Object.entries(metadata).filter(([k]) => k !== 'managedFields'));
+  return { ...obj, metadata: rest };
 }
 
 export type InformerEvent = 'add' | 'update' | 'delete' | 'resync';
@@ -65,7 +84,8 @@ const CONNECT_TIMEOUT_MS = 30_000;
 export class Informer<T extends ObjectLike> {
   readonly name: string;
   private readonly client: KubeClient;
-  private readonly opts: InformerOptions;
+  private readonly opts: InformerOptions<T>;
+  private readonly transform: (obj: T) => T;
   private readonly clock: Clock;
   private readonly log: Logger | undefined;
   private readonly handlers: { [E in InformerEvent]: Array<InformerHandlers<T>[E]> } = {
@@ -91,12 +111,13 @@ export class Informer<T extends ObjectLike> {
     resyncs: 0,
   };
 
-  constructor(kc: KubeConfig, opts: InformerOptions) {
+  constructor(kc: KubeConfig, opts: InformerOptions<T>) {
     this.client = new KubeClient(
       kc,
       opts.userAgent !== undefined ? { userAgent: opts.userAgent } : {},
     );
     this.opts = opts;
+    this.transform = opts.transform ?? stripManagedFields;
     this.name = opts.name ?? opts.path;
     this.clock = opts.clock ?? realClock;
     this.log = opts.logger?.child({ informer: this.name });
@@ -232,7 +253,7 @@ export class Informer<T extends ObjectLike> {
       // List items carry no apiVersion/kind; the list does (FooList -> Foo).
       const kind = page.kind?.replace(/List$/, '');
       for (const item of page.items ?? []) {
-        items.push({ apiVersion: page.apiVersion, kind, ...item });
+        items.push(this.transform({ apiVersion: page.apiVersion, kind, ...item }));
       }
       rv = page.metadata?.resourceVersion ?? rv;
       cont = page.metadata?.continue || undefined;
@@ -336,9 +357,10 @@ export class Informer<T extends ObjectLike> {
       this.log?.warn({ line: line.slice(0, 200) }, 'unparseable watch line skipped');
       return undefined;
     }
-    const obj = event.object;
-    if (!obj) return undefined;
-    switch (event.type ?? '') {
+    if (!event.object) return undefined;
+    const type = event.type ?? '';
+    const obj: T & ApiStatus = type === 'ERROR' ? event.object : this.transform(event.object);
+    switch (type) {
       case 'ADDED':
       case 'MODIFIED': {
         const key = objectKey(obj);

@@ -1,6 +1,7 @@
 // The worker loop of a controller: take a key, reconcile it, and turn the outcome into
 // forget / requeue-after / rate-limited requeue, with controller-runtime's metrics and log keys.
 import { randomUUID } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { Clock } from './clock.ts';
@@ -43,6 +44,9 @@ export interface ReconcileQueue {
   addRateLimited(key: string): void;
   numRequeues(key: string): number;
 }
+
+/** How long the workers may run on microtasks alone before the event loop gets a turn. */
+export const YIELD_AFTER_MS = 10;
 
 export async function reconcileLoop(
   queue: ReconcileQueue,
@@ -101,11 +105,20 @@ export async function reconcileLoop(
     metrics?.total.inc({ controller, result });
   };
 
+  // A reconcile that decides nothing to write never waits on I/O, and `await` alone only runs
+  // microtasks: a first pass over thousands of such keys would keep /healthz, /readyz and the
+  // watches from being served until it ends. So the workers give the event loop a turn once
+  // they have run YIELD_AFTER_MS without one.
+  let since = performance.now();
   const worker = async (): Promise<void> => {
     for (;;) {
       const key = await queue.get();
       if (key === undefined) return;
       await processOne(key);
+      if (performance.now() - since >= YIELD_AFTER_MS) {
+        await new Promise((resolve) => setImmediate(resolve));
+        since = performance.now();
+      }
     }
   };
 

@@ -118,6 +118,27 @@ describe('WorkQueue', () => {
     expect(await q.get()).toBeUndefined();
   });
 
+  it('gives the event loop a turn while keys that never wait on I/O are reconciled', async () => {
+    const q = newQueue();
+    const keys = 200;
+    for (let i = 0; i < keys; i++) q.add(`k${i}`);
+    let done = 0;
+    let doneWhenServed: number | undefined;
+    // What /healthz is to the controller: a callback that needs a turn of the event loop.
+    setImmediate(() => (doneWhenServed = done));
+    const run = q.runWorkers(4, () => {
+      const until = performance.now() + 0.5; // a reconcile's CPU, no I/O
+      while (performance.now() < until);
+      done++;
+      return Promise.resolve();
+    });
+    while (done < keys) await new Promise((resolve) => setImmediate(resolve));
+    await q.shutDown();
+    await run;
+    expect(doneWhenServed).toBeDefined();
+    expect(doneWhenServed).toBeLessThan(keys / 2);
+  });
+
   it('shutDown wakes idle workers so runWorkers resolves', async () => {
     const q = newQueue();
     const run = q.runWorkers(3, () => Promise.resolve());

@@ -1,7 +1,8 @@
 // Informer caches for the simulation: each reader (the controller, the agent) has its own copy
 // of the API's objects, brought forward by the watch log with lag, so a reconcile reads what an
 // informer would: possibly older than the controller's own last write.
-import type { Caches, Store } from '../../src/controller/index.ts';
+import type { V1Pod } from '@kubernetes/client-node';
+import { trimPod, type Caches, type Store } from '../../src/controller/index.ts';
 import type { MemoryApi, Resource, Stored, WatchEvent } from './memory-api.ts';
 
 const keyOf = (o: Stored) =>
@@ -18,6 +19,14 @@ class MapStore<T> implements Store<T> {
 }
 
 const EMPTY = new MapStore<never>();
+
+const trimmed = (store: Store<V1Pod>): Store<V1Pod> => ({
+  get: (key) => {
+    const pod = store.get(key);
+    return pod && trimPod(pod);
+  },
+  list: () => store.list().map(trimPod),
+});
 
 export class LaggingCaches {
   private readonly api: MemoryApi;
@@ -62,7 +71,8 @@ export class LaggingCaches {
       accelerators: this.stores.accelerators as unknown as Caches['accelerators'],
       leases: this.stores.leases as unknown as Caches['leases'],
       exports: this.stores.exports as unknown as Caches['exports'],
-      pods: this.stores.pods as unknown as Caches['pods'],
+      // What the controller's pod informer keeps of each pod.
+      pods: trimmed(this.stores.pods as unknown as Store<V1Pod>),
       namespaces: EMPTY,
       leasePolicies: EMPTY,
     };
