@@ -121,17 +121,18 @@ async function startComponent(name: string, script: string, args: string[]): Pro
   return component;
 }
 
-/** Wait until the component answers /readyz with 200. */
+/** Wait until the component answers /readyz with 200; one that exits fails at once. */
 export async function ready(c: Component, timeoutMs = 30_000): Promise<void> {
-  await waitFor(
+  const state = await waitFor(
     `${c.name} ready`,
     async () => {
-      if (c.exited()) throw new Error(`${c.name} exited:\n${c.log().slice(-2000)}`);
+      if (c.exited()) return 'exited';
       const res = await fetch(`http://127.0.0.1:${c.httpPort}/readyz`).catch(() => undefined);
-      return res?.status === 200;
+      return res?.status === 200 && 'ready';
     },
     timeoutMs,
   );
+  if (state === 'exited') throw new Error(`${c.name} exited:\n${c.log().slice(-2000)}`);
 }
 
 export interface AgentOptions {
