@@ -15,6 +15,11 @@ export const BENCH_FLAGS = {
   scaleLeases: flag.string('leases in the scale fleet (default 5 per accelerator)'),
   scaleExports: flag.string('exports in the scale fleet (default 20 per accelerator)'),
   scaleColdStarts: flag.int('controller cold starts timed against a LIST', 3, 1),
+  growthSizes: flag.string(
+    'accelerators of each growth run (2 leases and 4 exports per accelerator), ascending',
+    '1000,3000,10000',
+  ),
+  growthBurst: flag.int('lease deletions in the burst of each growth run', 1000, 1),
   failoverSamples: flag.int('leader kills timed per election timing', 3, 1),
   draRounds: flag.int(
     'rounds of the DRA comparison, each a DeviceTaintRule run and a handoff run',
@@ -23,8 +28,10 @@ export const BENCH_FLAGS = {
   ),
   draWindow: flag.int("seconds B's pod is given to run after the DeviceTaintRule is lifted", 30, 1),
   only: flag.string(
-    'comma-separated benchmarks to run (handoff, reaper, dra, failover, scale, kernel); the rest are reported as not measured',
-    'handoff,reaper,dra,failover,scale,kernel',
+    'comma-separated benchmarks to run (handoff, reaper, dra, failover, scale, growth, kernel); the rest are reported as not measured',
+    'handoff,reaper,dra,failover,scale,growth,kernel',
   ),
-  scaleCpuProf: flag.string("directory for V8 CPU profiles of the scale bench's controllers (off)"),
+  scaleCpuProf: flag.string(
+    "directory for V8 CPU profiles of the scale and growth benches' controllers (off)",
+  ),
 };

@@ -11,6 +11,8 @@ import type { ReaperResult } from './reaper.ts';
 import { cdfSvg, median, RESULTS, type Environment } from './report.ts';
 import { loadResults, runsOf, summaryOf, type Results, type Summary } from './results.ts';
 import type { FailoverResult } from './failover.ts';
+import type { GrowthResult } from './growth.ts';
+import { growthRows, growthSvg } from './growth-report.ts';
 import type { ScaleResult } from './scale.ts';
 import type { StageRow } from './stages.ts';
 
@@ -18,12 +20,16 @@ export type { Summary } from './results.ts';
 
 const README = join(import.meta.dirname, 'README.md');
 const SVG = join(import.meta.dirname, 'handoff.svg');
+const GROWTH_SVG = join(import.meta.dirname, 'growth.svg');
 const SUMMARY = join(RESULTS, 'summary.json');
 const BEGIN = '<!-- bench:results:begin (written by npm run bench) -->';
 const END = '<!-- bench:results:end -->';
 const DRA_BEGIN =
   '<!-- bench:dra:begin (written by npm run bench, and by npm run bench -- --only dra) -->';
 const DRA_END = '<!-- bench:dra:end -->';
+const GROWTH_BEGIN =
+  '<!-- bench:growth:begin (written by npm run bench, and by npm run bench -- --only growth) -->';
+const GROWTH_END = '<!-- bench:growth:end -->';
 
 /** Targets, lower is better: the issue's numbers. */
 export const TARGETS = {
@@ -126,7 +132,7 @@ function scaleRows(sc: ScaleResult): string[] {
   return [
     `| Cold start, ${fleet} (spawn to every device reconciled, median of ${sc.samples.spawnToReconciledMs.length}: caches synced at ${c.spawnToSyncedMs} ms, first pass ${c.syncedToReconciledMs} ms; ${c.emptyClusterMs} ms on the empty cluster) | ${c.spawnToReconciledMs} ms | ${c.listFloorMs} ms (bare LIST of the same ${n(sc.objects)} objects) | ${c.overList}x | - | - |`,
     `| Cold start net of the start on the empty cluster (${c.spawnToReconciledMs} - ${c.emptyClusterMs} ms) | ${Math.round(c.spawnToReconciledMs - c.emptyClusterMs)} ms | ${c.listFloorMs} ms (the same LIST) | ${netOfStart}x | <= 1.5 | ${verdict(netOfStart, 1.5)} |`,
-    `| Fill from scratch (controller start to ${n(b.deletions)} Granted, the rest queued) | ${(sc.fillMs / 1000).toFixed(1)} s | - | - | - | - |`,
+    `| Fill from scratch (controller start to ${n(sc.accelerators)} Granted, the rest queued) | ${(sc.fillMs / 1000).toFixed(1)} s | - | - | - | - |`,
     `| Steady-state RSS with the fleet (median of ${sc.samples.rssFleetBytes.length}; ${mib(sc.rss.emptyBytes)} before it, so the fleet added ${sc.rss.addedOverJson}x its JSON size) | ${mib(sc.rss.fleetBytes)} | ${mib(sc.rss.jsonBytes)} (JSON of the listed objects) | ${sc.rss.overJson}x | - | - |`,
     `| Steady-state RSS per object (RSS with the fleet less RSS before it, over ${n(sc.objects)} objects) | ${n(sc.rss.bytesPerObject)} bytes | - | - | - | - |`,
     `| Reconciles per second under ${n(b.deletions)} lease deletions (${n(b.reconciles)} reconciles in ${(b.ms / 1000).toFixed(1)} s) | ${b.reconcilesPerSec}/s | - | - | - | - |`,
@@ -256,10 +262,12 @@ function replaced(text: string, begin: string, end: string, section: string, hea
 export async function rendered(
   r: Results,
   readme: string,
-): Promise<{ readme: string; summary: string; svg?: string }> {
+): Promise<{ readme: string; summary: string; svg?: string; growthSvg?: string }> {
   let next = replaced(readme, BEGIN, END, resultsSection(r), 'Results');
   if (r.dra)
     next = replaced(next, DRA_BEGIN, DRA_END, draSection(r.dra, r.dra), 'Against DRA: results');
+  if (r.growth)
+    next = replaced(next, GROWTH_BEGIN, GROWTH_END, growthSection(r.growth, r.growth), 'Growth');
   const prettier = await import('prettier');
   const config = (await prettier.resolveConfig(README)) ?? {};
   const runs = runsOf(r).map(({ env, parts }) => ({ parts, date: env.date, commit: env.commit }));
@@ -267,6 +275,7 @@ export async function rendered(
     readme: await prettier.format(next, { ...config, filepath: README }),
     summary: JSON.stringify({ runs, ...summaryOf(r) }, null, 2) + '\n',
     ...(r.handoff && { svg: handoffSvg(r.handoff) }),
+    ...(r.growth && { growthSvg: growthSvg(r.growth) }),
   };
 }
 
@@ -277,6 +286,7 @@ export async function updateReadme(): Promise<Summary> {
   writeFileSync(README, out.readme);
   writeFileSync(SUMMARY, out.summary);
   if (out.svg) writeFileSync(SVG, out.svg);
+  if (out.growthSvg) writeFileSync(GROWTH_SVG, out.growthSvg);
   return summaryOf(r);
 }
 
@@ -294,6 +304,9 @@ export async function drift(): Promise<string[]> {
     ...(read(README) === out.readme ? [] : ['bench/README.md']),
     ...(read(SUMMARY) === out.summary ? [] : ['bench/results/summary.json']),
     ...(out.svg !== undefined && read(SVG) !== out.svg ? ['bench/handoff.svg'] : []),
+    ...(out.growthSvg !== undefined && read(GROWTH_SVG) !== out.growthSvg
+      ? ['bench/growth.svg']
+      : []),
   ];
 }
 
@@ -361,6 +374,20 @@ export function draRows(d: DraTaintResult): string[] {
     row('to `handoff-complete=True` on it', (os) => timed(os, (o) => o.handoffCompleteMs)),
     row("to B's pod Running", (os) => timed(os, (o) => o.bRunningMs)),
   ];
+}
+
+/** The growth section (markers included): the table over the sizes and the plot. */
+export function growthSection(env: Environment, g: GrowthResult): string {
+  return [
+    GROWTH_BEGIN,
+    `Last run: ${env.date}, commit \`${env.commit}\`, Kubernetes ${env.kubernetesVersion}, ${env.machine.cores} cores (${env.machine.cpuModel}), Node ${env.machine.node}; ${g.leasesPerDevice} leases and ${g.exportsPerDevice} exports per device, a burst of ${g.burst.toLocaleString('en-US')} deletions at every size (one per device where the fleet is smaller). Raw figures and samples: \`results/growth.json\`.`,
+    '',
+    ...growthRows(g),
+    '',
+    '![Cold start, memory and rates against the fleet size](growth.svg)',
+    '',
+    GROWTH_END,
+  ].join('\n');
 }
 
 export function draSection(env: Environment, d: DraTaintResult): string {

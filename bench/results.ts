@@ -5,6 +5,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { DraTaintResult } from './dra-taint.ts';
 import type { FailoverResult } from './failover.ts';
+import type { GrowthResult } from './growth.ts';
 import type { HandoffResult } from './handoff.ts';
 import type { PdbRound } from './pdb.ts';
 import type { ReaperResult } from './reaper.ts';
@@ -17,10 +18,11 @@ export interface Results {
   dra?: Environment & DraTaintResult;
   failover?: Environment & FailoverResult;
   scale?: Environment & ScaleResult;
+  growth?: Environment & GrowthResult;
   kernel?: Environment & { kernelOpsPerSec: number };
 }
 
-export const PARTS = ['handoff', 'reaper', 'dra', 'failover', 'scale', 'kernel'] as const;
+export const PARTS = ['handoff', 'reaper', 'dra', 'failover', 'scale', 'growth', 'kernel'] as const;
 export type Part = (typeof PARTS)[number];
 
 /** A part's result file, where it is not named after the part. */

@@ -10,6 +10,7 @@ import { upByHand } from '../e2e/cluster/index.ts';
 import { BENCH_FLAGS } from './flags.ts';
 import { benchDraTaint, DRA_TAINT_CLUSTER } from './dra-taint.ts';
 import { benchFailover } from './failover.ts';
+import { benchGrowth, parseSizes } from './growth.ts';
 import { benchHandoff } from './handoff.ts';
 import { ensureDrainBinary } from './drain/build.ts';
 import { benchReaperPdb } from './pdb.ts';
@@ -25,7 +26,7 @@ const log = (line: string) =>
   process.stdout.write(`[bench t+${((Date.now() - started) / 1000).toFixed(1)}s] ${line}\n`);
 
 const args = parseFlagsOrExit('npm run bench --', BENCH_FLAGS);
-const BENCHES = ['handoff', 'reaper', 'dra', 'failover', 'scale', 'kernel'] as const;
+const BENCHES = ['handoff', 'reaper', 'dra', 'failover', 'scale', 'growth', 'kernel'] as const;
 const only = new Set(args.only.split(',').map((x) => x.trim()));
 for (const name of only) {
   if (!(BENCHES as readonly string[]).includes(name)) {
@@ -36,6 +37,14 @@ for (const name of only) {
   }
 }
 const runs = (name: (typeof BENCHES)[number]) => only.has(name);
+const growthSizes = (() => {
+  try {
+    return parseSizes(args.growthSizes);
+  } catch (err) {
+    process.stderr.write(`npm run bench --: ${(err as Error).message}\n`);
+    process.exit(2);
+  }
+})();
 
 function kernel(env: Environment): number {
   log('kernel model micro-benchmark (bench/kernel.bench.ts)');
@@ -172,6 +181,19 @@ async function main(): Promise<void> {
         log,
       );
       writeResult('scale', { ...env, ...scale });
+    }
+    if (runs('growth')) {
+      const growth = await benchGrowth(
+        up.kubeconfigPath,
+        {
+          sizes: growthSizes,
+          burst: args.growthBurst,
+          coldStarts: args.scaleColdStarts,
+          ...(args.scaleCpuProf && { cpuProfileDir: args.scaleCpuProf }),
+        },
+        log,
+      );
+      writeResult('growth', { ...env, ...growth });
     }
   } finally {
     await stopAll();
