@@ -1,5 +1,5 @@
 # One image for every accel-lease program; the first argument picks it (ENTRYPOINT is node):
-#   controller  src/controller/main.ts            (the default)
+#   controller  --max-semi-space-size=8 src/controller/main.ts   (the default; see src/controller/node-flags.ts)
 #   node agent  src/agent/main.ts --node NAME [--backend linux --device ... --exporter ...]
 #   scan        src/agent/scan/main.ts --exporter NAME   (root, --pid host, debugfs; no cluster)
 #   plugin      src/cli/main.ts status            (kubectl-dmabuf)
@@ -30,4 +30,4 @@ USER 65532:65532
 # node is PID 1: the programs handle SIGTERM and SIGINT themselves (stop leading or persist
 # state, then exit), so no init is needed; they spawn no children to reap.
 ENTRYPOINT ["node"]
-CMD ["src/controller/main.ts"]
+CMD ["--max-semi-space-size=8", "src/controller/main.ts"]

@@ -10,6 +10,7 @@ import type { KubeConfig } from '@kubernetes/client-node';
 import { Informer, isAlreadyExists, KubeClient, type ObjectLike } from '../src/kube/index.ts';
 import { kwokNode } from '../e2e/stack/kwok.ts';
 import { freePort, sleep, waitFor as waitUntil } from '../e2e/stack/wait.ts';
+import { CONTROLLER_NODE_FLAGS } from '../src/controller/node-flags.ts';
 
 export { sleep };
 
@@ -111,7 +112,7 @@ export function startController(
     ['--no-leader-elect', '--log-level', 'warn', ...extraArgs],
     kubeconfig,
     '--http-bind-address',
-    options,
+    { ...options, nodeArgs: [...CONTROLLER_NODE_FLAGS, ...(options.nodeArgs ?? [])] },
   );
 }
 
@@ -123,6 +124,7 @@ export function startReplica(kubeconfig: string, args: string[]): Promise<Proc> 
     ['--log-level', 'warn', ...args],
     kubeconfig,
     '--http-bind-address',
+    { nodeArgs: [...CONTROLLER_NODE_FLAGS] },
   );
 }
 

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
 import type { Accelerator, AcceleratorLease } from '../src/crds/index.ts';
 import { KubeClient } from '../src/kube/index.ts';
+import { CONTROLLER_NODE_FLAGS } from '../src/controller/node-flags.ts';
 import { upByHand } from '../e2e/cluster/index.ts';
 import { nodeBoundPod, serviceAccountKubeconfig } from '../e2e/stack/identity.ts';
 import { sleep, waitFor } from '../e2e/stack/wait.ts';
@@ -186,6 +187,7 @@ async function main(): Promise<void> {
       start(
         'controller',
         [
+          ...CONTROLLER_NODE_FLAGS,
           'src/controller/main.ts',
           '--kubeconfig',
           ctl,

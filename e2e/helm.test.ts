@@ -117,10 +117,14 @@ async function helpFlags(script: string): Promise<Set<string>> {
   return new Set([...help.matchAll(/^ {2}--([a-z][a-z0-9-]*)/gm)].map((m) => m[1]!));
 }
 
-/** args without the flags a program does not know (yet); see the test that requires them all. */
+/**
+ * args without the flags a program does not know (yet); see the test that requires them all.
+ * node's own flags, before the script, are node's and stay.
+ */
 function onlyKnown(args: string[], known: Set<string>): string[] {
-  return args.filter((arg) => {
-    if (!arg.startsWith('--')) return true;
+  const script = args.findIndex((arg) => !arg.startsWith('--'));
+  return args.filter((arg, i) => {
+    if (i <= script || !arg.startsWith('--')) return true;
     const name = arg.slice(2).split('=')[0]!;
     return known.has(name) || (name.startsWith('no-') && known.has(name.slice(3)));
   });

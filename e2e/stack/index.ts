@@ -8,6 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { onTestFailed, onTestFinished } from 'vitest';
 import type { AcceleratorLease } from '../../src/crds/index.ts';
 import { isNotFound, KubeClient } from '../../src/kube/index.ts';
+import { CONTROLLER_NODE_FLAGS } from '../../src/controller/node-flags.ts';
 import { clusterInfo, kubeConfig } from '../harness/index.ts';
 import { kwokNode } from './kwok.ts';
 import { freePort, waitFor } from './wait.ts';
@@ -74,14 +75,23 @@ export interface Component {
   log(): string;
 }
 
-async function startComponent(name: string, script: string, args: string[]): Promise<Component> {
+async function startComponent(
+  name: string,
+  script: string,
+  args: string[],
+  nodeArgs: readonly string[] = [],
+): Promise<Component> {
   const dir = mkdtempSync(join(tmpdir(), `accel-${name}-`));
   const logFile = join(dir, 'log');
   const out = openSync(logFile, 'a');
   const httpPort = await freePort();
   const child = spawn(
     process.execPath,
-    [join(ROOT, script), ...args.map((a) => a.replace('$HTTP', `127.0.0.1:${httpPort}`))],
+    [
+      ...nodeArgs,
+      join(ROOT, script),
+      ...args.map((a) => a.replace('$HTTP', `127.0.0.1:${httpPort}`)),
+    ],
     {
       env: { ...process.env, KUBECONFIG: clusterInfo().kubeconfig },
       stdio: ['ignore', out, out],
@@ -154,24 +164,29 @@ export async function startAgent(
   const stateFile =
     opts.stateFile ?? join(mkdtempSync(join(tmpdir(), 'accel-agent-state-')), 'state.json');
   const adminPort = await freePort();
-  const c = await startComponent(`agent-${opts.node}`, 'src/agent/main.ts', [
-    '--node',
-    opts.node,
-    '--profile',
-    opts.profile ?? 'static',
-    '--devices',
-    String(opts.devices ?? 1),
-    '--state-file',
-    stateFile,
-    '--http-addr',
-    '$HTTP',
-    '--admin-addr',
-    `127.0.0.1:${adminPort}`,
-    '--heartbeat',
-    opts.heartbeat ?? '5s',
-    ...(opts.kubeconfig !== undefined ? ['--kubeconfig', opts.kubeconfig] : []),
-    ...(opts.extraArgs ?? []),
-  ]);
+  const c = await startComponent(
+    `agent-${opts.node}`,
+    'src/agent/main.ts',
+    [
+      '--node',
+      opts.node,
+      '--profile',
+      opts.profile ?? 'static',
+      '--devices',
+      String(opts.devices ?? 1),
+      '--state-file',
+      stateFile,
+      '--http-addr',
+      '$HTTP',
+      '--admin-addr',
+      `127.0.0.1:${adminPort}`,
+      '--heartbeat',
+      opts.heartbeat ?? '5s',
+      ...(opts.kubeconfig !== undefined ? ['--kubeconfig', opts.kubeconfig] : []),
+      ...(opts.extraArgs ?? []),
+    ],
+    CONTROLLER_NODE_FLAGS,
+  );
   await ready(c, opts.readyTimeoutMs);
   return Object.assign(c, { stateFile, adminPort });
 }
