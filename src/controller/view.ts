@@ -81,9 +81,10 @@ export class ControllerView {
   private readonly leaseIndex = new LeaseIndex();
   private leasesListed = false;
   private exportChanges = 0;
-  private acceleratorChanges = 0;
+  /** Accelerators changed since the idle records were brought up to date, by name. */
+  private readonly dirtyAccels = new Set<string>();
   /** The idle reaps' records, by accelerator; only the few accelerators that have any. */
-  private idleIndex?: { at: number; byAccelerator: Map<string, EvictionRecord[]> };
+  private idleIndex?: Map<string, EvictionRecord[]>;
   private exportIndex?: { at: number; byAccelerator: Map<string, DmaBufExport[]> };
   private limitChanges = 0;
 
@@ -106,7 +107,7 @@ export class ControllerView {
         this.exportChanges++;
         break;
       case 'accelerators':
-        this.acceleratorChanges++;
+        this.dirtyAccels.add(change.obj.metadata.name ?? '');
         if (change.type === 'delete') this.writtenAccels.forget(change.obj);
         break;
       case 'namespaces':
@@ -143,7 +144,7 @@ export class ControllerView {
     const accel = async (p: Promise<Accelerator>) => {
       const a = await p;
       this.writtenAccels.record(a);
-      this.acceleratorChanges++;
+      this.dirtyAccels.add(a.metadata.name ?? '');
       return a;
     };
     return {
@@ -316,16 +317,18 @@ export class ControllerView {
   }
 
   private idleRecords(): Map<string, EvictionRecord[]> {
-    if (this.idleIndex?.at !== this.acceleratorChanges) {
-      const byAccelerator = new Map<string, EvictionRecord[]>();
-      for (const cached of this.caches.accelerators.list()) {
-        const a = this.writtenAccels.resolve(cached);
-        if (!a?.spec.owner?.idleEvictions?.length) continue;
-        byAccelerator.set(a.metadata.name ?? '', idleEvictionsOf(parseObject(Accelerator, a)));
-      }
-      this.idleIndex = { at: this.acceleratorChanges, byAccelerator };
+    if (!this.idleIndex) {
+      this.idleIndex = new Map();
+      for (const a of this.caches.accelerators.list()) this.dirtyAccels.add(a.metadata.name ?? '');
     }
-    return this.idleIndex.byAccelerator;
+    for (const name of this.dirtyAccels) {
+      const a = this.accelerator(name);
+      if (a?.spec.owner?.idleEvictions?.length)
+        this.idleIndex.set(name, idleEvictionsOf(parseObject(Accelerator, a)));
+      else this.idleIndex.delete(name);
+    }
+    this.dirtyAccels.clear();
+    return this.idleIndex;
   }
 
   /** The lease index with every lease changed since the last read moved into place. */
