@@ -7,7 +7,6 @@ import {
   kubeTime,
   parseObject,
   preciseTime,
-  targetOf,
   type AcceleratorLease,
 } from '../crds/index.ts';
 import type { ReaperPolicy } from '../reaper/index.ts';
@@ -123,18 +122,18 @@ function gateActions(view: ControllerView, key: string): GateAction[] {
   if (!pod) return [];
   return decideGate({
     pod,
-    leases: view.leases(),
+    leases: view.leasesIn(pod.metadata?.namespace ?? ''),
     nodeOf: (name) => view.accelerator(name)?.spec.node,
   });
 }
 
 /** Place the selector leases that have no device yet on free ones: lease status writes. */
 function placementActions(view: ControllerView, now: number): Action[] {
-  const leases = view.admitted(now).leases;
-  const live = leases.filter((l) => !l.metadata.deletionTimestamp);
-  const unplaced = live.filter((l) => !targetOf(l));
+  const { unplaced, byTarget } = view.admitted(now);
   if (unplaced.length === 0) return [];
-  const queued = new Set(live.map((l) => targetOf(l) ?? '').filter((t) => t !== ''));
+  const queued = new Set<string>();
+  for (const [target, leases] of byTarget)
+    if (leases.some((l) => !l.metadata.deletionTimestamp)) queued.add(target);
   const accels = view.accelerators().map((a) => parseObject(Accelerator, a));
   return place(unplaced, accels, queued, kubeTime(now))
     .filter(({ lease, status }) => JSON.stringify(status) !== JSON.stringify(lease.status))

@@ -19,7 +19,8 @@ import {
 import { MutationCache } from '../kube/index.ts';
 import type { ClaimDevice, ResourceClaim } from './claims.ts';
 import { podsBeingEvicted, requestsAfter, type PodLookup } from '../reaper/index.ts';
-import { overNamespaceLimit, type NamespaceLimit, type OverLimit } from './namespace-limit.ts';
+import { LeaseIndex, type Admitted } from './lease-index.ts';
+import type { NamespaceLimit } from './namespace-limit.ts';
 import type { Change } from './keys.ts';
 import type { Writes } from './writes.ts';
 
@@ -43,22 +44,7 @@ export interface Caches {
 }
 
 export type ResourceSlice = V1ResourceSlice;
-
-/** The leases admitted by their namespace's policy, and the ones left out. */
-export interface Admitted {
-  readonly leases: readonly AcceleratorLease[];
-  readonly byTarget: ReadonlyMap<string, readonly AcceleratorLease[]>;
-  readonly over: ReadonlyMap<string, OverLimit>;
-}
-
-interface LeaseIndex {
-  readonly leases: AcceleratorLease[];
-  readonly byTarget: Map<string, AcceleratorLease[]>;
-  /** The few leases that carry eviction records: every reconcile counts them, not all leases. */
-  readonly withRecords: AcceleratorLease[];
-  /** By namespace/name, built on first use. */
-  byName?: Map<string, AcceleratorLease>;
-}
+export type { Admitted };
 
 const push = <T>(m: Map<string, T[]>, k: string, v: T) => {
   const list = m.get(k);
@@ -66,14 +52,6 @@ const push = <T>(m: Map<string, T[]>, k: string, v: T) => {
   else m.set(k, [v]);
 };
 const present = <T>(xs: (T | undefined)[]): T[] => xs.filter((x): x is T => x !== undefined);
-const byTargetOf = (leases: readonly AcceleratorLease[]): Map<string, AcceleratorLease[]> => {
-  const out = new Map<string, AcceleratorLease[]>();
-  for (const l of leases) {
-    const t = targetOf(l);
-    if (t) push(out, t, l);
-  }
-  return out;
-};
 
 export interface ViewOptions {
   readonly log: Logger;
@@ -100,14 +78,15 @@ export class ControllerView {
   private readonly parsed = new Map<string, { rv?: string; lease?: AcceleratorLease }>();
   /** Leases changed since the index was brought up to date: uid -> namespace/name. */
   private readonly dirtyLeases = new Map<string, string>();
-  private leaseIndex?: LeaseIndex;
+  private readonly leaseIndex = new LeaseIndex();
+  private leasesListed = false;
   private exportChanges = 0;
-  private acceleratorChanges = 0;
+  /** Accelerators changed since the idle records were brought up to date, by name. */
+  private readonly dirtyAccels = new Set<string>();
   /** The idle reaps' records, by accelerator; only the few accelerators that have any. */
-  private idleIndex?: { at: number; byAccelerator: Map<string, EvictionRecord[]> };
+  private idleIndex?: Map<string, EvictionRecord[]>;
   private exportIndex?: { at: number; byAccelerator: Map<string, DmaBufExport[]> };
   private limitChanges = 0;
-  private admittedView?: { from: LeaseIndex; at: number } & Admitted;
 
   constructor(caches: Caches, opts: ViewOptions) {
     this.caches = caches;
@@ -128,7 +107,7 @@ export class ControllerView {
         this.exportChanges++;
         break;
       case 'accelerators':
-        this.acceleratorChanges++;
+        this.dirtyAccels.add(change.obj.metadata.name ?? '');
         if (change.type === 'delete') this.writtenAccels.forget(change.obj);
         break;
       case 'namespaces':
@@ -165,7 +144,7 @@ export class ControllerView {
     const accel = async (p: Promise<Accelerator>) => {
       const a = await p;
       this.writtenAccels.record(a);
-      this.acceleratorChanges++;
+      this.dirtyAccels.add(a.metadata.name ?? '');
       return a;
     };
     return {
@@ -215,21 +194,22 @@ export class ControllerView {
 
   /** Every lease that matches the schema, with our newer writes applied. */
   leases(): readonly AcceleratorLease[] {
-    return this.currentLeases().leases;
+    return this.currentLeases().list();
+  }
+
+  /** The leases of one namespace (a holder gate's). */
+  leasesIn(namespace: string): readonly AcceleratorLease[] {
+    return this.currentLeases().inNamespace(namespace);
   }
 
   /** Leases by the accelerator they target, all of them (the queue-length gauge). */
   leasesByTarget(): ReadonlyMap<string, readonly AcceleratorLease[]> {
-    return this.currentLeases().byTarget;
+    return this.currentLeases().byTarget();
   }
 
   /** The lease named namespace/name, if it matches the schema. */
   lease(key: string): AcceleratorLease | undefined {
-    const index = this.currentLeases();
-    index.byName ??= new Map(
-      index.leases.map((l) => [`${l.metadata.namespace ?? ''}/${l.metadata.name ?? ''}`, l]),
-    );
-    return index.byName.get(key);
+    return this.currentLeases().get(key);
   }
 
   /** --dra: the claim namespace/name, with our newer status write applied. */
@@ -299,20 +279,12 @@ export class ControllerView {
    * placed. When the set over the limit changes, each lease that moved is reported.
    */
   admitted(now: number): Admitted {
-    const from = this.currentLeases();
-    const prev = this.admittedView;
-    if (prev?.from === from && prev.at === this.limitChanges) return prev;
-    const over = overNamespaceLimit(from.leases, (ns) => this.namespaceLimit(ns), now);
-    const leases =
-      over.size === 0 ? from.leases : from.leases.filter((l) => !over.has(l.metadata.uid ?? ''));
-    const byTarget = over.size === 0 ? from.byTarget : byTargetOf(leases);
-    const moved = [
-      ...[...over.values()].filter((o) => !prev?.over.has(o.lease.metadata.uid ?? '')),
-      ...[...(prev?.over.values() ?? [])].filter((o) => !over.has(o.lease.metadata.uid ?? '')),
-    ];
-    for (const { lease } of moved) this.opts.onAdmissionChanged(lease);
-    this.admittedView = { from, at: this.limitChanges, over, leases, byTarget };
-    return this.admittedView;
+    return this.currentLeases().admitted(
+      now,
+      this.limitChanges,
+      (ns) => this.namespaceLimit(ns),
+      this.opts.onAdmissionChanged,
+    );
   }
 
   /**
@@ -337,7 +309,7 @@ export class ControllerView {
   /** Every handoff's records: each lease's, and each accelerator's idle reap, but `except`'s. */
   private allRecords(except?: string): EvictionRecord[][] {
     const out: EvictionRecord[][] = [];
-    for (const l of this.currentLeases().withRecords) {
+    for (const l of this.currentLeases().withRecords()) {
       if (targetOf(l) !== except) out.push(l.status?.evictions ?? []);
     }
     for (const [name, records] of this.idleRecords()) if (name !== except) out.push(records);
@@ -345,34 +317,34 @@ export class ControllerView {
   }
 
   private idleRecords(): Map<string, EvictionRecord[]> {
-    if (this.idleIndex?.at !== this.acceleratorChanges) {
-      const byAccelerator = new Map<string, EvictionRecord[]>();
-      for (const cached of this.caches.accelerators.list()) {
-        const a = this.writtenAccels.resolve(cached);
-        if (!a?.spec.owner?.idleEvictions?.length) continue;
-        byAccelerator.set(a.metadata.name ?? '', idleEvictionsOf(parseObject(Accelerator, a)));
-      }
-      this.idleIndex = { at: this.acceleratorChanges, byAccelerator };
+    if (!this.idleIndex) {
+      this.idleIndex = new Map();
+      for (const a of this.caches.accelerators.list()) this.dirtyAccels.add(a.metadata.name ?? '');
     }
-    return this.idleIndex.byAccelerator;
+    for (const name of this.dirtyAccels) {
+      const a = this.accelerator(name);
+      if (a?.spec.owner?.idleEvictions?.length)
+        this.idleIndex.set(name, idleEvictionsOf(parseObject(Accelerator, a)));
+      else this.idleIndex.delete(name);
+    }
+    this.dirtyAccels.clear();
+    return this.idleIndex;
   }
 
+  /** The lease index with every lease changed since the last read moved into place. */
   private currentLeases(): LeaseIndex {
-    if (this.leaseIndex && this.dirtyLeases.size === 0) return this.leaseIndex;
-    if (!this.leaseIndex) for (const raw of this.caches.leases.list()) this.leaseChanged(raw);
+    if (!this.leasesListed) {
+      for (const raw of this.caches.leases.list()) this.leaseChanged(raw);
+      this.leasesListed = true;
+    }
     for (const [uid, key] of this.dirtyLeases) {
       const cached = this.caches.leases.get(key);
       const raw = cached?.metadata.uid === uid ? this.writtenLeases.resolve(cached) : undefined;
       if (raw) this.parseLease(raw);
       else this.parsed.delete(uid);
+      this.leaseIndex.set(uid, this.parsed.get(uid)?.lease);
     }
     this.dirtyLeases.clear();
-    const leases = present([...this.parsed.values()].map((e) => e.lease));
-    this.leaseIndex = {
-      leases,
-      byTarget: byTargetOf(leases),
-      withRecords: leases.filter((l) => (l.status?.evictions?.length ?? 0) > 0),
-    };
     return this.leaseIndex;
   }
 

@@ -8,7 +8,8 @@ import type { MemoryApi, Resource, Stored, WatchEvent } from './memory-api.ts';
 const keyOf = (o: Stored) =>
   o.metadata.namespace ? `${o.metadata.namespace}/${o.metadata.name}` : (o.metadata.name ?? '');
 
-class MapStore<T> implements Store<T> {
+/** A cache that is a plain map, keyed as informers key. */
+export class MapStore<T> implements Store<T> {
   readonly items = new Map<string, T>();
   get(key: string): T | undefined {
     return this.items.get(key);
