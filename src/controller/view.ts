@@ -80,12 +80,17 @@ export class ControllerView {
   private readonly dirtyLeases = new Map<string, string>();
   private readonly leaseIndex = new LeaseIndex();
   private leasesListed = false;
-  private exportChanges = 0;
+  /** Exports changed since the export index was brought up to date: uid -> namespace/name. */
+  private readonly dirtyExports = new Map<string, string>();
   /** Accelerators changed since the idle records were brought up to date, by name. */
   private readonly dirtyAccels = new Set<string>();
   /** The idle reaps' records, by accelerator; only the few accelerators that have any. */
   private idleIndex?: Map<string, EvictionRecord[]>;
-  private exportIndex?: { at: number; byAccelerator: Map<string, DmaBufExport[]> };
+  /** Exports by the accelerator they name, and the accelerator each uid was filed under. */
+  private exportIndex?: {
+    byAccelerator: Map<string, readonly DmaBufExport[]>;
+    filedUnder: Map<string, string>;
+  };
   private limitChanges = 0;
 
   constructor(caches: Caches, opts: ViewOptions) {
@@ -103,9 +108,11 @@ export class ControllerView {
         if (change.type === 'delete') this.leaseDeleted(change.obj);
         else this.leaseChanged(change.obj);
         break;
-      case 'exports':
-        this.exportChanges++;
+      case 'exports': {
+        const { uid, namespace = '', name = '' } = change.obj.metadata ?? {};
+        if (uid) this.dirtyExports.set(uid, `${namespace}/${name}`);
         break;
+      }
       case 'accelerators':
         this.dirtyAccels.add(change.obj.metadata.name ?? '');
         if (change.type === 'delete') this.writtenAccels.forget(change.obj);
@@ -252,13 +259,43 @@ export class ControllerView {
     return this.caches.pods.get(key);
   }
 
+  /**
+   * The exports that name `accelerator`. Built from the cache once; after that each changed
+   * export is moved out of the list it was filed in and into its accelerator's (a list that
+   * changes is replaced, never edited, so a list read before stays as it was).
+   */
   exportsOf(accelerator: string): readonly DmaBufExport[] {
-    if (this.exportIndex?.at !== this.exportChanges) {
+    return this.currentExports().get(accelerator) ?? [];
+  }
+
+  private currentExports(): ReadonlyMap<string, readonly DmaBufExport[]> {
+    if (!this.exportIndex) {
       const byAccelerator = new Map<string, DmaBufExport[]>();
-      for (const e of this.caches.exports.list()) push(byAccelerator, e.spec.accelerator, e);
-      this.exportIndex = { at: this.exportChanges, byAccelerator };
+      const filedUnder = new Map<string, string>();
+      for (const e of this.caches.exports.list()) {
+        push(byAccelerator, e.spec.accelerator, e);
+        if (e.metadata?.uid) filedUnder.set(e.metadata.uid, e.spec.accelerator);
+      }
+      this.exportIndex = { byAccelerator, filedUnder };
+      this.dirtyExports.clear();
     }
-    return this.exportIndex.byAccelerator.get(accelerator) ?? [];
+    const { byAccelerator, filedUnder } = this.exportIndex;
+    for (const [uid, key] of this.dirtyExports) {
+      const was = filedUnder.get(uid);
+      if (was !== undefined) {
+        const rest = (byAccelerator.get(was) ?? []).filter((e) => e.metadata?.uid !== uid);
+        if (rest.length > 0) byAccelerator.set(was, rest);
+        else byAccelerator.delete(was);
+        filedUnder.delete(uid);
+      }
+      const cached = this.caches.exports.get(key);
+      if (cached?.metadata?.uid !== uid) continue;
+      const accel = cached.spec.accelerator;
+      byAccelerator.set(accel, [...(byAccelerator.get(accel) ?? []), cached]);
+      filedUnder.set(uid, accel);
+    }
+    this.dirtyExports.clear();
+    return byAccelerator;
   }
 
   /** Pods by namespace/name, as the reaper reads them. */
