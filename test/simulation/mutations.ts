@@ -54,12 +54,6 @@ export const MUTATIONS: readonly Mutation[] = [
     replace: '  const since: number | undefined = now;',
   },
   {
-    name: 'reaper: retry early on a PDB that allowed already when it refused (a hot loop on a lagging cache)',
-    file: 'src/reaper/decide.ts',
-    find: 'if (since !== undefined && since > att.at && now < Math.min(backoff, told))',
-    replace: 'if (since !== undefined && now < Math.min(backoff, told))',
-  },
-  {
     name: 'reaper: skip the per-minute cap',
     file: 'src/reaper/decide.ts',
     find: 'const allowance = Math.max(0, policy.maxEvictionsPerMinute - h.input.evictionsInLastMinute);',
