@@ -311,4 +311,60 @@ describe('reaper', () => {
       [s.a, 'trainer-0'],
     ]);
   });
+
+  it('a PDB that refused the loader: evicted once the PDB allows a disruption, not after the backoff', async () => {
+    // A backoff no test waits out: only the budget allowing can bring the retry.
+    const s = await seedStory('dynamic', {
+      controllerArgs: ['--eviction-retry-initial', '10m', '--eviction-retry-max', '10m'],
+    });
+    const pdbPath = `/apis/policy/v1/namespaces/${s.io}/poddisruptionbudgets/loaders`;
+    await api(
+      'PATCH',
+      `/api/v1/namespaces/${s.io}/pods/loader-0`,
+      { metadata: { labels: { role: 'loader' } } },
+      'application/merge-patch+json',
+    );
+    await api('POST', `/apis/policy/v1/namespaces/${s.io}/poddisruptionbudgets`, {
+      apiVersion: 'policy/v1',
+      kind: 'PodDisruptionBudget',
+      metadata: { name: 'loaders', namespace: s.io },
+      // minAvailable, not maxUnavailable: the pods are bare, with no controller to scale by.
+      spec: { minAvailable: 1, selector: { matchLabels: { role: 'loader' } } },
+    });
+    type Budget = { metadata: { generation?: number }; status?: Record<string, number> };
+    const computed = (p: Budget) =>
+      p.status?.expectedPods === 1 &&
+      (p.status.observedGeneration ?? 0) >= (p.metadata.generation ?? 1);
+    await waitFor('PDB status computed', async () => computed(await api<Budget>('GET', pdbPath)));
+    await releaseA(s);
+    const loaderRecord = async () =>
+      (await getLease(s.b, 'tenant-b')).status?.evictions?.find((r) => r.pod.name === 'loader-0');
+    const refused = await waitFor(
+      'a refused eviction',
+      async () => {
+        const r = await loaderRecord();
+        return r?.lastOutcome === 'Refused' ? r : undefined;
+      },
+      60_000,
+    );
+    expect(refused.attempts).toBe(1);
+    // While the budget allows none, nothing is sent again before the backoff: still attempt 1.
+    // Waiting also puts the budget's change in a later second than the refusal, as stored.
+    await new Promise((resolve) => setTimeout(resolve, 3000));
+    expect((await loaderRecord())?.attempts).toBe(1);
+    await api('PATCH', pdbPath, { spec: { minAvailable: 0 } }, 'application/merge-patch+json');
+    const b = await phaseIs(s.b, 'tenant-b', 'Granted', 90_000);
+    expect(evicted(b)).toEqual(['loader-0']);
+    const [record] = b.status?.evictions ?? [];
+    expect(record).toMatchObject({ result: 'Evicted', attempts: 2, lastOutcome: 'Accepted' });
+    // The second attempt went out long before the 10-minute backoff after the first.
+    const first = Date.parse(refused.lastAttemptTime ?? '');
+    const second = Date.parse(record?.lastAttemptTime ?? '');
+    expect(second - first).toBeGreaterThanOrEqual(3000);
+    expect(second - first).toBeLessThan(10 * 60_000);
+    await untouched(s, [
+      [s.io, 'bystander-0'],
+      [s.a, 'trainer-0'],
+    ]);
+  });
 });

@@ -169,6 +169,7 @@ function decideOnce(w: {
     leases: w.leases,
     exports: w.exports,
     pods: w.pods,
+    disruptions: { allowedSince: () => undefined },
     policy: w.policy,
     evictionsInLastMinute: 0,
     evictingElsewhere: new Set(),

@@ -35,6 +35,14 @@ export const CONTROLLER_FLAGS = {
     1,
   ),
   evictionDeadline: flag.duration('how long an evicted pod may take to be gone', '5m'),
+  evictionRetryInitial: flag.duration(
+    'backoff before retrying a refused or failed eviction, doubled per attempt; a refusal is retried sooner when its Retry-After or its PodDisruptionBudget allows',
+    `${DEFAULT_REAPER_POLICY.retryInitialMs / 1000}s`,
+  ),
+  evictionRetryMax: flag.duration(
+    'cap on that backoff',
+    `${DEFAULT_REAPER_POLICY.retryMaxMs / 60_000}m`,
+  ),
   onDeadline: flag.oneOf(
     'after the deadline: keep waiting, delete the pod (its own grace), or delete with grace 0',
     ['Wait', 'Delete', 'ForceDelete'] as const,

@@ -3,7 +3,15 @@ import { describe, expect, it } from 'vitest';
 import type { AcceleratorLease } from '../crds/index.ts';
 import { FINALIZER } from './arbiter.ts';
 import { decideHandoff, type HandoffInput } from './handoff.ts';
-import { pin, podsOf, policy, stuckAccel, T0, waitingLease } from '../../test/fixtures/reaper.ts';
+import {
+  NO_BUDGETS,
+  pin,
+  podsOf,
+  policy,
+  stuckAccel,
+  T0,
+  waitingLease,
+} from '../../test/fixtures/reaper.ts';
 
 const withFinalizer = (l: AcceleratorLease): AcceleratorLease => ({
   ...l,
@@ -15,6 +23,7 @@ const input = (over: Partial<HandoffInput> = {}): HandoffInput => ({
   leases: [withFinalizer(waitingLease({ blockedAt: T0, grace: 30 }))],
   exports: [],
   pods: podsOf('team-io/loader-0'),
+  disruptions: NO_BUDGETS,
   policy: policy(),
   evictionsInLastMinute: 0,
   evictingElsewhere: new Set(),

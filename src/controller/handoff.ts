@@ -4,6 +4,7 @@ import type { Accelerator, AcceleratorLease, DmaBufExport, EvictionRecord } from
 import {
   reap,
   withReaperStatus,
+  type DisruptionLookup,
   type PodLookup,
   type ReaperEffect,
   type ReaperPolicy,
@@ -17,6 +18,7 @@ export interface HandoffInput {
   leases: readonly AcceleratorLease[];
   exports: readonly DmaBufExport[];
   pods: PodLookup;
+  disruptions: DisruptionLookup;
   policy: ReaperPolicy;
   evictionsInLastMinute: number;
   evictingElsewhere: ReadonlySet<string>;
@@ -50,6 +52,7 @@ export function decideHandoff(input: HandoffInput): HandoffDecision {
     accelerator,
     exports: input.exports,
     pods: input.pods,
+    disruptions: input.disruptions,
     lease,
     policy: input.policy,
     evictionsInLastMinute: input.evictionsInLastMinute,

@@ -14,7 +14,9 @@ export {
   PLACEMENT_KEY,
   wakeKeys,
   type Change,
+  type RefusalSources,
 } from './keys.ts';
+export { type PodDisruptionBudget } from './disruption-budgets.ts';
 export { execute, runActions, type ExecutorPorts, type Plan } from './executor.ts';
 export {
   clusterPods,

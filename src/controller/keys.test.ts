@@ -2,7 +2,16 @@ import type { V1Pod } from '@kubernetes/client-node';
 import { describe, expect, it } from 'vitest';
 import { lease } from '../../test/fixtures/cli.ts';
 import type { ResourceClaim } from './claims.ts';
-import { claimKey, claimOfKey, gateKey, gateOfKey, wakeKeys, type ModeSources } from './keys.ts';
+import type { PodDisruptionBudget } from './disruption-budgets.ts';
+import {
+  claimKey,
+  claimOfKey,
+  gateKey,
+  gateOfKey,
+  wakeKeys,
+  type ModeSources,
+  type RefusalSources,
+} from './keys.ts';
 import type { ResourceSlice } from './view.ts';
 
 const claim = (name: string, pool?: string): ResourceClaim => ({
@@ -88,5 +97,65 @@ describe('the keys of DRA mode and holder gates', () => {
     expect(wakeKeys({ resource: 'pods', type: 'add', obj: gatedPod('holder-1') }, none)).toEqual(
       [],
     );
+  });
+});
+
+describe('the keys a PodDisruptionBudget wakes', () => {
+  const T = Date.parse('2026-11-25T10:00:00Z');
+  const budget = (allowed: number, since: number, app = 'loader'): PodDisruptionBudget => ({
+    metadata: { name: 'loaders', namespace: 'team-io', generation: 1 },
+    spec: { maxUnavailable: 1, selector: { matchLabels: { app } } },
+    status: {
+      currentHealthy: 2,
+      desiredHealthy: 1,
+      expectedPods: 2,
+      disruptionsAllowed: allowed,
+      observedGeneration: 1,
+      conditions: [
+        {
+          type: 'DisruptionAllowed',
+          status: allowed > 0 ? 'True' : 'False',
+          reason: '',
+          message: '',
+          lastTransitionTime: new Date(since),
+        },
+      ],
+    },
+  });
+  const pods: Record<string, V1Pod> = {
+    'team-io/loader-0': {
+      metadata: { name: 'loader-0', namespace: 'team-io', labels: { app: 'loader' } },
+    },
+    'team-io/other-0': {
+      metadata: { name: 'other-0', namespace: 'team-io', labels: { app: 'other' } },
+    },
+  };
+  const refusals: RefusalSources = {
+    refused: () => [
+      { accelerator: 'node-a-hl0', pod: 'team-io/loader-0' },
+      { accelerator: 'node-a-hl1', pod: 'team-io/other-0' },
+      { accelerator: 'node-a-hl2', pod: 'team-io/loader-0' },
+    ],
+    pod: (key) => pods[key],
+  };
+  const wake = (
+    obj: PodDisruptionBudget,
+    old?: PodDisruptionBudget,
+    type: 'add' | 'update' | 'delete' | 'resync' = 'update',
+  ) => wakeKeys({ resource: 'pdbs', type, obj, ...(old && { old }) }, none, {}, refusals);
+
+  it('wake the devices whose handoffs hold a refusal of a pod it selects, once it allows', () => {
+    expect(wake(budget(1, T + 5000), budget(0, T))).toEqual([
+      'accelerator/node-a-hl0',
+      'accelerator/node-a-hl2',
+    ]);
+    expect(wake(budget(1, T), undefined, 'add')).toHaveLength(2);
+  });
+
+  it('wake nothing while it allows none, or allows since the same time as before', () => {
+    expect(wake(budget(0, T + 5000), budget(1, T))).toEqual([]);
+    expect(wake(budget(1, T), budget(1, T))).toEqual([]);
+    expect(wake(budget(1, T), undefined, 'delete')).toEqual([]);
+    expect(wake(budget(1, T + 5000, 'nobody'), budget(0, T))).toEqual([]);
   });
 });

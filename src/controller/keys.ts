@@ -11,6 +11,7 @@ import {
   type DmaBufExport,
 } from '../crds/index.ts';
 import { allocatedDevices, type ResourceClaim } from './claims.ts';
+import { allowedSince, selectsPod, type PodDisruptionBudget } from './disruption-budgets.ts';
 import type { ResourceSlice } from './view.ts';
 
 /** One key per accelerator, one for placement, one for namespace limits. */
@@ -64,6 +65,12 @@ export type Change =
   | { readonly resource: 'pods'; readonly type: WatchEventType; readonly obj: V1Pod }
   | { readonly resource: 'claims'; readonly type: WatchEventType; readonly obj: ResourceClaim }
   | { readonly resource: 'slices'; readonly type: WatchEventType; readonly obj: ResourceSlice }
+  | {
+      readonly resource: 'pdbs';
+      readonly type: WatchEventType;
+      readonly obj: PodDisruptionBudget;
+      readonly old?: PodDisruptionBudget;
+    }
   | { readonly resource: 'namespaces' | 'leasePolicies'; readonly type: WatchEventType };
 
 /** What the optional modes read to wake their keys; absent: the mode is off. */
@@ -74,16 +81,40 @@ export interface ModeSources {
   readonly gatedPods?: (namespace: string) => readonly V1Pod[];
 }
 
+/** What a PodDisruptionBudget's change reads to wake the devices it may let go on. */
+export interface RefusalSources {
+  /** Every handoff's refused evictions: the device it is for, the pod's namespace/name. */
+  readonly refused: () => readonly { accelerator: string; pod: string }[];
+  /** The pod cache: a budget selects pods by their labels. */
+  readonly pod: (key: string) => V1Pod | undefined;
+}
+
 /**
  * The keys whose decision `change` may change. `accelerators` is the cache after the change:
- * a pod going away wakes the stuck devices whose pins name it.
+ * a pod going away wakes the stuck devices whose pins name it; a PodDisruptionBudget that comes
+ * to allow a disruption wakes the devices whose handoffs hold a refusal of a pod it selects.
  */
 export function wakeKeys(
   change: Change,
   accelerators: () => readonly Accelerator[],
   modes: ModeSources = {},
+  refusals?: RefusalSources,
 ): string[] {
+  if (change.resource === 'pdbs') return refusals ? budgetKeys(change, refusals) : [];
   return [...handoffKeys(change, accelerators), ...modeKeys(change, modes)];
+}
+
+/** A budget that allows a disruption since a time it did not before: its refused pods' devices. */
+function budgetKeys(change: Extract<Change, { resource: 'pdbs' }>, refusals: RefusalSources) {
+  if (change.type === 'delete' || change.type === 'resync') return [];
+  const since = allowedSince(change.obj);
+  if (since === undefined || (change.old && allowedSince(change.old) === since)) return [];
+  const keys = new Set<string>();
+  for (const r of refusals.refused()) {
+    const pod = refusals.pod(r.pod);
+    if (pod && selectsPod(change.obj, pod)) keys.add(acceleratorKey(r.accelerator));
+  }
+  return [...keys];
 }
 
 /** The keys of DRA claims and holder gates that `change` may wake. */
@@ -114,6 +145,7 @@ function modeKeys(change: Change, modes: ModeSources): string[] {
     case 'exports':
     case 'namespaces':
     case 'leasePolicies':
+    case 'pdbs':
       return [];
   }
 }
@@ -157,6 +189,7 @@ function handoffKeys(change: Change, accelerators: () => readonly Accelerator[])
       return [LIMITS_KEY];
     case 'claims':
     case 'slices':
+    case 'pdbs':
       return [];
   }
 }

@@ -88,6 +88,8 @@ const controller = new LeaseController({
     maxEvictionsPerHandoff: flags.maxEvictionsPerHandoff,
     maxEvictionsPerMinute: flags.maxEvictionsPerMinute,
     evictionDeadlineMs: flags.evictionDeadline,
+    retryInitialMs: flags.evictionRetryInitial,
+    retryMaxMs: Math.max(flags.evictionRetryMax, flags.evictionRetryInitial),
     onDeadline: flags.onDeadline,
     dryRun: flags.dryRun,
     reapWhenIdle: flags.reapWhenIdle,

@@ -17,7 +17,7 @@ const ACCEL = 'node-a-hl0';
 function cluster(opts: { refuse?: string } = {}) {
   let now = T0;
   const api = new MemoryApi(() => now, {
-    refuseEviction: () => opts.refuse,
+    refuseEviction: () => (opts.refuse === undefined ? undefined : { message: opts.refuse }),
     terminationMs: () => 1000,
   });
   api.put('accelerators', {

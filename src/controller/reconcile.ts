@@ -71,6 +71,7 @@ export async function reconcile(
     leases,
     exports: ctx.view.exportsOf(name),
     pods: ctx.view.pods,
+    disruptions: ctx.view.disruptions,
     policy: ctx.policy,
     evictionsInLastMinute: ctx.view.evictionsInLastMinute(now),
     evictingElsewhere: ctx.view.evictingElsewhere(name),

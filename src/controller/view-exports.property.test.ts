@@ -29,6 +29,7 @@ function caches(exports: MapStore<DmaBufExport>): Caches {
     pods: empty,
     namespaces: empty,
     leasePolicies: empty,
+    pdbs: empty,
   };
 }
 

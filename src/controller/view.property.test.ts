@@ -132,6 +132,7 @@ class World {
     pods: new MapStore(),
     namespaces: this.namespaces,
     leasePolicies: this.policies,
+    pdbs: new MapStore(),
   };
   now = T0;
   private version = 0;

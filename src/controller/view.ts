@@ -1,6 +1,7 @@
 // What a reconcile reads: the caches, with this process's own newer writes in place of what the
 // watches have not delivered yet, the lease and export indexes, the leases each namespace's
-// policy admits, pods as the reaper sees them, and eviction counts from the records.
+// policy admits, pods and PodDisruptionBudgets as the reaper sees them, and eviction counts from
+// the records.
 import type { V1Namespace, V1Pod, V1ResourceSlice } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import {
@@ -15,10 +16,17 @@ import {
   targetOf,
   type DmaBufExport,
   type EvictionRecord,
+  podKey,
 } from '../crds/index.ts';
 import { MutationCache } from '../kube/index.ts';
 import type { ClaimDevice, ResourceClaim } from './claims.ts';
-import { podsBeingEvicted, requestsAfter, type PodLookup } from '../reaper/index.ts';
+import {
+  podsBeingEvicted,
+  requestsAfter,
+  type DisruptionLookup,
+  type PodLookup,
+} from '../reaper/index.ts';
+import { disruptionLookup, type PodDisruptionBudget } from './disruption-budgets.ts';
 import { LeaseIndex, type Admitted } from './lease-index.ts';
 import type { NamespaceLimit } from './namespace-limit.ts';
 import type { Change } from './keys.ts';
@@ -38,6 +46,8 @@ export interface Caches {
   readonly pods: Store<V1Pod>;
   readonly namespaces: Store<V1Namespace>;
   readonly leasePolicies: Store<AcceleratorLeasePolicy>;
+  /** policy/v1 PodDisruptionBudgets: a refused eviction is retried once its budget allows. */
+  readonly pdbs: Store<PodDisruptionBudget>;
   /** --dra only: ResourceClaims, and the ResourceSlices of driver accel.dmabuf.io. */
   readonly claims?: Store<ResourceClaim>;
   readonly slices?: Store<ResourceSlice>;
@@ -126,6 +136,7 @@ export class ControllerView {
         break;
       case 'pods':
       case 'slices':
+      case 'pdbs':
         break;
     }
   }
@@ -310,6 +321,28 @@ export class ControllerView {
       };
     },
   };
+
+  /** Since when each pod's PodDisruptionBudget allows a disruption, as the reaper reads it. */
+  readonly disruptions: DisruptionLookup = {
+    allowedSince: (key) => disruptionLookup(this.caches.pdbs, this.caches.pods).allowedSince(key),
+  };
+
+  /**
+   * The pods whose eviction a PodDisruptionBudget refused last, with the device each handoff is
+   * for: a budget that comes to allow a disruption wakes those devices.
+   */
+  refusedEvictions(): { accelerator: string; pod: string }[] {
+    const out: { accelerator: string; pod: string }[] = [];
+    const add = (accelerator: string | undefined, records: readonly EvictionRecord[]) => {
+      for (const r of records) {
+        if (accelerator && r.result === 'Refused' && r.finished === undefined)
+          out.push({ accelerator, pod: podKey(r.pod) });
+      }
+    };
+    for (const l of this.currentLeases().withRecords()) add(targetOf(l), l.status?.evictions ?? []);
+    for (const [name, records] of this.idleRecords()) add(name, records);
+    return out;
+  }
 
   /**
    * The leases within their namespace's limit (see namespace-limit.ts), the only ones queued or

@@ -42,6 +42,7 @@ import {
 } from './keys.ts';
 import { reconcile, type ReconcileContext } from './reconcile.ts';
 import { ControllerView, type ResourceSlice } from './view.ts';
+import type { PodDisruptionBudget } from './disruption-budgets.ts';
 import { trimPod } from './pod-cache.ts';
 import { clusterPods, fenced, clusterReads, clusterWrites, type EventSink } from './writes.ts';
 
@@ -72,6 +73,8 @@ export class LeaseController {
   readonly pods: Informer<V1Pod>;
   readonly namespaces: Informer<V1Namespace>;
   readonly leasePolicies: Informer<AcceleratorLeasePolicy>;
+  /** policy/v1 PodDisruptionBudgets: one that comes to allow wakes the devices it refused. */
+  readonly pdbs: Informer<PodDisruptionBudget>;
   /** --dra only. */
   readonly claims?: Informer<ResourceClaim>;
   readonly slices?: Informer<ResourceSlice>;
@@ -106,6 +109,7 @@ export class LeaseController {
     this.pods = informer<V1Pod>('/api/v1/pods', 'pods', { transform: trimPod });
     this.namespaces = informer('/api/v1/namespaces', 'namespaces');
     this.leasePolicies = informer(`${API}/acceleratorleasepolicies`, 'acceleratorleasepolicies');
+    this.pdbs = informer('/apis/policy/v1/poddisruptionbudgets', 'poddisruptionbudgets');
     if (opts.dra) {
       this.claims = informer(resourcePath(RESOURCE_CLAIMS), 'resourceclaims');
       this.slices = informer<ResourceSlice>(resourcePath(RESOURCE_SLICES), 'resourceslices', {
@@ -126,6 +130,7 @@ export class LeaseController {
       pods: this.pods,
       namespaces: this.namespaces,
       leasePolicies: this.leasePolicies,
+      pdbs: this.pdbs,
       ...(this.claims && { claims: this.claims }),
       ...(this.slices && { slices: this.slices }),
     };
@@ -158,9 +163,13 @@ export class LeaseController {
         gatedPods: (ns: string) => this.view.gatedPods(ns, LEASE_GATE),
       }),
     };
+    const refusals = {
+      refused: () => this.view.refusedEvictions(),
+      pod: (key: string) => this.pods.get(key),
+    };
     const on = (change: Change) => {
       this.view.notice(change);
-      for (const key of wakeKeys(change, accelerators, modes)) this.queue.add(key);
+      for (const key of wakeKeys(change, accelerators, modes, refusals)) this.queue.add(key);
     };
     for (const type of ['add', 'update', 'delete', 'resync'] as const) {
       this.accelerators.on(type, (obj: Accelerator, old?: Accelerator) =>
@@ -173,6 +182,9 @@ export class LeaseController {
       this.pods.on(type, (obj: V1Pod) => on({ resource: 'pods', type, obj }));
       this.namespaces.on(type, () => on({ resource: 'namespaces', type }));
       this.leasePolicies.on(type, () => on({ resource: 'leasePolicies', type }));
+      this.pdbs.on(type, (obj: PodDisruptionBudget, old?: PodDisruptionBudget) =>
+        on({ resource: 'pdbs', type, obj, ...(old && { old }) }),
+      );
       this.claims?.on(type, (obj: ResourceClaim) => on({ resource: 'claims', type, obj }));
       this.slices?.on(type, (obj: ResourceSlice) => on({ resource: 'slices', type, obj }));
     }
@@ -186,6 +198,7 @@ export class LeaseController {
       this.pods,
       this.namespaces,
       this.leasePolicies,
+      this.pdbs,
       ...(this.claims ? [this.claims] : []),
       ...(this.slices ? [this.slices] : []),
     ];

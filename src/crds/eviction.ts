@@ -5,7 +5,8 @@ import { PodRef, Timestamp } from './common.ts';
 
 /**
  * Planned: chosen, nothing sent. Evicting: an eviction was requested. Refused / Failed: the last
- * eviction got a 429 / another error and is retried after a backoff. Deleted: deleted after the
+ * eviction got a 429 / another error and is retried after a backoff (a refusal sooner: see
+ * src/reaper/decide.ts, retryAt). Deleted: deleted after the
  * deadline. Evicted / Deleted with `finished`: the pod is gone. DryRun: nothing is ever sent.
  */
 export const EvictionResult = z.enum([
@@ -51,6 +52,14 @@ export const EvictionRecord = z
     lastOutcome: EvictionOutcome.optional().describe(
       'the answer to the last request; absent while none is recorded (in flight, or lost)',
     ),
+    retryAfterSeconds: z
+      .int()
+      .min(1)
+      .max(86400)
+      .optional()
+      .describe(
+        'the Retry-After the API server named with the last refusal (429): the retry is sent then, if that is sooner than the backoff',
+      ),
     result: EvictionResult,
     message: z.string().max(1024).optional().describe('for people; never read back'),
   })

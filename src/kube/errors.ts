@@ -8,7 +8,13 @@ export interface ApiStatus {
   message?: string;
   reason?: string;
   code?: number;
-  details?: { name?: string; kind?: string; causes?: Array<{ message?: string; field?: string }> };
+  details?: {
+    name?: string;
+    kind?: string;
+    causes?: Array<{ message?: string; field?: string }>;
+    /** With 429 (and some 5xx): how long to wait before asking again; also sent as Retry-After. */
+    retryAfterSeconds?: number;
+  };
 }
 
 export class KubeApiError extends Error {
@@ -52,3 +58,10 @@ export const isAlreadyExists = (err: unknown): boolean =>
   statusCode(err) === 409 && (err as KubeApiError).reason === 'AlreadyExists';
 export const isGone = (err: unknown): boolean => statusCode(err) === 410;
 export const isTooManyRequests = (err: unknown): boolean => statusCode(err) === 429;
+
+/** The Retry-After (s) the server's Status named with a failure; undefined when it named none. */
+export function retryAfterSeconds(err: unknown): number | undefined {
+  if (!(err instanceof KubeApiError)) return undefined;
+  const s = err.status?.details?.retryAfterSeconds;
+  return typeof s === 'number' && s > 0 ? s : undefined;
+}

@@ -15,6 +15,7 @@ export { MutationCache } from './mutation-cache.ts';
 export {
   KubeApiError,
   statusCode,
+  retryAfterSeconds,
   isNotFound,
   isConflict,
   isAlreadyExists,

@@ -1,6 +1,6 @@
 // The reaper's calls to the API server: policy/v1 Evictions and pod deletions, each with a UID
 // precondition, their answers turned into the outcomes the records understand.
-import { statusCode, type KubeClient } from '../kube/index.ts';
+import { retryAfterSeconds, statusCode, type KubeClient } from '../kube/index.ts';
 import type { ReaperEffect } from './effects.ts';
 import type { CallOutcome } from './records.ts';
 
@@ -11,7 +11,10 @@ function outcomeOf(err: unknown): CallOutcome {
   // 409 here is the UID precondition: the pod with that name is a replacement, ours is gone.
   if (code === 404 || code === 409) return { kind: 'gone' };
   const message = err instanceof Error ? err.message : String(err);
-  if (code === 429) return { kind: 'refused', message };
+  if (code === 429) {
+    const after = retryAfterSeconds(err);
+    return { kind: 'refused', message, ...(after !== undefined && { retryAfterSeconds: after }) };
+  }
   return { kind: 'failed', message };
 }
 

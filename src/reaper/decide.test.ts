@@ -15,6 +15,7 @@ import type { ReaperEffect } from './effects.ts';
 import {
   ACCEL,
   exportOf,
+  NO_BUDGETS,
   NODE,
   pin,
   podsOf,
@@ -48,6 +49,7 @@ function input(over: Partial<ReapInput> = {}): ReapInput {
     accelerator: stuckAccel(PINS),
     exports: EXPORTS,
     pods: podsOf('team-io/loader-0', 'team-a/viewer-0', 'team-a/trainer-0', 'team-a/bystander'),
+    disruptions: NO_BUDGETS,
     lease: waitingLease({ blockedAt: T0 }),
     policy: policy(),
     evictionsInLastMinute: 0,
@@ -784,5 +786,128 @@ describe('what the runtime derives from records', () => {
     expect(requestsAfter([retried], T0 + 500)).toBe(4);
     expect(requestsAfter([retried], T0 + 10_000)).toBe(3);
     expect(requestsAfter([retried], T0 + 31_000)).toBe(0);
+  });
+});
+
+describe('reap, retrying a refusal when its PodDisruptionBudget allows or the server says when', () => {
+  const p = policy({ retryInitialMs: 5000, retryMaxMs: 60_000, maxEvictionsPerMinute: 60 });
+  const AT = GRACE_END + 10_000;
+  const refused = (extra: Partial<EvictionRecord> = {}): EvictionRecord => ({
+    pod: { namespace: 'team-io', name: 'loader-0' },
+    uid: 'uid-loader-0',
+    reason: 'r',
+    result: 'Refused',
+    started: kubeTime(AT),
+    attempts: 1,
+    lastAttemptTime: kubeTime(AT),
+    lastOutcome: 'Refused',
+    message: `attempt 1 at ${kubeTime(AT)}: refused by a PodDisruptionBudget (429): no`,
+    ...extra,
+  });
+  const allowing = (since: number | undefined) => ({
+    allowedSince: (key: string) => (key === 'team-io/loader-0' ? since : undefined),
+  });
+  const step = (record: EvictionRecord, now: number, over: Partial<ReapInput> = {}) =>
+    reap(
+      input({
+        lease: waitingLease({ blockedAt: T0, evictions: [record] }),
+        policy: p,
+        now,
+        ...over,
+      }),
+    );
+
+  it('retries at once when the budget began to allow a disruption after the refusal', () => {
+    const d = step(refused(), AT + 2000, { disruptions: allowing(AT + 2000) });
+    expect(evicted(d)).toEqual(['loader-0#2']);
+    expect(d.leaseStatus?.evictions?.[0]).toMatchObject({
+      result: 'Evicting',
+      attempts: 2,
+      message: `attempt 2 at ${kubeTime(AT + 2000)}: eviction requested again: its PodDisruptionBudget allows a disruption since ${kubeTime(AT + 2000)}`,
+    });
+  });
+
+  it('waits out the backoff while the budget allows none, or allowed already when it refused', () => {
+    for (const since of [undefined, AT - 1000, AT]) {
+      const d = step(refused(), AT + 2000, { disruptions: allowing(since) });
+      expect(evicted(d), `allowed since ${since}`).toEqual([]);
+      expect(d.requeueAfterMs).toBe(3000);
+      expect(evicted(step(refused(), AT + 5000, { disruptions: allowing(since) }))).toEqual([
+        'loader-0#2',
+      ]);
+    }
+  });
+
+  it('sends an early retry refused again only after its backoff, which counts every attempt', () => {
+    // Attempt 2 was the early one, refused at AT + 2 s; the budget has not changed since.
+    const second = refused({ attempts: 2, lastAttemptTime: kubeTime(AT + 2000) });
+    const disruptions = allowing(AT + 2000);
+    for (const now of [AT + 2000, AT + 3000, AT + 11_000])
+      expect(evicted(step(second, now, { disruptions })), `at +${now - AT}`).toEqual([]);
+    expect(step(second, AT + 3000, { disruptions }).requeueAfterMs).toBe(9000);
+    expect(evicted(step(second, AT + 12_000, { disruptions }))).toEqual(['loader-0#3']);
+    // The budget allowing again, after that refusal: early again.
+    expect(evicted(step(second, AT + 4000, { disruptions: allowing(AT + 4000) }))).toEqual([
+      'loader-0#3',
+    ]);
+  });
+
+  it('never retries early what failed for another reason than a budget', () => {
+    const failed = refused({ result: 'Failed', lastOutcome: 'Failed' });
+    const d = step(failed, AT + 2000, { disruptions: allowing(AT + 2000) });
+    expect(evicted(d)).toEqual([]);
+  });
+
+  it('retries after the Retry-After the refusal named when that is sooner than the backoff', () => {
+    const told = refused({ attempts: 3, retryAfterSeconds: 2 });
+    // Backoff after attempt 3: 20 s. Retry-After 2 s, plus the second the stored time may lose.
+    expect(evicted(step(told, AT + 2000))).toEqual([]);
+    expect(step(told, AT + 2000).requeueAfterMs).toBe(1000);
+    expect(evicted(step(told, AT + 3000))).toEqual(['loader-0#4']);
+    // A Retry-After longer than the backoff does not lengthen it.
+    const later = refused({ retryAfterSeconds: 30 });
+    expect(evicted(step(later, AT + 4000))).toEqual([]);
+    expect(evicted(step(later, AT + 5000))).toEqual(['loader-0#2']);
+  });
+
+  it('counts an early retry toward maxEvictionsPerMinute: at the cap it waits', () => {
+    const d = step(refused(), AT + 2000, {
+      disruptions: allowing(AT + 2000),
+      evictionsInLastMinute: p.maxEvictionsPerMinute,
+    });
+    expect(evicted(d)).toEqual([]);
+    expect(d.summary.state).toBe('RateLimited');
+  });
+
+  it("keeps a refusal's Retry-After in the record until the next attempt is sent", () => {
+    const sentRecord: EvictionRecord = {
+      ...refused(),
+      result: 'Evicting',
+      attempts: 2,
+      lastAttemptTime: kubeTime(AT + 5000),
+    };
+    delete sentRecord.lastOutcome;
+    const folded = recordOutcome(
+      [sentRecord],
+      { type: 'evict', uid: 'uid-loader-0' },
+      { kind: 'refused', message: 'lagging', retryAfterSeconds: 10 },
+      AT + 5000,
+    );
+    expect(folded.records[0]).toMatchObject({
+      result: 'Refused',
+      lastOutcome: 'Refused',
+      retryAfterSeconds: 10,
+    });
+    const d = step(folded.records[0] as EvictionRecord, AT + 16_000);
+    expect(evicted(d)).toEqual(['loader-0#3']);
+    expect(d.leaseStatus?.evictions?.[0]).not.toHaveProperty('retryAfterSeconds');
+    // A later refusal without one leaves none behind.
+    const plain = recordOutcome(
+      folded.records,
+      { type: 'evict', uid: 'uid-loader-0' },
+      { kind: 'refused', message: 'exhausted' },
+      AT + 5000,
+    );
+    expect(plain.records[0]).not.toHaveProperty('retryAfterSeconds');
   });
 });

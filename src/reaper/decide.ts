@@ -25,9 +25,9 @@ import {
 import { event, objectReference, podReference, type ReaperEffect } from './effects.ts';
 import type { ObjectReference } from '../kube/index.ts';
 import { RANK_MEANING, pinLabel, planEvictions, type Plan, type Rank } from './plan.ts';
-import type { PodLookup } from './pods.ts';
+import type { DisruptionLookup, PodLookup } from './pods.ts';
 import { evictionBudget, retryDelayMs, type ReaperPolicy } from './policy.ts';
-import { attempted, isActive, lastAttempt, settleRecords } from './records.ts';
+import { attempted, isActive, lastAttempt, settleRecords, type Attempt } from './records.ts';
 
 export interface ReapInput {
   readonly accelerator: Accelerator;
@@ -35,6 +35,8 @@ export interface ReapInput {
   readonly exports: readonly DmaBufExport[];
   /** Every pod a pin or a record may name, by `namespace/name`. */
   readonly pods: PodLookup;
+  /** Since when each pod's PodDisruptionBudget allows a disruption: a refusal is retried then. */
+  readonly disruptions: DisruptionLookup;
   /** The lease spec.owner names, as the cache holds it; undefined when it names none. */
   readonly lease: AcceleratorLease | undefined;
   readonly policy: ReaperPolicy;
@@ -541,6 +543,31 @@ interface Retry {
   readonly r: EvictionRecord;
   readonly n: number;
   readonly after: EvictionOutcome | undefined;
+  /** Sent before its backoff because the pod's budget allows a disruption since this time. */
+  readonly allowedSince?: number;
+}
+
+/**
+ * When the next attempt after `att` is due, and why if sooner than the backoff. The backoff
+ * after attempt n is retryInitialMs·2^(n-1), at most retryMaxMs, from attempt n's time; every
+ * attempt counts, early or not, so a retry refused again waits a longer one. After a refusal
+ * (429) it may come sooner: after the Retry-After the refusal named (plus the second a stored
+ * time may lose), or at once when the pod's budget began to allow a disruption after the refused
+ * attempt was sent. "After" in whole seconds, as the times are stored: a budget that allowed
+ * again in the same second as the refusal cannot be told from one that allowed before it, and
+ * that retry waits. So a budget allowing once yields at most one early retry; a cache that
+ * still shows it allowing after the retry was refused yields none (no hot loop).
+ */
+function retryAt(h: Handoff, r: EvictionRecord, att: Attempt): { at: number; since?: number } {
+  const { policy, disruptions, now } = h.input;
+  const backoff = att.at + retryDelayMs(policy, att.n);
+  if (att.outcome !== 'Refused') return { at: backoff };
+  const told =
+    r.retryAfterSeconds !== undefined ? att.at + 1000 + r.retryAfterSeconds * 1000 : Infinity;
+  const since = disruptions.allowedSince(podKey(r.pod));
+  if (since !== undefined && since > att.at && now < Math.min(backoff, told))
+    return { at: now, since };
+  return { at: Math.min(backoff, told) };
 }
 
 /**
@@ -579,11 +606,11 @@ function advanceOne(
   const { policy, pods, now } = h.input;
   const terminating = pods.get(podKey(r.pod))?.deletionTimestamp !== undefined;
   const att = lastAttempt(r) ?? { n: 1, at: now, outcome: undefined };
-  const retryAt = att.at + retryDelayMs(policy, att.n);
   if (r.result === 'Deleted') {
     // A deletion that did not take (no deletionTimestamp after the backoff) is sent again.
     if (terminating) return { record: r };
-    if (now < retryAt) return { record: r, wakes: [retryAt] };
+    const due = att.at + retryDelayMs(policy, att.n);
+    if (now < due) return { record: r, wakes: [due] };
     const again: ReaperEffect = {
       type: 'delete',
       pod: r.pod,
@@ -600,12 +627,18 @@ function advanceOne(
   // Accepted: the pod is going, whatever a lagging pod cache still says; never ask again.
   if (terminating || att.outcome === 'Accepted')
     return { record: r, wakes, overdue: now >= deadline };
-  if (now < retryAt) return { record: r, wakes: [...wakes, retryAt], overdue: now >= deadline };
+  const next = retryAt(h, r, att);
+  if (now < next.at) return { record: r, wakes: [...wakes, next.at], overdue: now >= deadline };
   return {
     record: r,
     wakes,
     overdue: now >= deadline,
-    retry: { r, n: att.n + 1, after: att.outcome },
+    retry: {
+      r,
+      n: att.n + 1,
+      after: att.outcome,
+      ...(next.since !== undefined && { allowedSince: next.since }),
+    },
   };
 }
 
@@ -679,7 +712,9 @@ function sendOne(h: Handoff, r: EvictionRecord, send: Retry) {
   const text =
     send.n === 1
       ? 'eviction requested'
-      : `eviction requested again: ${RETRIED_AFTER[send.after ?? 'None']}`;
+      : send.allowedSince !== undefined
+        ? `eviction requested again: its PodDisruptionBudget allows a disruption since ${kubeTime(send.allowedSince)}`
+        : `eviction requested again: ${RETRIED_AFTER[send.after ?? 'None']}`;
   const record: EvictionRecord = {
     ...attempted(r, send.n, h.input.now, text),
     result: 'Evicting',

@@ -19,7 +19,7 @@ export {
   type UnresolvablePin,
   type Rank,
 } from './plan.ts';
-export type { PodLookup, PodState } from './pods.ts';
+export type { DisruptionLookup, PodLookup, PodState } from './pods.ts';
 export {
   DEFAULT_REAPER_POLICY,
   evictionBudget,

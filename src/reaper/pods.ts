@@ -12,3 +12,13 @@ export interface PodState {
 export interface PodLookup {
   get(key: string): PodState | undefined;
 }
+
+/**
+ * What the reaper reads of PodDisruptionBudgets: since when (ms since the epoch) the one budget
+ * that selects the pod `namespace/name` allows a disruption; undefined while none does (no budget
+ * selects it, several do, or it allows none, or its status lags its spec). A refusal sent before
+ * that time is retried at once (decide.ts).
+ */
+export interface DisruptionLookup {
+  allowedSince(key: string): number | undefined;
+}

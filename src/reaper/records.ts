@@ -72,6 +72,7 @@ export function attempted(r: EvictionRecord, n: number, at: number, text: string
   const when = kubeTime(at);
   const out = { ...r, attempts: n, lastAttemptTime: when, message: attemptMessage(n, when, text) };
   delete out.lastOutcome;
+  delete out.retryAfterSeconds;
   return out;
 }
 
@@ -82,13 +83,16 @@ function answered(
   outcome: EvictionOutcome,
   text: string,
 ): EvictionRecord {
-  return {
+  // A Retry-After belongs to the refusal it came with; the caller adds the new one's.
+  const out: EvictionRecord = {
     ...r,
     attempts: sent.n,
     lastAttemptTime: kubeTime(sent.at),
     lastOutcome: outcome,
     message: attemptMessage(sent.n, kubeTime(sent.at), text),
   };
+  delete out.retryAfterSeconds;
+  return out;
 }
 
 const attemptMessage = (n: number, at: string, text: string) =>
@@ -157,11 +161,22 @@ export function settleRecords(
 /** What the API server answered to an evict or delete effect. */
 export type CallOutcome =
   | { readonly kind: 'accepted' }
-  /** 429: a PodDisruptionBudget refused the eviction. */
-  | { readonly kind: 'refused'; readonly message: string }
+  /**
+   * 429: a PodDisruptionBudget refused the eviction; retryAfterSeconds when the server named
+   * one (the Status's details.retryAfterSeconds: kube-apiserver names 10 s while the budget's
+   * status lags its spec, none when the budget is exhausted).
+   */
+  | { readonly kind: 'refused'; readonly message: string; readonly retryAfterSeconds?: number }
   /** 404, or 409 on the UID precondition: the pod the record names no longer exists. */
   | { readonly kind: 'gone' }
   | { readonly kind: 'failed'; readonly message: string };
+
+/** A usable Retry-After: whole seconds, at least 1, at most a day (the record's bounds). */
+function retryAfterOf(outcome: { readonly retryAfterSeconds?: number }): number | undefined {
+  const s = outcome.retryAfterSeconds;
+  if (s === undefined || !Number.isFinite(s) || s <= 0) return undefined;
+  return Math.min(Math.max(1, Math.ceil(s)), 86400);
+}
 
 /**
  * Fold the answer to one evict/delete effect into the records, keeping the attempt number and
@@ -200,6 +215,7 @@ export function recordOutcome(
             `refused by a PodDisruptionBudget (429): ${outcome.message}`,
           ),
           ...(effect.type === 'evict' && { result: 'Refused' as const }),
+          ...(retryAfterOf(outcome) !== undefined && { retryAfterSeconds: retryAfterOf(outcome) }),
         };
       case 'failed':
         effects.push(

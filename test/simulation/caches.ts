@@ -36,6 +36,7 @@ export class LaggingCaches {
     leases: new MapStore(),
     exports: new MapStore(),
     pods: new MapStore(),
+    pdbs: new MapStore(),
   };
   /** How far into the API's watch log this cache has read. */
   private cursor: number;
@@ -76,6 +77,7 @@ export class LaggingCaches {
       pods: trimmed(this.stores.pods as unknown as Store<V1Pod>),
       namespaces: EMPTY,
       leasePolicies: EMPTY,
+      pdbs: this.stores.pdbs as unknown as Caches['pdbs'],
     };
   }
 

@@ -1,13 +1,14 @@
 // The simulation's API server: the requests the controller's own writes and pod calls make
 // (clusterWrites, clusterPods), answered in memory as kube-apiserver answers them: JSON merge
 // patch, resourceVersion preconditions (409), the status subresource, schema validation (422),
-// the Accelerator's owner rules, evictions under PodDisruptionBudgets (429), UID preconditions,
+// the Accelerator's owner rules, evictions under PodDisruptionBudgets (429, with the Retry-After
+// the budget's model names, and the budget's allowance taken by an accepted one), UID preconditions,
 // finalizers and graceful deletion. Every change goes to a watch log the caches read with lag.
 import type { V1Pod } from '@kubernetes/client-node';
 import { Accelerator, AcceleratorLease, parseObject } from '../../src/crds/index.ts';
 import { KubeApiError, type KubeClient, type RequestOptions } from '../../src/kube/index.ts';
 
-export type Resource = 'accelerators' | 'leases' | 'exports' | 'pods';
+export type Resource = 'accelerators' | 'leases' | 'exports' | 'pods' | 'pdbs';
 
 export interface WatchEvent {
   readonly resource: Resource;
@@ -31,10 +32,16 @@ export interface Stored {
   [k: string]: unknown;
 }
 
+/** A PodDisruptionBudget's refusal (429): its message, and the Retry-After it names, if any. */
+export interface Refusal {
+  readonly message: string;
+  readonly retryAfterSeconds?: number;
+}
+
 /** How the pods' side answers: what PDBs allow, how long a pod takes to go. */
 export interface PodPolicy {
-  /** An eviction of this pod now: undefined to accept it, else the PDB's refusal. */
-  refuseEviction(pod: V1Pod): string | undefined;
+  /** An eviction of this pod now: undefined to accept it (the PDB's allowance is taken), else the PDB's refusal. */
+  refuseEviction(pod: V1Pod): Refusal | undefined;
   /** A pod deleted with a grace period (or its own) is gone after this long. */
   terminationMs(pod: V1Pod): number;
 }
@@ -82,6 +89,7 @@ export class MemoryApi {
     leases: new Map(),
     exports: new Map(),
     pods: new Map(),
+    pdbs: new Map(),
   };
   /** Every change, in order: what watches deliver. */
   readonly log: WatchEvent[] = [];
@@ -303,7 +311,10 @@ export class MemoryApi {
       if (refused)
         throw new KubeApiError(opts.method, opts.path, 429, {
           reason: 'TooManyRequests',
-          message: refused,
+          message: refused.message,
+          ...(refused.retryAfterSeconds !== undefined && {
+            details: { retryAfterSeconds: refused.retryAfterSeconds },
+          }),
         });
       this.terminate(key, pod, undefined);
     } else if (opts.method === 'DELETE') {

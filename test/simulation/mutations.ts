@@ -48,6 +48,12 @@ export const MUTATIONS: readonly Mutation[] = [
     replace: '  const holdsRecords = counted !== undefined && false;',
   },
   {
+    name: 'reaper: retry a refused eviction early while its PDB still allows none',
+    file: 'src/reaper/decide.ts',
+    find: '  const since = disruptions.allowedSince(podKey(r.pod));',
+    replace: '  const since: number | undefined = now;',
+  },
+  {
     name: 'reaper: skip the per-minute cap',
     file: 'src/reaper/decide.ts',
     find: 'const allowance = Math.max(0, policy.maxEvictionsPerMinute - h.input.evictionsInLastMinute);',

@@ -7,11 +7,23 @@ import { chance, int, mulberry32, pick } from './random.ts';
 
 export const NODE = 'node-a';
 
+/**
+ * The PodDisruptionBudget of a pod with pdbRefuseMs: it allows none until then, and allows one
+ * from then on; before, it may allow one for a while (`blip`) until another eviction takes it.
+ */
+export interface BudgetPlan {
+  readonly blip?: { readonly atMs: number; readonly forMs: number };
+  /** Refusals name this Retry-After (kube-apiserver: 10 s while the status lags the spec). */
+  readonly retryAfterS?: number;
+}
+
 export interface PodPlan {
   readonly namespace: string;
   readonly name: string;
-  /** The PDB refuses its eviction until this long after the handoff starts. */
+  /** The PDB (its own, selecting app=<name>) allows no disruption until this long after the handoff starts. */
   readonly pdbRefuseMs: number;
+  /** That PDB's story, when pdbRefuseMs > 0. */
+  readonly budget?: BudgetPlan;
   /** Once deleted, it takes this long to go (the kubelet kills it after its grace). */
   readonly termMs: number;
   /** A controller (StatefulSet-like) recreates a pod of the same name once it is gone. */
@@ -85,14 +97,27 @@ export function scenario(seed: number): Scenario {
   const r = mulberry32(seed);
   const profile = pick<ExporterProfile>(r, ['static', 'static', 'dynamic', 'revocable']);
   const devices = chance(r, 0.25) ? 2 : 1;
+  // Budgets draw from a stream of their own, so the rest of each seed stays what it was.
+  const rb = mulberry32(seed ^ 0x0b4d6e7);
+  const budget = (refuseMs: number): BudgetPlan => {
+    const atMs = int(rb, 1, 120) * 1000;
+    const blip = chance(rb, 0.4) && atMs < refuseMs;
+    const retryAfter = chance(rb, 0.3);
+    return {
+      ...(blip && { blip: { atMs, forMs: int(rb, 1, 20) * 1000 } }),
+      ...(retryAfter && { retryAfterS: pick(rb, [1, 3, 10]) }),
+    };
+  };
   const pods = new Map<string, PodPlan>();
   const addPod = (namespace: string, name: string) => {
     const k = podKeyOf(namespace, name);
     if (!pods.has(k)) {
+      const pdbRefuseMs = chance(r, 0.2) ? int(r, 1, 240) * 1000 : 0;
       pods.set(k, {
         namespace,
         name,
-        pdbRefuseMs: chance(r, 0.2) ? int(r, 1, 240) * 1000 : 0,
+        pdbRefuseMs,
+        ...(pdbRefuseMs > 0 && { budget: budget(pdbRefuseMs) }),
         termMs: chance(r, 0.2) ? int(r, 20, 400) * 1000 : int(r, 1, 3) * 1000,
         replaced: chance(r, 0.2),
       });

@@ -93,6 +93,7 @@ describe('the handoff pipeline, simulated under faults', () => {
     often('unresolvable', 0.1);
     often('evictions', 1);
     often('refusals', 0.3);
+    often('earlyRetries', 0.02);
     often('deletes', 0.05);
     often('crashesAfterWrite', 0.3);
     often('controllerRestarts', 0.3);

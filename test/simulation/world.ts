@@ -1,6 +1,7 @@
 // The simulated cluster: the in-memory API, the node agent's own sync and publish on the
 // simulated kernel, the controller's real view, reconcile and executor (crashing and restarting),
-// tenants who release and export, and a kubelet that takes its time. I1-I5 are checked after
+// tenants who release and export, PodDisruptionBudgets whose status allows and takes back
+// disruptions, and a kubelet that takes its time. I1-I5 are checked after
 // every single write; the pod calls are checked as they arrive.
 import type { V1Pod } from '@kubernetes/client-node';
 import { pino } from 'pino';
@@ -17,11 +18,14 @@ import {
   LIMITS_KEY,
   type Change,
   type EventSink,
+  type PodDisruptionBudget,
+  type RefusalSources,
   type ExecutorPorts,
   type ReconcileContext,
 } from '../../src/controller/index.ts';
 import {
   idleEvictionsOf,
+  kubeTime,
   podKey,
   type Accelerator,
   type AcceleratorLease,
@@ -35,9 +39,15 @@ import { publish } from '../../src/agent/publish.ts';
 import type { PodView } from '../../src/agent/processes.ts';
 import { newState, parseStateFile, toStateFile, type AgentState } from '../../src/agent/state.ts';
 import { syncNode } from '../../src/agent/sync.ts';
-import { evictionBudget, isActive } from '../../src/reaper/index.ts';
+import { evictionBudget, isActive, retryDelayMs } from '../../src/reaper/index.ts';
 import { LaggingCaches } from './caches.ts';
-import { MemoryApi, ProcessDown, type Stored, type WatchEvent } from './memory-api.ts';
+import {
+  MemoryApi,
+  ProcessDown,
+  type Refusal,
+  type Stored,
+  type WatchEvent,
+} from './memory-api.ts';
 import { chance, int, mulberry32, type Rand } from './random.ts';
 import {
   NODE,
@@ -70,6 +80,8 @@ export interface Stats {
   unresolvable: number;
   evictions: number;
   refusals: number;
+  /** Evictions sent again before the backoff, because the pod's PDB allowed since the refusal. */
+  earlyRetries: number;
   deletes: number;
   crashesAfterWrite: number;
   controllerRestarts: number;
@@ -94,6 +106,7 @@ export const emptyStats = (): Stats => ({
   unresolvable: 0,
   evictions: 0,
   refusals: 0,
+  earlyRetries: 0,
   deletes: 0,
   crashesAfterWrite: 0,
   controllerRestarts: 0,
@@ -123,6 +136,25 @@ const GRANTS: DmaBufImportGrant[] = ['team-io', 'kube-system', 'team-a'].map((na
 const consented = (exportNs: string, podNs: string) =>
   podNs === exportNs || GRANTS.some((g) => g.metadata.namespace === podNs);
 
+/** A PDB status as the disruption controller writes it: one disruption allowed, or none. */
+const budgetStatus = (allows: boolean, now: number) => ({
+  currentHealthy: allows ? 2 : 1,
+  desiredHealthy: 1,
+  expectedPods: 2,
+  disruptionsAllowed: allows ? 1 : 0,
+  observedGeneration: 1,
+  conditions: [
+    {
+      type: 'DisruptionAllowed',
+      status: allows ? 'True' : 'False',
+      reason: allows ? 'SufficientPods' : 'InsufficientPods',
+      message: '',
+      observedGeneration: 1,
+      lastTransitionTime: kubeTime(now),
+    },
+  ],
+});
+
 const changeOf = (e: WatchEvent): Change =>
   ({ resource: e.resource, type: e.type, obj: e.obj, ...(e.old && { old: e.old }) }) as Change;
 
@@ -148,11 +180,16 @@ class ControllerProcess {
 
   /** Deliver up to `n` watch events, as the informers would: to the view, then the queue. */
   deliver(n: number): void {
+    const pods = this.caches.asCaches().pods;
+    const refusals: RefusalSources = {
+      refused: () => this.view.refusedEvictions(),
+      pod: (key) => pods.get(key),
+    };
     this.caches.deliver(n, (e) => {
       const change = changeOf(e);
       this.view.notice(change);
-      for (const k of wakeKeys(change, () => this.caches.list<Accelerator>('accelerators')))
-        this.dirty.add(k);
+      const accelerators = () => this.caches.list<Accelerator>('accelerators');
+      for (const k of wakeKeys(change, accelerators, {}, refusals)) this.dirty.add(k);
     });
   }
 
@@ -181,10 +218,17 @@ export class World {
   readonly stuckSince = new Map<string, number>();
   readonly accepted = new Set<string>();
   readonly lastEvictAt = new Map<string, number>();
+  readonly evictionsSent = new Map<string, number>();
   readonly evictedFor = new Map<string, Set<string>>();
   readonly evictionTimes: number[] = [];
   readonly planned = new Set<string>();
   readonly grantedAt = new Map<string, number>();
+  /** Per PDB: the times its status came to allow a disruption. */
+  readonly allowedAt = new Map<string, number[]>();
+  /** Per pod uid: the Retry-After (s) its last refusal named. */
+  readonly toldRetryAfter = new Map<string, number>();
+  /** PDB status changes still to come: the budget allows one (true) or none (false). */
+  private budgetChanges: { at: number; key: string; allows: boolean }[] = [];
   pendingReplacements: { key: string; at: number }[] = [];
   private readonly releases = new Map<string, number>();
   private readonly exportsAt = new Map<string, number>();
@@ -228,6 +272,17 @@ export class World {
       kind: 'Pod',
       metadata: { namespace, name, uid: `uid-${namespace}-${name}-${gen}`, labels: { app: name } },
       spec: { nodeName: NODE, containers: [{ name: name.replace(/-[0-9]+$/, '') }] },
+    });
+  }
+
+  /** The pod's PDB (maxUnavailable 1), allowing none until its plan says. */
+  private createBudget(namespace: string, pod: string): void {
+    this.api.put('pdbs', {
+      apiVersion: 'policy/v1',
+      kind: 'PodDisruptionBudget',
+      metadata: { namespace, name: `pdb-${pod}`, generation: 1 },
+      spec: { maxUnavailable: 1, selector: { matchLabels: { app: pod } } },
+      status: budgetStatus(false, this.now),
     });
   }
 
@@ -416,15 +471,51 @@ export class World {
 
   // ---- the API server's side of pod calls ---------------------------------------------------------
 
-  /** The pod's PDB still refuses: for a while after the handoff starts, as planned. */
-  private pdbRefuses(pod: V1Pod): boolean {
-    return this.now < this.handoffAt + (this.plan(pod)?.pdbRefuseMs ?? 0);
+  /** The PDB of a planned pod, by namespace/name: pdb-<pod name>, selecting app=<pod name>. */
+  private budgetKey(pod: V1Pod): string | undefined {
+    const plan = this.plan(pod);
+    return plan?.budget ? podKeyOf(plan.namespace, `pdb-${plan.name}`) : undefined;
   }
 
-  private refuseEviction(pod: V1Pod): string | undefined {
-    if (!this.pdbRefuses(pod)) return undefined;
+  /** The pod's PDB allows no disruption now, as its stored status says (the API server reads it). */
+  private pdbRefuses(pod: V1Pod): boolean {
+    const key = this.budgetKey(pod);
+    const b = key && this.api.peek<Stored & PodDisruptionBudget>('pdbs', key);
+    return !!b && (b.status?.disruptionsAllowed ?? 0) <= 0;
+  }
+
+  private refuseEviction(pod: V1Pod): Refusal | undefined {
+    const key = this.budgetKey(pod);
+    if (!this.pdbRefuses(pod)) {
+      // Accepted: the eviction takes the disruption the budget allowed, as kube-apiserver does.
+      if (key) this.setBudget(key, false);
+      return undefined;
+    }
     this.stats.refusals++;
-    return "Cannot evict pod as it would violate the pod's disruption budget.";
+    const told = this.plan(pod)?.budget?.retryAfterS;
+    const uid = pod.metadata?.uid ?? '';
+    if (told === undefined) this.toldRetryAfter.delete(uid);
+    else this.toldRetryAfter.set(uid, told);
+    return {
+      message: "Cannot evict pod as it would violate the pod's disruption budget.",
+      ...(told !== undefined && { retryAfterSeconds: told }),
+    };
+  }
+
+  /** Write a PDB's status: one disruption allowed or none, the condition's transition now. */
+  private setBudget(key: string, allows: boolean): void {
+    const b = this.api.peek<Stored & PodDisruptionBudget>('pdbs', key);
+    if (!b || (b.status?.disruptionsAllowed ?? 0) > 0 === allows) return;
+    this.api.put('pdbs', { ...b, status: budgetStatus(allows, this.now) });
+    if (allows) this.allowedAt.set(key, [...(this.allowedAt.get(key) ?? []), this.now]);
+    this.log(() => `pdb ${key} allows ${allows ? 1 : 0}`);
+  }
+
+  /** The PDB status changes that are due. */
+  private budgets(): void {
+    const due = this.budgetChanges.filter((c) => c.at <= this.now);
+    this.budgetChanges = this.budgetChanges.filter((c) => c.at > this.now);
+    for (const c of due) this.setBudget(c.key, c.allows);
   }
 
   /** I4, I5, the records, the grace, the budget, the rate and the policy, at each call. */
@@ -466,11 +557,9 @@ export class World {
         `Planned first: ${k} evicted without a Planned record`,
       );
       const last = this.lastEvictAt.get(uid);
-      check(
-        last === undefined || this.now - last >= this.s.policy.retryInitialMs,
-        `I5: eviction of ${k} sent again ${(this.now - (last ?? 0)) / 1000}s after the last one`,
-      );
+      if (last !== undefined) this.checkRetryGap(pod, k, last);
       this.lastEvictAt.set(uid, this.now);
+      this.evictionsSent.set(uid, (this.evictionsSent.get(uid) ?? 0) + 1);
       this.evictionTimes.push(this.now);
       const window = this.evictionTimes.filter((t) => t > this.now - 60_000).length;
       check(
@@ -493,6 +582,30 @@ export class World {
       this.accepted.add(uid);
     }
     this.log(() => `${call} ${k} ${uid}`);
+  }
+
+  /**
+   * No hot loop: an eviction is sent again no sooner than retryInitialMs after the last, unless
+   * the Retry-After its refusal named has passed, or its PDB came to allow a disruption since.
+   * (Not the full backoff: a pod evicted for a later handoff starts a new record at attempt 1.)
+   */
+  private checkRetryGap(pod: V1Pod, k: string, last: number): void {
+    const uid = pod.metadata?.uid ?? '';
+    const gap = this.now - last;
+    const key = this.budgetKey(pod);
+    const allowedSince = ((key && this.allowedAt.get(key)) || []).some(
+      (t) => t > last && t <= this.now,
+    );
+    // Sooner than the backoff the pod's evictions so far would give: sent because it allowed.
+    const sent = this.evictionsSent.get(uid) ?? 1;
+    if (allowedSince && gap < retryDelayMs(this.s.policy, sent)) this.stats.earlyRetries++;
+    if (gap >= this.s.policy.retryInitialMs) return;
+    const told = this.toldRetryAfter.get(uid);
+    if (told !== undefined && gap >= told * 1000) return;
+    check(
+      allowedSince,
+      `I5: eviction of ${k} sent again ${gap / 1000}s after the last one, with no Retry-After passed and no PDB allowing since`,
+    );
   }
 
   /** The devices on which the pod holds, right now in the kernel, a pin of an earlier epoch. */
@@ -680,6 +793,14 @@ export class World {
       if (at > this.now) continue;
       this.api.remove('pods', k);
       this.log(() => `pod ${k} is gone`);
+      // Its budget allows again once the disruption is over, as the disruption controller sees.
+      const p = this.s.pods.get(k);
+      if (p?.budget && this.now >= this.handoffAt + p.pdbRefuseMs)
+        this.budgetChanges.push({
+          at: this.now + 2000,
+          key: podKeyOf(p.namespace, `pdb-${p.name}`),
+          allows: true,
+        });
     }
     for (const p of this.s.pods.values()) {
       const k = podKeyOf(p.namespace, p.name);
@@ -737,6 +858,7 @@ export class World {
     }
     this.kubelet();
     this.tenants();
+    this.budgets();
     return true;
   }
 
@@ -744,6 +866,7 @@ export class World {
   private upcoming(): number[] {
     const out = [...this.ctrl.requeueAt.values(), ...this.api.terminating.values()];
     out.push(...this.pendingReplacements.map((x) => x.at));
+    out.push(...this.budgetChanges.map((c) => c.at));
     if (this.s.releaseAfterMs !== undefined) out.push(this.handoffAt + this.s.releaseAfterMs);
     for (const h of this.hiddenPids) if (h.at !== undefined) out.push(this.handoffAt + h.at);
     for (const chain of this.s.chains) {
@@ -758,6 +881,7 @@ export class World {
   async setup(): Promise<void> {
     const s = this.s;
     for (const p of s.pods.values()) this.createPod(p.namespace, p.name, 1);
+    for (const p of s.pods.values()) if (p.budget) this.createBudget(p.namespace, p.name);
     for (let d = 0; d < s.devices; d++) {
       this.api.put('accelerators', {
         apiVersion: API_VERSION,
@@ -811,6 +935,21 @@ export class World {
     await this.setup();
     const s = this.s;
     this.handoffAt = this.now;
+    this.budgetChanges = [...s.pods.values()].flatMap((p) => {
+      if (!p.budget) return [];
+      const key = podKeyOf(p.namespace, `pdb-${p.name}`);
+      const at = (ms: number) => this.handoffAt + ms;
+      const blip = p.budget.blip;
+      return [
+        ...(blip
+          ? [
+              { at: at(blip.atMs), key, allows: true },
+              { at: at(Math.min(blip.atMs + blip.forMs, p.pdbRefuseMs)), key, allows: false },
+            ]
+          : []),
+        { at: at(p.pdbRefuseMs), key, allows: true },
+      ];
+    });
     for (let d = 0; d < s.devices; d++) {
       for (const next of s.chains[d] ?? [])
         this.api.put('leases', this.lease('team-b', next.name, d, next));
