@@ -51,6 +51,8 @@ export interface StartOptions {
   env?: Record<string, string>;
   /** How often /readyz is polled until it answers 200 (default 100 ms). */
   readyPollMs?: number;
+  /** How long /readyz may take to answer 200 (default 60 s). */
+  readyTimeoutMs?: number;
 }
 
 async function start(
@@ -88,13 +90,16 @@ async function start(
     metrics: async () => (await fetch(`http://127.0.0.1:${httpPort}/metrics`)).text(),
   };
   running.push(proc);
-  const deadline = Date.now() + 60_000;
+  const deadline = Date.now() + (options.readyTimeoutMs ?? 60_000);
   for (;;) {
     if (child.exitCode !== null)
       throw new Error(`${name} exited: ${readFileSync(logFile, 'utf8').slice(-1500)}`);
     const res = await fetch(`http://127.0.0.1:${httpPort}/readyz`).catch(() => undefined);
     if (res?.status === 200) break;
-    if (Date.now() > deadline) throw new Error(`${name} not ready after 60 s (log: ${logFile})`);
+    if (Date.now() > deadline)
+      throw new Error(
+        `${name} not ready after ${(options.readyTimeoutMs ?? 60_000) / 1000} s (log: ${logFile})`,
+      );
     await sleep(options.readyPollMs ?? 100);
   }
   proc.readyAt = performance.now();
@@ -130,7 +135,10 @@ export function startReplica(kubeconfig: string, args: string[]): Promise<Proc> 
 
 /** The process that plays the node agents of many simulated nodes (bench/fleet.ts). */
 export function startFleet(kubeconfig: string, args: string[]): Promise<Proc> {
-  return start('fleet', 'bench/fleet.ts', args, kubeconfig, '--http-addr');
+  // Its first pass over every node (1,250 at 10,000 devices) comes before /readyz answers.
+  return start('fleet', 'bench/fleet.ts', args, kubeconfig, '--http-addr', {
+    readyTimeoutMs: 10 * 60_000,
+  });
 }
 
 export async function startAgent(
