@@ -95,6 +95,25 @@ const evicted = (l: AcceleratorLease) =>
     .filter((r: EvictionRecord) => r.result === 'Evicted' || r.result === 'Deleted')
     .map((r) => r.pod.name);
 
+/**
+ * Puts loader-0 under PDB `loaders`, which allows no disruption while it is the only loader
+ * (minAvailable, not maxUnavailable: the pods are bare, with no controller to scale by).
+ */
+async function guardLoader(s: Story): Promise<void> {
+  await api(
+    'PATCH',
+    `/api/v1/namespaces/${s.io}/pods/loader-0`,
+    { metadata: { labels: { role: 'loader' } } },
+    'application/merge-patch+json',
+  );
+  await api('POST', `/apis/policy/v1/namespaces/${s.io}/poddisruptionbudgets`, {
+    apiVersion: 'policy/v1',
+    kind: 'PodDisruptionBudget',
+    metadata: { name: 'loaders', namespace: s.io },
+    spec: { minAvailable: 1, selector: { matchLabels: { role: 'loader' } } },
+  });
+}
+
 async function untouched(s: Story, pods: [string, string][]) {
   for (const [ns, name] of pods)
     expect(await podExists(ns, name), `${ns}/${name} untouched`).toBe(true);
@@ -269,18 +288,7 @@ describe('reaper', () => {
     const s = await seedStory('dynamic', {
       controllerArgs: ['--eviction-deadline', '6s', '--on-deadline', 'Delete'],
     });
-    await api(
-      'PATCH',
-      `/api/v1/namespaces/${s.io}/pods/loader-0`,
-      { metadata: { labels: { role: 'loader' } } },
-      'application/merge-patch+json',
-    );
-    await api('POST', `/apis/policy/v1/namespaces/${s.io}/poddisruptionbudgets`, {
-      apiVersion: 'policy/v1',
-      kind: 'PodDisruptionBudget',
-      metadata: { name: 'loaders', namespace: s.io },
-      spec: { minAvailable: 1, selector: { matchLabels: { role: 'loader' } } },
-    });
+    await guardLoader(s);
     await waitFor('PDB status computed', async () => {
       const p = await api<{ status?: { expectedPods?: number } }>(
         'GET',
@@ -318,19 +326,7 @@ describe('reaper', () => {
       controllerArgs: ['--eviction-retry-initial', '10m', '--eviction-retry-max', '10m'],
     });
     const pdbPath = `/apis/policy/v1/namespaces/${s.io}/poddisruptionbudgets/loaders`;
-    await api(
-      'PATCH',
-      `/api/v1/namespaces/${s.io}/pods/loader-0`,
-      { metadata: { labels: { role: 'loader' } } },
-      'application/merge-patch+json',
-    );
-    await api('POST', `/apis/policy/v1/namespaces/${s.io}/poddisruptionbudgets`, {
-      apiVersion: 'policy/v1',
-      kind: 'PodDisruptionBudget',
-      metadata: { name: 'loaders', namespace: s.io },
-      // minAvailable, not maxUnavailable: the pods are bare, with no controller to scale by.
-      spec: { minAvailable: 1, selector: { matchLabels: { role: 'loader' } } },
-    });
+    await guardLoader(s);
     type Budget = { metadata: { generation?: number }; status?: Record<string, number> };
     const computed = (p: Budget) =>
       p.status?.expectedPods === 1 &&
