@@ -20,6 +20,10 @@ export const BENCH_FLAGS = {
     '1000,3000,10000',
   ),
   growthBurst: flag.int('lease deletions in the burst of each growth run', 1000, 1),
+  burstWorkers: flag.string(
+    "--workers of the scale part's extra bursts, ascending, each on the fleet refilled (none to skip)",
+    '2,8,16',
+  ),
   failoverSamples: flag.int('leader kills timed per election timing', 3, 1),
   draRounds: flag.int(
     'rounds of the DRA comparison, each a DeviceTaintRule run and a handoff run',
@@ -35,3 +39,20 @@ export const BENCH_FLAGS = {
     "directory for V8 CPU profiles of the scale and growth benches' controllers (off)",
   ),
 };
+
+/**
+ * A comma-separated list of positive whole numbers in ascending order, each once (`what` names
+ * one, `example` is a valid value), or a one-line error naming the flag.
+ */
+export function ascendingCounts(flagName: string, text: string, what: string, example: string) {
+  const items = text.split(',').map((x) => x.trim());
+  const bad = items.find((x) => !/^[1-9]\d*$/.test(x));
+  if (bad !== undefined)
+    throw new Error(
+      `${flagName}: "${bad}" is not a positive whole number of ${what} (e.g. ${example})`,
+    );
+  const out = items.map(Number);
+  if (out.some((x, i) => i > 0 && x <= (out[i - 1] ?? 0)))
+    throw new Error(`${flagName}: give the ${what} in ascending order, each once (${text})`);
+  return out;
+}

@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { growthRows, growthSvg } from './growth-report.ts';
+import { ascendingCounts } from './flags.ts';
 import { parseSizes, type GrowthResult } from './growth.ts';
-import { rendered } from './readme.ts';
+import { rendered, resultsSection } from './readme.ts';
 import type { Environment } from './report.ts';
 import type { ScaleResult } from './scale.ts';
 
@@ -87,6 +88,45 @@ describe('parseSizes', () => {
     expect(() => parseSizes('1000,x')).toThrow(/"x" is not a positive whole number/);
     expect(() => parseSizes('0')).toThrow(/"0" is not a positive whole number/);
     expect(() => parseSizes('3000,1000')).toThrow(/ascending order/);
+  });
+});
+
+describe('--burst-workers', () => {
+  it('reads ascending worker counts and refuses anything else in one line', () => {
+    const workers = (text: string) => ascendingCounts('--burst-workers', text, 'workers', '2,8');
+    expect(workers('2,8, 16')).toEqual([2, 8, 16]);
+    expect(() => workers('8,2')).toThrow(/^--burst-workers: give the workers in ascending order/);
+    expect(() => workers('2,-1')).toThrow(/"-1" is not a positive whole number of workers/);
+  });
+});
+
+describe('the scale rows', () => {
+  it("show the burst's target, and each --workers burst against the default's rate", () => {
+    const scale = { ...env, ...size(1000, 1) };
+    const workers = [8, 16].map((w) => ({
+      workers: w,
+      deletions: 1000,
+      ms: 1,
+      handoffsPerSec: w * 5,
+      handoffMs: p(3000),
+      requestsPerHandoff: 7.5,
+      eventsPerHandoff: 1,
+    }));
+    const section = resultsSection({
+      scale: { ...scale, burst: { ...scale.burst, workers: 4 }, workers },
+    });
+    expect(section).toMatch(
+      /Handoffs per second under the same burst \(.*`--workers 4`\) \| 100\/s \| - \| - \| >= 100\/s \| met \|/,
+    );
+    expect(section).toContain(
+      '| The same burst at `--workers 8` (queues refilled; per device p50 3.0 s; 7.5 requests per handoff, 1 of them Events) | 40/s | 100/s (`--workers 4`, above) | 0.4x | - | - |',
+    );
+    expect(section).toContain('| 80/s | 100/s (`--workers 4`, above) | 0.8x |');
+    const slow = resultsSection({
+      scale: { ...scale, burst: { ...scale.burst, handoffsPerSec: 13.3 } },
+    });
+    expect(slow).toMatch(/\| 13.3\/s \| - \| - \| >= 100\/s \| \*\*missed\*\* by 7.52x \|/);
+    expect(slow).not.toContain('The same burst at');
   });
 });
 

@@ -2,6 +2,7 @@
 // size of one shape, 2 leases and 4 exports per device (the issue's 10,000 / 20,000 / 40,000),
 // each with the same burst of deletions, so that what changes from one size to the next is the
 // fleet the controller holds, not the work it is given.
+import { ascendingCounts } from './flags.ts';
 import { benchScale, type ScaleResult } from './scale.ts';
 
 export const GROWTH_SHAPE = { leasesPerDevice: 2, exportsPerDevice: 4 };
@@ -23,18 +24,8 @@ export interface GrowthResult {
 }
 
 /** `--growth-sizes`: accelerators per run, comma-separated positive integers, ascending. */
-export function parseSizes(text: string): number[] {
-  const sizes = text.split(',').map((x) => x.trim());
-  const bad = sizes.find((x) => !/^[1-9]\d*$/.test(x));
-  if (bad !== undefined)
-    throw new Error(
-      `--growth-sizes: "${bad}" is not a positive whole number of accelerators (e.g. 1000,3000,10000)`,
-    );
-  const out = sizes.map(Number);
-  if (out.some((x, i) => i > 0 && x <= (out[i - 1] ?? 0)))
-    throw new Error(`--growth-sizes: give the sizes in ascending order, each once (${text})`);
-  return out;
-}
+export const parseSizes = (text: string): number[] =>
+  ascendingCounts('--growth-sizes', text, 'accelerators', '1000,3000,10000');
 
 export async function benchGrowth(
   kubeconfig: string,

@@ -136,8 +136,12 @@ function scaleRows(sc: ScaleResult): string[] {
     `| Steady-state RSS with the fleet (median of ${sc.samples.rssFleetBytes.length}; ${mib(sc.rss.emptyBytes)} before it, so the fleet added ${sc.rss.addedOverJson}x its JSON size) | ${mib(sc.rss.fleetBytes)} | ${mib(sc.rss.jsonBytes)} (JSON of the listed objects) | ${sc.rss.overJson}x | - | - |`,
     `| Steady-state RSS per object (RSS with the fleet less RSS before it, over ${n(sc.objects)} objects) | ${n(sc.rss.bytesPerObject)} bytes | - | - | - | - |`,
     `| Reconciles per second under ${n(b.deletions)} lease deletions (${n(b.reconciles)} reconciles in ${(b.ms / 1000).toFixed(1)} s) | ${b.reconcilesPerSec}/s | - | - | - | - |`,
-    `| Handoffs per second under the same burst (per device p50 ${(b.handoffMs.p50 / 1000).toFixed(1)} s, p99 ${(b.handoffMs.p99 / 1000).toFixed(1)} s) | ${b.handoffsPerSec}/s | - | - | - | - |`,
+    `| Handoffs per second under the same burst (per device p50 ${(b.handoffMs.p50 / 1000).toFixed(1)} s, p99 ${(b.handoffMs.p99 / 1000).toFixed(1)} s${b.workers === undefined ? '' : `; \`--workers ${b.workers}\``}) | ${b.handoffsPerSec}/s | - | - | >= 100/s | ${verdict(b.handoffsPerSec, 100, false)} |`,
     `| Controller API requests per handoff in the burst (${b.eventsPerHandoff} of them Events; ${b.requestsPerHandoffWithoutEvents} without) | ${b.requestsPerHandoff} | - | - | <= 6 | ${verdict(b.requestsPerHandoff, 6)} |`,
+    ...(sc.workers ?? []).map(
+      (w) =>
+        `| The same burst at \`--workers ${w.workers}\` (queues refilled; per device p50 ${(w.handoffMs.p50 / 1000).toFixed(1)} s; ${w.requestsPerHandoff} requests per handoff, ${w.eventsPerHandoff} of them Events) | ${w.handoffsPerSec}/s | ${b.handoffsPerSec}/s (${b.workers === undefined ? 'the default' : `\`--workers ${b.workers}\``}, above) | ${Math.round((w.handoffsPerSec / b.handoffsPerSec) * 100) / 100}x | - | - |`,
+    ),
   ];
 }
 

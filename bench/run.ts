@@ -7,7 +7,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadKubeConfig, parseFlagsOrExit } from '../src/kube/index.ts';
 import { upByHand } from '../e2e/cluster/index.ts';
-import { BENCH_FLAGS } from './flags.ts';
+import { ascendingCounts, BENCH_FLAGS } from './flags.ts';
 import { benchDraTaint, DRA_TAINT_CLUSTER } from './dra-taint.ts';
 import { benchFailover } from './failover.ts';
 import { benchGrowth, parseSizes } from './growth.ts';
@@ -37,9 +37,14 @@ for (const name of only) {
   }
 }
 const runs = (name: (typeof BENCHES)[number]) => only.has(name);
-const growthSizes = (() => {
+const [growthSizes, burstWorkers] = (() => {
   try {
-    return parseSizes(args.growthSizes);
+    return [
+      parseSizes(args.growthSizes),
+      args.burstWorkers.trim() === 'none'
+        ? []
+        : ascendingCounts('--burst-workers', args.burstWorkers, 'workers', '2,8,16'),
+    ];
   } catch (err) {
     process.stderr.write(`npm run bench --: ${(err as Error).message}\n`);
     process.exit(2);
@@ -176,6 +181,7 @@ async function main(): Promise<void> {
           leases,
           exports,
           coldStarts: args.scaleColdStarts,
+          burstWorkers,
           ...(args.scaleCpuProf && { cpuProfileDir: args.scaleCpuProf }),
         },
         log,

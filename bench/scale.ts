@@ -1,10 +1,12 @@
 // Item 3: scale. A fleet of simulated nodes (bench/fleet.ts plays their agents), leases queued
 // on every device and exports on every device; then the controller's fill from scratch, its cold
 // start against a bare LIST of the same objects, its memory against the objects' JSON size, and
-// a burst of lease deletions (one per device) with its reconciles and API requests per handoff.
+// a burst of lease deletions (one per device) with its reconciles and API requests per handoff,
+// then the same burst at other --workers values.
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
+import { CONTROLLER_FLAGS } from '../src/controller/flags.ts';
 import { ACCELERATOR_LEASES, ACCELERATORS, DMABUF_EXPORTS } from '../src/crds/index.ts';
 import {
   KubeClient,
@@ -40,6 +42,11 @@ export interface ScaleOptions {
    * every device).
    */
   burstDeletions?: number;
+  /**
+   * After the burst at the controller's default --workers, the same burst again at each of these
+   * (the fleet refilled first to the same queue length, the controller restarted with the flag).
+   */
+  burstWorkers?: readonly number[];
 }
 
 export const DEVICES_PER_NODE = 8;
@@ -47,6 +54,7 @@ const NAMESPACES = 40;
 /** Requests in flight when the bench creates or deletes objects. */
 const IN_FLIGHT = 48;
 const CONTROLLER = 'acceleratorlease';
+const DEFAULT_WORKERS = Number(CONTROLLER_FLAGS.workers.defaultText);
 
 interface Lease {
   metadata: {
@@ -110,25 +118,9 @@ export interface ScaleResult {
     bytesPerObject: number;
     heapUsedBytes: number;
   };
-  burst: {
-    deletions: number;
-    /** First DELETE sent to the last of the next leases Granted (seen by watch). */
-    ms: number;
-    handoffsPerSec: number;
-    reconciles: number;
-    reconcilesPerSec: number;
-    /** Per device: its DELETE sent to its next lease Granted. */
-    handoffMs: Percentiles;
-    /** Until the controller is quiet and the deleted leases are gone; Events included. */
-    requestsPerHandoff: number;
-    eventsPerHandoff: number;
-    requestsPerHandoffWithoutEvents: number;
-    /** Per handoff, from rest_client_requests_total: by verb, and by verb and resource. */
-    byVerb: Record<string, number>;
-    byResource: Record<string, number>;
-    /** Accelerator status writes of the fleet (the agents' side) per handoff. */
-    agentWritesPerHandoff: number;
-  };
+  burst: BurstResult;
+  /** The same burst at other --workers values, on the fleet refilled to the same queues. */
+  workers?: WorkersRun[];
   /** The whole scale part: fleet, objects, measurements and removing them. */
   wallMs: number;
   samples: {
@@ -141,6 +133,38 @@ export interface ScaleResult {
     rssFleetBytes: number[];
     handoffMs: number[];
   };
+}
+
+export interface WorkersRun {
+  workers: number;
+  deletions: number;
+  ms: number;
+  handoffsPerSec: number;
+  handoffMs: Percentiles;
+  requestsPerHandoff: number;
+  eventsPerHandoff: number;
+}
+
+export interface BurstResult {
+  /** The controller's --workers (its default, for the part's first burst). */
+  workers?: number;
+  deletions: number;
+  /** First DELETE sent to the last of the next leases Granted (seen by watch). */
+  ms: number;
+  handoffsPerSec: number;
+  reconciles: number;
+  reconcilesPerSec: number;
+  /** Per device: its DELETE sent to its next lease Granted. */
+  handoffMs: Percentiles;
+  /** Until the controller is quiet and the deleted leases are gone; Events included. */
+  requestsPerHandoff: number;
+  eventsPerHandoff: number;
+  requestsPerHandoffWithoutEvents: number;
+  /** Per handoff, from rest_client_requests_total: by verb, and by verb and resource. */
+  byVerb: Record<string, number>;
+  byResource: Record<string, number>;
+  /** Accelerator status writes of the fleet (the agents' side) per handoff. */
+  agentWritesPerHandoff: number;
 }
 
 const round = (x: number, digits = 2) => Math.round(x * 10 ** digits) / 10 ** digits;
@@ -258,7 +282,8 @@ export async function benchScale(
     nodeArgs: opts.cpuProfileDir ? ['--cpu-prof', '--cpu-prof-dir', opts.cpuProfileDir] : [],
   };
   // At info level the controller logs 'caches synced' and little else (no line per reconcile).
-  const ctlStart = () => startController(kubeconfig, ['--log-level', 'info'], controllerOptions);
+  const ctlStart = (args: string[] = []) =>
+    startController(kubeconfig, ['--log-level', 'info', ...args], controllerOptions);
 
   // Baseline: the same controller on the cluster before the fleet exists.
   const empty = await listFloor(kubeconfig);
@@ -415,82 +440,154 @@ export async function benchScale(
       `  RSS ${mib(median(rssFleetBytes))} with the fleet, ${mib(median(rssEmptyBytes))} without (${objects} objects)`,
     );
 
-    // ---- burst: granted leases deleted at once (every one, or burstDeletions spread evenly) ---
-    const granted = new Map<string, Lease>();
-    for (const l of leases.informer.list())
-      if (ours(l) && l.status?.phase === 'Granted') granted.set(l.spec?.accelerator ?? '', l);
-    const grantedBy = burstSubset(devices, granted, opts.burstDeletions ?? devices.length);
-    const deleted = new Set([...grantedBy.values()].map((l) => l.metadata.uid));
-    const deletedAt = new Map<string, number>();
-    const handedAt = new Map<string, number>();
-    const gone = new Set<string>();
-    let allHanded: () => void = () => undefined;
-    const handed = new Promise<void>((resolve) => (allHanded = resolve));
-    const onLease = (l: Lease) => {
-      const device = l.spec?.accelerator ?? '';
-      if (
-        l.status?.phase !== 'Granted' ||
-        deleted.has(l.metadata.uid) ||
-        !grantedBy.has(device) ||
-        handedAt.has(device)
-      )
-        return;
-      handedAt.set(device, performance.now());
-      if (handedAt.size === grantedBy.size) allHanded();
+    /** Per device with a Granted lease: it and the leases queued behind it (positioned). */
+    const queues = () => {
+      const granted = new Set<string>();
+      const held = new Map<string, number>();
+      for (const l of leases.informer.list()) {
+        if (!ours(l) || l.metadata.deletionTimestamp) continue;
+        const device = l.spec?.accelerator ?? '';
+        const phase = l.status?.phase;
+        if (phase === 'Granted') granted.add(device);
+        else if (phase !== 'Pending' || (l.status?.queuePosition ?? 0) < 1) continue;
+        held.set(device, (held.get(device) ?? 0) + 1);
+      }
+      for (const device of held.keys()) if (!granted.has(device)) held.delete(device);
+      return held;
     };
-    const unsubscribe = [
-      leases.informer.on('update', onLease),
-      leases.informer.on('add', onLease),
-      leases.informer.on('delete', (l) => {
-        if (deleted.has(l.metadata.uid)) gone.add(l.metadata.uid ?? '');
-      }),
-    ];
-    const fleetWrites = async () =>
-      counter(await (fleet as Proc).metrics(), 'accel_fleet_status_writes_total');
-    const before = await requestCounts(ctl);
-    const reconcilesBefore = (await quiet(ctl))?.reconciles ?? NaN;
-    const agentBefore = await fleetWrites();
-    const burstStart = performance.now();
-    await inParallel([...grantedBy], IN_FLIGHT, async ([device, l]) => {
-      deletedAt.set(device, performance.now());
-      await b.request(
-        'DELETE',
-        `${GROUP}/namespaces/${l.metadata.namespace}/acceleratorleases/${l.metadata.name}`,
-      );
-    });
-    // A deadline whose timer goes with the burst: a pending timer would keep the process alive.
-    let deadline: NodeJS.Timeout | undefined;
-    await Promise.race([
-      handed,
-      new Promise<never>((_, reject) => {
-        deadline = setTimeout(
-          () =>
-            reject(new Error(`burst: ${handedAt.size}/${grantedBy.size} handed over after 10 min`)),
-          10 * 60_000,
+
+    // ---- burst: granted leases deleted at once (every one, or burstDeletions spread evenly) ---
+    const burst = async (): Promise<{ result: BurstResult; handoffMs: number[]; line: string }> => {
+      const granted = new Map<string, Lease>();
+      for (const l of leases.informer.list())
+        if (ours(l) && l.status?.phase === 'Granted') granted.set(l.spec?.accelerator ?? '', l);
+      const grantedBy = burstSubset(devices, granted, opts.burstDeletions ?? devices.length);
+      const deleted = new Set([...grantedBy.values()].map((l) => l.metadata.uid));
+      const deletedAt = new Map<string, number>();
+      const handedAt = new Map<string, number>();
+      const gone = new Set<string>();
+      let allHanded: () => void = () => undefined;
+      const handed = new Promise<void>((resolve) => (allHanded = resolve));
+      const onLease = (l: Lease) => {
+        const device = l.spec?.accelerator ?? '';
+        if (
+          l.status?.phase !== 'Granted' ||
+          deleted.has(l.metadata.uid) ||
+          !grantedBy.has(device) ||
+          handedAt.has(device)
+        )
+          return;
+        handedAt.set(device, performance.now());
+        if (handedAt.size === grantedBy.size) allHanded();
+      };
+      const unsubscribe = [
+        leases.informer.on('update', onLease),
+        leases.informer.on('add', onLease),
+        leases.informer.on('delete', (l) => {
+          if (deleted.has(l.metadata.uid)) gone.add(l.metadata.uid ?? '');
+        }),
+      ];
+      const fleetWrites = async () =>
+        counter(await (fleet as Proc).metrics(), 'accel_fleet_status_writes_total');
+      const before = await requestCounts(ctl);
+      const reconcilesBefore = (await quiet(ctl))?.reconciles ?? NaN;
+      const agentBefore = await fleetWrites();
+      const burstStart = performance.now();
+      await inParallel([...grantedBy], IN_FLIGHT, async ([device, l]) => {
+        deletedAt.set(device, performance.now());
+        await b.request(
+          'DELETE',
+          `${GROUP}/namespaces/${l.metadata.namespace}/acceleratorleases/${l.metadata.name}`,
         );
-      }),
-    ]).finally(() => clearTimeout(deadline));
-    const burstMs = Math.max(...handedAt.values()) - burstStart;
-    const reconciles =
-      counter(await ctl.metrics(), 'controller_runtime_reconcile_total', `"${CONTROLLER}"`) -
-      reconcilesBefore;
-    await waitFor('the deleted leases gone', () => gone.size === deleted.size, 5 * 60_000, 200);
-    await waitFor('the controller quiet after the burst', () => quiet(ctl), 5 * 60_000, 200);
-    await sleep(1000); // Events are written after the reconcile that records them
-    const after = await requestCounts(ctl);
-    const agentWrites = (await fleetWrites()) - agentBefore;
-    for (const off of unsubscribe) off();
-    const n = grantedBy.size;
-    const handoffMs = [...grantedBy.keys()].map(
-      (d) => (handedAt.get(d) ?? NaN) - (deletedAt.get(d) ?? NaN),
-    );
-    const byResource = minus(after.byResource, before.byResource, n);
-    const events = (byResource['create events'] ?? 0) + (byResource['patch events'] ?? 0);
-    const byVerb = minus(after.byVerb, before.byVerb, n);
-    const perHandoff = total(byVerb);
-    log(
-      `  burst: ${n} deletions handed over in ${s(burstMs)} (${(n / (burstMs / 1000)).toFixed(1)}/s), ${(reconciles / (burstMs / 1000)).toFixed(1)} reconciles/s, ${perHandoff.toFixed(2)} requests per handoff (${events.toFixed(2)} of them Events)`,
-    );
+      });
+      // A deadline whose timer goes with the burst: a pending timer would keep the process alive.
+      let deadline: NodeJS.Timeout | undefined;
+      await Promise.race([
+        handed,
+        new Promise<never>((_, reject) => {
+          deadline = setTimeout(
+            () =>
+              reject(
+                new Error(`burst: ${handedAt.size}/${grantedBy.size} handed over after 10 min`),
+              ),
+            10 * 60_000,
+          );
+        }),
+      ]).finally(() => clearTimeout(deadline));
+      const burstMs = Math.max(...handedAt.values()) - burstStart;
+      const reconciles =
+        counter(await ctl.metrics(), 'controller_runtime_reconcile_total', `"${CONTROLLER}"`) -
+        reconcilesBefore;
+      await waitFor('the deleted leases gone', () => gone.size === deleted.size, 5 * 60_000, 200);
+      await waitFor('the controller quiet after the burst', () => quiet(ctl), 5 * 60_000, 200);
+      await sleep(1000); // Events are written after the reconcile that records them
+      const after = await requestCounts(ctl);
+      const agentWrites = (await fleetWrites()) - agentBefore;
+      for (const off of unsubscribe) off();
+      const n = grantedBy.size;
+      const handoffMs = [...grantedBy.keys()].map(
+        (d) => (handedAt.get(d) ?? NaN) - (deletedAt.get(d) ?? NaN),
+      );
+      const byResource = minus(after.byResource, before.byResource, n);
+      const events = (byResource['create events'] ?? 0) + (byResource['patch events'] ?? 0);
+      const byVerb = minus(after.byVerb, before.byVerb, n);
+      const perHandoff = total(byVerb);
+      const line = `${n} deletions handed over in ${s(burstMs)} (${(n / (burstMs / 1000)).toFixed(1)}/s), ${(reconciles / (burstMs / 1000)).toFixed(1)} reconciles/s, ${perHandoff.toFixed(2)} requests per handoff (${events.toFixed(2)} of them Events)`;
+      const result: BurstResult = {
+        deletions: n,
+        ms: round(burstMs),
+        handoffsPerSec: round(n / (burstMs / 1000), 1),
+        reconciles,
+        reconcilesPerSec: round(reconciles / (burstMs / 1000), 1),
+        handoffMs: percentiles(handoffMs),
+        requestsPerHandoff: round(perHandoff),
+        eventsPerHandoff: round(events),
+        requestsPerHandoffWithoutEvents: round(perHandoff - events),
+        byVerb,
+        byResource,
+        agentWritesPerHandoff: round(agentWrites / n),
+      };
+      return { result, handoffMs, line };
+    };
+    const first = await burst();
+    log(`  burst: ${first.line}`);
+
+    // ---- the same burst at other --workers: each device's queue refilled to its length first --
+    const workers: WorkersRun[] = [];
+    for (const [i, w] of (opts.burstWorkers ?? []).entries()) {
+      await ctl.stop();
+      const k = leasesPer + i;
+      const short = queues();
+      const refill = devices.flatMap((device, d) =>
+        short.get(device) === leasesPer - 1 ? [{ device, d }] : [],
+      );
+      await inParallel(refill, IN_FLIGHT, async ({ device, d }) => {
+        await b.lease(nsOf(d, k), leaseName(device, k), { accelerator: device });
+      });
+      ctl = await ctlStart(['--workers', String(w)]);
+      await waitFor(
+        `the refilled queues positioned (--workers ${w})`,
+        () => {
+          const now = queues();
+          return refill.every(({ device }) => now.get(device) === leasesPer);
+        },
+        5 * 60_000,
+        200,
+      );
+      await waitFor('the controller quiet after the refill', () => quiet(ctl), 5 * 60_000, 200);
+      const run = await burst();
+      log(`  burst at --workers ${w}: ${run.line}`);
+      const r = run.result;
+      workers.push({
+        workers: w,
+        deletions: r.deletions,
+        ms: r.ms,
+        handoffsPerSec: r.handoffsPerSec,
+        handoffMs: r.handoffMs,
+        requestsPerHandoff: r.requestsPerHandoff,
+        eventsPerHandoff: r.eventsPerHandoff,
+      });
+    }
 
     result = {
       nodes: nodes.length,
@@ -528,20 +625,8 @@ export async function benchScale(
         bytesPerObject: Math.round((median(rssFleetBytes) - median(rssEmptyBytes)) / objects),
         heapUsedBytes,
       },
-      burst: {
-        deletions: n,
-        ms: round(burstMs),
-        handoffsPerSec: round(n / (burstMs / 1000), 1),
-        reconciles,
-        reconcilesPerSec: round(reconciles / (burstMs / 1000), 1),
-        handoffMs: percentiles(handoffMs),
-        requestsPerHandoff: round(perHandoff),
-        eventsPerHandoff: round(events),
-        requestsPerHandoffWithoutEvents: round(perHandoff - events),
-        byVerb,
-        byResource,
-        agentWritesPerHandoff: round(agentWrites / n),
-      },
+      burst: { ...first.result, workers: DEFAULT_WORKERS },
+      ...(workers.length > 0 && { workers }),
       wallMs: 0,
       samples: {
         spawnToReconciledMs: spawnToReconciled.map((x) => round(x)),
@@ -551,7 +636,7 @@ export async function benchScale(
         coldStartWrites: writes,
         rssEmptyBytes,
         rssFleetBytes,
-        handoffMs: handoffMs.map((x) => round(x)),
+        handoffMs: first.handoffMs.map((x) => round(x)),
       },
     };
   } finally {
