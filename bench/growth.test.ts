@@ -112,9 +112,23 @@ describe('the scale rows', () => {
       requestsPerHandoff: 7.5,
       eventsPerHandoff: 1,
     }));
+    const writeFloor = {
+      writes: 7000,
+      inFlight: 4,
+      writesPerSec: 140,
+      handoffsPerSecCeiling: 20,
+      overCeiling: 5,
+    };
     const section = resultsSection({
-      scale: { ...scale, burst: { ...scale.burst, workers: 4 }, workers },
+      scale: {
+        ...scale,
+        burst: { ...scale.burst, workers: 4, writeFloors: [writeFloor] },
+        workers,
+      },
     });
+    expect(section).toContain(
+      "at 4 writes in flight (a bare client's merge patches of the same leases, 7,000 of them, the controller stopped: 140 writes/s over 7 requests per handoff) | 100/s | 20/s | 5x |",
+    );
     expect(section).toMatch(
       /Handoffs per second under the same burst \(.*`--workers 4`\) \| 100\/s \| - \| - \| >= 100\/s \| met \|/,
     );

@@ -138,6 +138,10 @@ function scaleRows(sc: ScaleResult): string[] {
     `| Reconciles per second under ${n(b.deletions)} lease deletions (${n(b.reconciles)} reconciles in ${(b.ms / 1000).toFixed(1)} s) | ${b.reconcilesPerSec}/s | - | - | - | - |`,
     `| Handoffs per second under the same burst (per device p50 ${(b.handoffMs.p50 / 1000).toFixed(1)} s, p99 ${(b.handoffMs.p99 / 1000).toFixed(1)} s${b.workers === undefined ? '' : `; \`--workers ${b.workers}\``}) | ${b.handoffsPerSec}/s | - | - | >= 100/s | ${verdict(b.handoffsPerSec, 100, false)} |`,
     `| Controller API requests per handoff in the burst (${b.eventsPerHandoff} of them Events; ${b.requestsPerHandoffWithoutEvents} without) | ${b.requestsPerHandoff} | - | - | <= 6 | ${verdict(b.requestsPerHandoff, 6)} |`,
+    ...(b.writeFloors ?? []).map(
+      (f) =>
+        `| Ceiling the API server's write rate puts on the burst at ${f.inFlight} writes in flight (a bare client's merge patches of the same leases, ${n(f.writes)} of them, the controller stopped: ${f.writesPerSec} writes/s over ${b.requestsPerHandoff} requests per handoff) | ${b.handoffsPerSec}/s | ${f.handoffsPerSecCeiling}/s | ${f.overCeiling}x | - | - |`,
+    ),
     ...(sc.workers ?? []).map(
       (w) =>
         `| The same burst at \`--workers ${w.workers}\` (queues refilled; per device p50 ${(w.handoffMs.p50 / 1000).toFixed(1)} s; ${w.requestsPerHandoff} requests per handoff, ${w.eventsPerHandoff} of them Events) | ${w.handoffsPerSec}/s | ${b.handoffsPerSec}/s (${b.workers === undefined ? 'the default' : `\`--workers ${b.workers}\``}, above) | ${Math.round((w.handoffsPerSec / b.handoffsPerSec) * 100) / 100}x | - | - |`,

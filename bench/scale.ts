@@ -145,9 +145,22 @@ export interface WorkersRun {
   eventsPerHandoff: number;
 }
 
+/** A bare client's lease writes on the same cluster: the ceiling they put on the burst. */
+export interface WriteFloor {
+  writes: number;
+  inFlight: number;
+  writesPerSec: number;
+  /** writesPerSec over the burst's controller requests per handoff. */
+  handoffsPerSecCeiling: number;
+  /** The burst's handoffs per second over that ceiling. */
+  overCeiling: number;
+}
+
 export interface BurstResult {
   /** The controller's --workers (its default, for the part's first burst). */
   workers?: number;
+  /** Measured after the first burst only: at the default --workers in flight, then at 48. */
+  writeFloors?: WriteFloor[];
   deletions: number;
   /** First DELETE sent to the last of the next leases Granted (seen by watch). */
   ms: number;
@@ -552,10 +565,46 @@ export async function benchScale(
     const first = await burst();
     log(`  burst: ${first.line}`);
 
+    // ---- the API server's write rate: a ceiling for the burst -------------------------------
+    // A bare client writes the fleet's leases (an annotation, merge patch) as many times as the
+    // controller sent requests in the burst, with the controller stopped: as many at once as the
+    // controller has workers, then as many as the bench itself sends when it fills the fleet.
+    // Each rate over the controller's requests per handoff is the most handoffs per second those
+    // requests allow on this API server at that concurrency.
+    await ctl.stop();
+    const targets = leases.informer.list().filter((l) => ours(l) && !l.metadata.deletionTimestamp);
+    const patches = Math.round(first.result.requestsPerHandoff * first.result.deletions);
+    const writeFloors: WriteFloor[] = [];
+    for (const inFlight of [DEFAULT_WORKERS, IN_FLIGHT]) {
+      const w0 = performance.now();
+      await inParallel(Array.from({ length: patches }), inFlight, async (_, i) => {
+        const l = targets[i % targets.length] as Lease;
+        await b.request(
+          'PATCH',
+          `${GROUP}/namespaces/${l.metadata.namespace}/acceleratorleases/${l.metadata.name}`,
+          { metadata: { annotations: { 'bench.accel.dmabuf.io/write': `${inFlight}-${i}` } } },
+          'application/merge-patch+json',
+        );
+      });
+      const writesPerSec = patches / ((performance.now() - w0) / 1000);
+      const ceiling = writesPerSec / first.result.requestsPerHandoff;
+      const floor: WriteFloor = {
+        writes: patches,
+        inFlight,
+        writesPerSec: round(writesPerSec, 1),
+        handoffsPerSecCeiling: round(ceiling, 1),
+        overCeiling: round(first.result.handoffsPerSec / ceiling),
+      };
+      writeFloors.push(floor);
+      log(
+        `  write floor: ${patches} lease patches, ${inFlight} in flight, ${floor.writesPerSec}/s: at ${first.result.requestsPerHandoff} requests per handoff at most ${floor.handoffsPerSecCeiling} handoffs/s (the burst reached ${floor.overCeiling}x of it)`,
+      );
+    }
+
     // ---- the same burst at other --workers: each device's queue refilled to its length first --
     const workers: WorkersRun[] = [];
     for (const [i, w] of (opts.burstWorkers ?? []).entries()) {
-      await ctl.stop();
+      await ctl.stop(); // (already stopped for the write floor, on the first round)
       const k = leasesPer + i;
       const short = queues();
       const refill = devices.flatMap((device, d) =>
@@ -625,7 +674,7 @@ export async function benchScale(
         bytesPerObject: Math.round((median(rssFleetBytes) - median(rssEmptyBytes)) / objects),
         heapUsedBytes,
       },
-      burst: { ...first.result, workers: DEFAULT_WORKERS },
+      burst: { ...first.result, workers: DEFAULT_WORKERS, writeFloors },
       ...(workers.length > 0 && { workers }),
       wallMs: 0,
       samples: {
