@@ -135,15 +135,10 @@ export interface ScaleResult {
   };
 }
 
-export interface WorkersRun {
-  workers: number;
-  deletions: number;
-  ms: number;
-  handoffsPerSec: number;
-  handoffMs: Percentiles;
-  requestsPerHandoff: number;
-  eventsPerHandoff: number;
-}
+export type WorkersRun = { workers: number } & Pick<
+  BurstResult,
+  'deletions' | 'ms' | 'handoffsPerSec' | 'handoffMs' | 'requestsPerHandoff' | 'eventsPerHandoff'
+>;
 
 /** A bare client's lease writes on the same cluster: the ceiling they put on the burst. */
 export interface WriteFloor {
