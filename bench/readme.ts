@@ -121,14 +121,14 @@ const NO_SCALE_ROWS = [
 
 const mib = (bytes: number) => `${(bytes / 2 ** 20).toFixed(1)} MiB`;
 const n = (x: number) => x.toLocaleString('en-US');
+const hundredths = (x: number) => Math.round(x * 100) / 100;
 
 function scaleRows(sc: ScaleResult): string[] {
   const c = sc.coldStart;
   const b = sc.burst;
   const fleet = `${n(sc.accelerators)} accelerators / ${n(sc.leases)} leases / ${n(sc.exports)} exports`;
   // From the recorded medians, as scale.ts computes it: results older than the figure have them too.
-  const netOfStart =
-    Math.round(((c.spawnToReconciledMs - c.emptyClusterMs) / c.listFloorMs) * 100) / 100;
+  const netOfStart = hundredths((c.spawnToReconciledMs - c.emptyClusterMs) / c.listFloorMs);
   return [
     `| Cold start, ${fleet} (spawn to every device reconciled, median of ${sc.samples.spawnToReconciledMs.length}: caches synced at ${c.spawnToSyncedMs} ms, first pass ${c.syncedToReconciledMs} ms; ${c.emptyClusterMs} ms on the empty cluster) | ${c.spawnToReconciledMs} ms | ${c.listFloorMs} ms (bare LIST of the same ${n(sc.objects)} objects) | ${c.overList}x | - | - |`,
     `| Cold start net of the start on the empty cluster (${c.spawnToReconciledMs} - ${c.emptyClusterMs} ms) | ${Math.round(c.spawnToReconciledMs - c.emptyClusterMs)} ms | ${c.listFloorMs} ms (the same LIST) | ${netOfStart}x | <= 1.5 | ${verdict(netOfStart, 1.5)} |`,
@@ -144,7 +144,7 @@ function scaleRows(sc: ScaleResult): string[] {
     ),
     ...(sc.workers ?? []).map(
       (w) =>
-        `| The same burst at \`--workers ${w.workers}\` (queues refilled; per device p50 ${(w.handoffMs.p50 / 1000).toFixed(1)} s; ${w.requestsPerHandoff} requests per handoff, ${w.eventsPerHandoff} of them Events) | ${w.handoffsPerSec}/s | ${b.handoffsPerSec}/s (${b.workers === undefined ? 'the default' : `\`--workers ${b.workers}\``}, above) | ${Math.round((w.handoffsPerSec / b.handoffsPerSec) * 100) / 100}x | - | - |`,
+        `| The same burst at \`--workers ${w.workers}\` (queues refilled; per device p50 ${(w.handoffMs.p50 / 1000).toFixed(1)} s; ${w.requestsPerHandoff} requests per handoff, ${w.eventsPerHandoff} of them Events) | ${w.handoffsPerSec}/s | ${b.handoffsPerSec}/s (${b.workers === undefined ? 'the default' : `\`--workers ${b.workers}\``}, above) | ${hundredths(w.handoffsPerSec / b.handoffsPerSec)}x | - | - |`,
     ),
   ];
 }

@@ -621,15 +621,11 @@ export async function benchScale(
       await waitFor('the controller quiet after the refill', () => quiet(ctl), 5 * 60_000, 200);
       const run = await burst();
       log(`  burst at --workers ${w}: ${run.line}`);
-      const r = run.result;
+      const { deletions, ms, handoffsPerSec, handoffMs, requestsPerHandoff, eventsPerHandoff } =
+        run.result;
       workers.push({
         workers: w,
-        deletions: r.deletions,
-        ms: r.ms,
-        handoffsPerSec: r.handoffsPerSec,
-        handoffMs: r.handoffMs,
-        requestsPerHandoff: r.requestsPerHandoff,
-        eventsPerHandoff: r.eventsPerHandoff,
+        ...{ deletions, ms, handoffsPerSec, handoffMs, requestsPerHandoff, eventsPerHandoff },
       });
     }
 

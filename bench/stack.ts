@@ -90,16 +90,15 @@ async function start(
     metrics: async () => (await fetch(`http://127.0.0.1:${httpPort}/metrics`)).text(),
   };
   running.push(proc);
-  const deadline = Date.now() + (options.readyTimeoutMs ?? 60_000);
+  const readyTimeoutMs = options.readyTimeoutMs ?? 60_000;
+  const deadline = Date.now() + readyTimeoutMs;
   for (;;) {
     if (child.exitCode !== null)
       throw new Error(`${name} exited: ${readFileSync(logFile, 'utf8').slice(-1500)}`);
     const res = await fetch(`http://127.0.0.1:${httpPort}/readyz`).catch(() => undefined);
     if (res?.status === 200) break;
     if (Date.now() > deadline)
-      throw new Error(
-        `${name} not ready after ${(options.readyTimeoutMs ?? 60_000) / 1000} s (log: ${logFile})`,
-      );
+      throw new Error(`${name} not ready after ${readyTimeoutMs / 1000} s (log: ${logFile})`);
     await sleep(options.readyPollMs ?? 100);
   }
   proc.readyAt = performance.now();

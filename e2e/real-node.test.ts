@@ -271,8 +271,10 @@ describe.skipIf(skipped)('the chart on a real node', () => {
     onTestFailed(async () => {
       const state = await kubectl(['get', 'accelerators,acceleratorleases', '-A', '-o', 'yaml']);
       console.log(state.stdout.slice(-8000));
-      for (const selector of [controllerSelector, agentSelector]) {
-        const ns = selector === agentSelector ? agentNamespace() : namespace;
+      for (const [ns, selector] of [
+        [namespace, controllerSelector],
+        [agentNamespace(), agentSelector],
+      ] as const) {
         const logs = await kubectl(['logs', '-n', ns, '-l', selector, '--tail', '60']);
         console.log(`logs of ${selector}:\n${(logs.stdout + logs.stderr).slice(-8000)}`);
       }
